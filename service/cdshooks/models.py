@@ -1,0 +1,193 @@
+"""CDS Hooks 2.0 shapes as pydantic models.
+
+Input models are tolerant: unknown fields and `extension` pass through, because EHRs add their own.
+Output models are strict: unknown fields are refused, and optional fields are None or non-empty (the spec
+forbids nulls and empty arrays in responses), so `dump()` can simply drop Nones.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+T = TypeVar("T")
+NonEmpty = Annotated[list[T], Field(min_length=1)]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+RESOURCE_REF = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-\.]{1,64}$"
+FHIR_ID = r"^[A-Za-z0-9\-\.]{1,64}$"
+
+
+class Tolerant(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# ---- requests -------------------------------------------------------------------------------------------------
+
+
+class FhirAuthorization(Tolerant):
+    access_token: str = Field(min_length=1)
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(ge=0)
+    scope: str = Field(min_length=1)
+    subject: str = Field(min_length=1)
+    patient: str | None = None
+
+
+class HookRequest(Tolerant):
+    """A call to a CDS Service (spec 2.0 "HTTP Request")."""
+
+    hook: str = Field(min_length=1, examples=["patient-view"])
+    hookInstance: str = Field(pattern=UUID_PATTERN, description="a UUID for this hook call")  # noqa: N815
+    fhirServer: HttpUrl | None = None  # noqa: N815
+    fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+    extension: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _authorization_needs_server(self) -> HookRequest:
+        if self.fhirAuthorization is not None and self.fhirServer is None:
+            raise ValueError("fhirAuthorization was sent without fhirServer")
+        return self
+
+
+class PatientViewContext(Tolerant):
+    userId: str = Field(pattern=RESOURCE_REF)  # noqa: N815
+    patientId: str = Field(pattern=FHIR_ID)  # noqa: N815
+    encounterId: str | None = Field(default=None, pattern=FHIR_ID)  # noqa: N815
+
+
+class EncounterStartContext(PatientViewContext):
+    encounterId: str = Field(pattern=FHIR_ID)  # noqa: N815
+
+
+class OrderSignContext(PatientViewContext):
+    draftOrders: dict[str, Any]  # noqa: N815
+
+    @model_validator(mode="after")
+    def _draft_orders_is_bundle(self) -> OrderSignContext:
+        if self.draftOrders.get("resourceType") != "Bundle":
+            raise ValueError("draftOrders must be a FHIR Bundle")
+        return self
+
+
+class OrderSelectContext(OrderSignContext):
+    selections: NonEmpty[str]
+
+
+CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
+    "patient-view": PatientViewContext,
+    "encounter-start": EncounterStartContext,
+    "order-sign": OrderSignContext,
+    "order-select": OrderSelectContext,
+}
+
+
+class OverrideReasonChoice(Tolerant):
+    reason: Coding | None = None
+    userComment: str | None = None  # noqa: N815
+
+
+class AcceptedSuggestion(Tolerant):
+    id: str = Field(min_length=1)
+
+
+class FeedbackItem(Tolerant):
+    card: str = Field(min_length=1)
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None  # noqa: N815
+    overrideReason: OverrideReasonChoice | None = None  # noqa: N815
+    outcomeTimestamp: str = Field(  # noqa: N815
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+    )
+
+
+class FeedbackRequest(Tolerant):
+    feedback: NonEmpty[FeedbackItem]
+
+
+# ---- responses ------------------------------------------------------------------------------------------------
+
+
+class Coding(Strict):
+    system: str | None = None
+    code: str = Field(min_length=1)
+    display: str | None = None
+
+
+class Source(Strict):
+    label: str = Field(min_length=1)
+    url: str | None = None
+    icon: str | None = None
+    topic: Coding | None = None
+
+
+class Action(Strict):
+    type: Literal["create", "update", "delete"]
+    description: str = Field(min_length=1)
+    resource: dict[str, Any] | None = None
+    resourceId: str | None = None  # noqa: N815
+
+
+class Suggestion(Strict):
+    label: str = Field(min_length=1)
+    uuid: str | None = None
+    isRecommended: bool | None = None  # noqa: N815
+    actions: NonEmpty[Action] | None = None
+
+
+class Link(Strict):
+    label: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    type: Literal["absolute", "smart"]
+    appContext: str | None = None  # noqa: N815
+    autolaunchable: bool | None = None
+
+
+class Card(Strict):
+    uuid: str | None = None
+    summary: str = Field(min_length=1, max_length=139)
+    detail: str | None = None
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    suggestions: NonEmpty[Suggestion] | None = None
+    selectionBehavior: Literal["at-most-one", "any"] | None = None  # noqa: N815
+    overrideReasons: NonEmpty[Coding] | None = None  # noqa: N815
+    links: NonEmpty[Link] | None = None
+    extension: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _suggestions_need_behaviour(self) -> Card:
+        if self.suggestions and self.selectionBehavior is None:
+            raise ValueError("selectionBehavior is required when suggestions are present")
+        if self.overrideReasons and any(not r.display for r in self.overrideReasons):
+            raise ValueError("every override reason needs a display")
+        return self
+
+
+class CdsResponse(Strict):
+    cards: list[Card]
+    systemActions: NonEmpty[Action] | None = None  # noqa: N815
+    extension: dict[str, Any] | None = None
+
+
+class DiscoveryService(Strict):
+    hook: str
+    title: str | None = None
+    description: str
+    id: str
+    prefetch: dict[str, str] | None = None
+    usageRequirements: str | None = None  # noqa: N815
+    extension: dict[str, Any] | None = None
+
+
+class Discovery(Strict):
+    services: list[DiscoveryService]

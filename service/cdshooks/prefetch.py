@@ -1,0 +1,90 @@
+"""Prefetch as the spec defines it: per key, a resource, a searchset Bundle, null (no data) or absent.
+
+Absent and an OperationOutcome (the EHR's query failed) both mean "not prefetched": the data must be
+fetched from the FHIR server, or the call answered 412.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.errors import BadRequest
+
+_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+
+
+@dataclass
+class PrefetchResult:
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    aliases: set[str] = field(default_factory=set)
+    missing: list[str] = field(default_factory=list)
+
+
+def render_query(template: str, context: Mapping[str, Any]) -> str | None:
+    """Fill a prefetch template's tokens from the hook context; None when a token has no value."""
+    failed = False
+
+    def fill(match: re.Match[str]) -> str:
+        nonlocal failed
+        name = match.group(1)
+        user_type, _, user_id = str(context.get("userId", "")).partition("/")
+        value: Any = None
+        if name.startswith("context."):
+            value = context.get(name.removeprefix("context."))
+        elif name == f"user{user_type}Id" and user_type in ("Practitioner", "PractitionerRole"):
+            value = user_id
+        if not isinstance(value, str) or not value:
+            failed = True
+            return ""
+        return value
+
+    query = _TOKEN.sub(fill, template)
+    return None if failed else query
+
+
+def resources_of(value: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """The resources in one prefetch value (a resource or a Bundle), and the fullUrls of any Patient entries."""
+    if value.get("resourceType") != "Bundle":
+        return [value], set()
+    resources: list[dict[str, Any]] = []
+    aliases: set[str] = set()
+    entries = value.get("entry") or []
+    if not isinstance(entries, list):
+        raise BadRequest(f"prefetch key {key!r}: Bundle.entry must be an array")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise BadRequest(f"prefetch key {key!r}: Bundle.entry[{i}] must be an object")
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        if (entry.get("search") or {}).get("mode") == "outcome" or resource.get("resourceType") == "OperationOutcome":
+            continue
+        if resource.get("resourceType") == "Patient" and isinstance(entry.get("fullUrl"), str):
+            aliases.add(entry["fullUrl"])
+        resources.append(resource)
+    return resources, aliases
+
+
+def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | None) -> PrefetchResult:
+    """Split the EHR's prefetch into usable resources and the template keys still missing."""
+    result = PrefetchResult()
+    sent = prefetch or {}
+    for key in templates:
+        if key not in sent:
+            result.missing.append(key)
+            continue
+        value = sent[key]
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+            raise BadRequest(f"prefetch key {key!r} must be a FHIR resource, a Bundle or null")
+        if value["resourceType"] == "OperationOutcome":
+            result.missing.append(key)
+            continue
+        resources, aliases = resources_of(value, key)
+        result.resources.extend(resources)
+        result.aliases.update(aliases)
+    return result

@@ -1,0 +1,161 @@
+"""Render fired decisions as one CDS Hooks card a clinician can act on and audit.
+
+When several rules fire, the most urgent wins the card (and its suggestions), and the others' evidence joins
+its detail: a response never offers two MRIs. Every card names the rule versions and the resources behind it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
+from service.engine.evaluate import CriterionResult, Decision
+from service.engine.ruleset import RuleSet
+from service.fhir.record import Fact
+
+EXTENSION_KEY = "org.mscc-cds.decision"
+_REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What a card needs to know about the call: who, where, when, and how to make ids."""
+
+    patient_id: str
+    now: datetime
+    new_uuid: Callable[[], str]
+    user_id: str | None = None
+    encounter_id: str | None = None
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").strip() or "-"
+
+
+def _fact_line(fact: Fact) -> str:
+    status = f" ({fact.status})" if fact.status and fact.resource_type == "Condition" else ""
+    value = f" = {fact.value:g}{' ' + fact.unit if fact.unit else ''}" if fact.value is not None else ""
+    return f"| {fact.reference} | {_cell(fact.label)}{value}{_cell(status) if status else ''} | {fact.date_text} |"
+
+
+def _held_path(decision: Decision) -> list[CriterionResult]:
+    """The criteria under `when` that held, top-down, so the card can say why in the rule's own words."""
+    rule = decision.rule
+    out: list[CriterionResult] = []
+
+    def walk(name: str) -> None:
+        result = decision.criteria[name]
+        if not result.held or result in out:
+            return
+        out.append(result)
+        if result.kind in ("all_of", "any_of"):
+            for child in rule.criteria[name].spec.children:
+                walk(child)
+
+    walk(rule.spec.when)
+    return out
+
+
+def _evidence_table(facts: list[Fact]) -> list[str]:
+    return ["| Resource | Finding | Date |", "| --- | --- | --- |", *(_fact_line(f) for f in facts)]
+
+
+def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardContext) -> str:
+    spec = lead.rule.spec
+    lines = [spec.card.detail.strip(), "", f"**Why:** {spec.title}."]
+    lines += [f"- {r.description}" for r in _held_path(lead)[1:]]
+    lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence)]
+    for other in others:
+        lines += ["", f"**Also met:** {other.rule.spec.title} (rule `{other.ref}`).", ""]
+        lines += _evidence_table(other.evidence)
+    for order in lead.dropped_suggestions:
+        unless = next(s.unless for s in spec.card.suggestions if s.order == order)
+        reason = lead.criteria[unless] if unless else None
+        if reason is not None:
+            refs = ", ".join(f"{f.reference} ({f.date_text})" for f in reason.evidence)
+            lines += ["", f"No {ruleset.config.orders[order].description} is offered: {reason.description} ({refs})."]
+    lines += [
+        "",
+        f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{ruleset.revision}`; "
+        f"evaluated {ctx.now.isoformat(timespec='seconds')}.",
+    ]
+    return "\n".join(lines)
+
+
+def _service_request(
+    template: dict[str, Any], priority: str, lead: Decision, evidence: list[Fact], ruleset: RuleSet, ctx: CardContext
+) -> dict[str, Any]:
+    resource = copy.deepcopy(template)
+    resource.setdefault("status", "draft")
+    resource.setdefault("intent", "order")
+    resource["priority"] = priority
+    resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
+    resource["authoredOn"] = ctx.now.isoformat(timespec="seconds")
+    if ctx.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
+    if ctx.user_id and ctx.user_id.split("/")[0] in ("Practitioner", "PractitionerRole"):
+        resource["requester"] = {"reference": ctx.user_id}
+    reasons = [{"reference": f.reference, "display": f.label} for f in evidence if f.resource_type in _REASON_TYPES]
+    if reasons:
+        resource["reasonReference"] = reasons
+    resource["note"] = [{"text": f"Suggested by CDS rule {lead.ref}, rule set revision {ruleset.revision}."}]
+    return resource
+
+
+def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -> Card | None:
+    """One card for the fired decisions (most urgent first), or None when nothing fired."""
+    fired = [d for d in decisions if d.fired]
+    if not fired:
+        return None
+    lead, others = fired[0], fired[1:]
+    template = lead.rule.spec.card
+    evidence = list({f.reference: f for d in fired for f in d.evidence}.values())
+    suggestions = [
+        Suggestion(
+            label=s.label,
+            uuid=ctx.new_uuid(),
+            isRecommended=s.recommended,
+            actions=[
+                Action(
+                    type="create",
+                    description=ruleset.config.orders[s.order].description,
+                    resource=_service_request(
+                        ruleset.config.orders[s.order].resource, s.priority, lead, evidence, ruleset, ctx
+                    ),
+                )
+            ],
+        )
+        for s in template.suggestions
+        if s.order not in lead.dropped_suggestions
+    ]
+    config = ruleset.config
+    return Card(
+        uuid=ctx.new_uuid(),
+        summary=template.summary,
+        indicator=template.indicator,
+        detail=_detail(lead, others, ruleset, ctx),
+        source=Source(
+            label=lead.rule.spec.source.label,
+            url=str(lead.rule.spec.source.url),
+            topic=Coding(system=config.topic.system, code=config.topic.code, display=config.topic.display),
+        ),
+        suggestions=suggestions or None,
+        selectionBehavior="any" if suggestions else None,
+        overrideReasons=[
+            Coding(system=config.override_reason_system, code=code, display=config.override_reasons[code])
+            for code in template.override_reasons
+        ]
+        or None,
+        links=[Link(label=link.label, url=str(link.url), type="absolute") for link in template.links] or None,
+        extension={
+            EXTENSION_KEY: {
+                "rules": [d.ref for d in fired],
+                "rulesetRevision": ruleset.revision,
+                "evidence": [{"reference": f.reference, "date": f.date_text} for f in evidence],
+            }
+        },
+    )

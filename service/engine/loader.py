@@ -1,0 +1,288 @@
+"""Load `rules/` and refuse it unless every file validates: the service never serves a broken rule set.
+
+Every problem is collected (file, field, message) so an author fixes them all in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from fhirpathpy import compile as compile_fhirpath
+from pydantic import TypeAdapter, ValidationError
+
+from service.engine.model import Criterion, RuleSetConfig, RuleVersion
+from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
+from service.engine.valuesets import CodeIndex, ValueSetDef, ValueSetError, parse_valueset
+from service.engine.yamlfile import load_yaml
+from service.errors import RuleProblem, RuleSetInvalid
+from service.fhir.validate import validate_resource
+
+RULESET_FILE = "ruleset.yaml"
+VALUESET_DIR = "valuesets"
+_VERSION_FILE = re.compile(r"^\d+\.\d+\.\d+\.yaml$")
+_DURATION = TypeAdapter(timedelta)
+_PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+KNOWN_TOKENS = frozenset(
+    {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId", "userPractitionerRoleId"}
+)
+
+
+class _Problems:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.items: list[RuleProblem] = []
+
+    def add(self, path: Path, field: str, problem: str) -> None:
+        self.items.append(RuleProblem(_relative(path, self.root), field, problem))
+
+    def add_validation(self, path: Path, error: ValidationError) -> None:
+        for e in error.errors(include_url=False, include_input=False):
+            self.add(path, ".".join(str(p) for p in e["loc"]), e["msg"])
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path("rules") / path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path, problems: _Problems) -> Any:
+    try:
+        return load_yaml(path)
+    except yaml.YAMLError as error:
+        problems.add(path, "", f"not valid YAML: {error}".replace("\n", " "))
+    except OSError as error:
+        problems.add(path, "", f"cannot be read: {error.strerror}")
+    return None
+
+
+def _rule_folders(root: Path) -> list[Path]:
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != VALUESET_DIR and not p.name.startswith(".")]
+
+
+def revision_of(root: Path) -> str:
+    """Content hash of what decides a card (ruleset.yaml, value sets, rule versions), not of docs or tests."""
+    files = [root / RULESET_FILE, *(root / VALUESET_DIR).glob("*.json")]
+    files += [p for folder in _rule_folders(root) for p in folder.glob("*.yaml") if _VERSION_FILE.match(p.name)]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in files if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _load_config(root: Path, problems: _Problems) -> RuleSetConfig | None:
+    path = root / RULESET_FILE
+    raw = _read_yaml(path, problems)
+    if raw is None:
+        if path.exists():
+            return None
+        problems.add(path, "", "missing: the rule set needs its ruleset.yaml")
+        return None
+    try:
+        config = RuleSetConfig.model_validate(raw)
+    except ValidationError as error:
+        problems.add_validation(path, error)
+        return None
+    for i, service in enumerate(config.services):
+        for key, template in service.prefetch.items():
+            for token in _PREFETCH_TOKEN.findall(template):
+                if token not in KNOWN_TOKENS:
+                    problems.add(path, f"services.{i}.prefetch.{key}", f"unknown prefetch token {{{{{token}}}}}")
+    for name, order in config.orders.items():
+        sample = {**order.resource, "subject": {"reference": "Patient/example"}, "priority": "stat"}
+        if sample.get("resourceType") != "ServiceRequest":
+            problems.add(path, f"orders.{name}.resource.resourceType", "must be ServiceRequest")
+        for issue in validate_resource(sample):
+            problems.add(path, f"orders.{name}.resource", f"{issue.location}: {issue.message}")
+    ids = [s.id for s in config.services]
+    if len(ids) != len(set(ids)):
+        problems.add(path, "services", "service ids must be unique")
+    return config
+
+
+def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
+    found: dict[str, ValueSetDef] = {}
+    folder = root / VALUESET_DIR
+    if not folder.is_dir():
+        problems.add(folder, "", "missing: value sets live in rules/valuesets/*.json")
+        return found
+    for path in sorted(folder.glob("*.json")):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            problems.add(path, "", f"not valid JSON: {error}")
+            continue
+        try:
+            found[path.stem] = parse_valueset(raw, path.stem)
+        except ValueSetError as error:
+            problems.add(path, error.location, error.message)
+    return found
+
+
+def _window(value: str | None, parameters: dict[str, Any], where: str, path: Path, problems: _Problems) -> Any:
+    if value is None:
+        return None
+    if value.startswith("$"):
+        name = value[1:]
+        if name not in parameters:
+            problems.add(path, where, f"parameter {name!r} is not defined under parameters")
+            return None
+        value = str(parameters[name])
+    try:
+        return _DURATION.validate_python(value)
+    except ValidationError:
+        problems.add(path, where, f"{value!r} is not an ISO 8601 duration such as P30D")
+        return None
+
+
+def _compile_criterion(
+    name: str, spec: Criterion, rule: RuleVersion, valuesets: dict[str, ValueSetDef], path: Path, problems: _Problems
+) -> CompiledCriterion:
+    where = f"criteria.{name}"
+    body = getattr(spec, spec.kind)
+    if hasattr(body, "valueset") and body.valueset not in valuesets:
+        problems.add(path, f"{where}.{spec.kind}.valueset", f"value set {body.valueset!r} does not exist")
+    for child in spec.children:
+        if child not in rule.criteria:
+            problems.add(path, f"{where}.{spec.kind}", f"criterion {child!r} is not defined")
+    window = _window(getattr(body, "within", None), rule.parameters, f"{where}.{spec.kind}.within", path, problems)
+    pattern = None
+    if spec.finding is not None and spec.finding.text_matches:
+        try:
+            pattern = re.compile(spec.finding.text_matches, re.IGNORECASE)
+        except re.error as error:
+            problems.add(path, f"{where}.finding.text_matches", f"not a valid regular expression: {error}")
+    fhirpath = None
+    if spec.fhirpath is not None:
+        try:
+            fhirpath = compile_fhirpath(spec.fhirpath.expression)
+            fhirpath({"resourceType": spec.fhirpath.resource_type})
+        except Exception as error:  # fhirpathpy raises bare Exception for syntax errors
+            problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")
+            fhirpath = None
+    return CompiledCriterion(name, spec, window, pattern, fhirpath)
+
+
+def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tuple[str, ...]:
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if state.get(name) == "done" or name not in rule.criteria:
+            return
+        if state.get(name) == "visiting":
+            problems.add(path, f"criteria.{name}", f"criteria refer to each other in a cycle: {' -> '.join(trail)}")
+            return
+        state[name] = "visiting"
+        for child in rule.criteria[name].children:
+            visit(child, (*trail, child))
+        state[name] = "done"
+        order.append(name)
+
+    if rule.when not in rule.criteria:
+        problems.add(path, "when", f"criterion {rule.when!r} is not defined")
+    visit(rule.when, (rule.when,))
+    referenced = set(order) | {s.unless for s in rule.card.suggestions if s.unless}
+    for s in rule.card.suggestions:
+        if s.unless:
+            visit(s.unless, (s.unless,))
+    for name in rule.criteria:
+        if name not in referenced:
+            problems.add(path, f"criteria.{name}", "is never used by `when` or a suggestion's `unless`")
+    return tuple(dict.fromkeys(order))
+
+
+def _check_card(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: _Problems) -> None:
+    for i, suggestion in enumerate(rule.card.suggestions):
+        if suggestion.order not in config.orders:
+            problems.add(path, f"card.suggestions.{i}.order", f"order {suggestion.order!r} is not in ruleset.yaml")
+        if suggestion.unless and suggestion.unless not in rule.criteria:
+            problems.add(path, f"card.suggestions.{i}.unless", f"criterion {suggestion.unless!r} is not defined")
+    for i, code in enumerate(rule.card.override_reasons):
+        if code not in config.override_reasons:
+            problems.add(path, f"card.override_reasons.{i}", f"override reason {code!r} is not in ruleset.yaml")
+    hooks = {s.hook for s in config.services}
+    for i, hook in enumerate(rule.hooks or []):
+        if hook not in hooks:
+            problems.add(path, f"hooks.{i}", f"no service in ruleset.yaml answers hook {hook!r}")
+
+
+def _load_rule_folder(
+    folder: Path, config: RuleSetConfig, valuesets: dict[str, ValueSetDef], problems: _Problems
+) -> dict[str, CompiledRule]:
+    versions: dict[str, CompiledRule] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        if not _VERSION_FILE.match(path.name):
+            problems.add(path, "", "a rule version file is named MAJOR.MINOR.PATCH.yaml")
+            continue
+        raw = _read_yaml(path, problems)
+        if raw is None:
+            continue
+        try:
+            rule = RuleVersion.model_validate(raw)
+        except ValidationError as error:
+            problems.add_validation(path, error)
+            continue
+        if rule.id != folder.name:
+            problems.add(path, "id", f"must equal the folder name {folder.name!r}")
+        if f"{rule.version}.yaml" != path.name:
+            problems.add(path, "version", f"must equal the file name ({path.stem})")
+        before = len(problems.items)
+        criteria = {
+            name: _compile_criterion(name, spec, rule, valuesets, path, problems)
+            for name, spec in rule.criteria.items()
+        }
+        order = _dependency_order(rule, path, problems)
+        _check_card(rule, config, path, problems)
+        if len(problems.items) == before:
+            versions[rule.version] = CompiledRule(rule, _relative(path, problems.root), criteria, order)
+    return versions
+
+
+def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Problems) -> None:
+    active = [v for v, r in versions.items() if r.spec.status == "active"]
+    if len(active) != 1:
+        problems.add(folder, "status", f"exactly one version must be active; found {len(active)} ({active})")
+    changelog = folder / "CHANGELOG.md"
+    text = changelog.read_text(encoding="utf-8") if changelog.is_file() else None
+    if text is None:
+        problems.add(changelog, "", "missing: every rule keeps a changelog")
+    else:
+        for version in versions:
+            if not re.search(rf"^##\s+\[?{re.escape(version)}\]?", text, re.MULTILINE):
+                problems.add(changelog, "", f"has no `## {version}` entry")
+    tests = folder / "tests"
+    if not tests.is_dir() or not any(tests.glob("*.yaml")):
+        problems.add(tests, "", "missing: every rule has test cases in tests/*.yaml")
+
+
+def load_ruleset(root: Path) -> RuleSet:
+    """Load and validate `root` (the rules/ folder); raise RuleSetInvalid listing every problem."""
+    root = root.resolve()
+    problems = _Problems(root)
+    if not root.is_dir():
+        raise RuleSetInvalid([RuleProblem(str(root), "", "rules folder does not exist")])
+    config = _load_config(root, problems)
+    valuesets = _load_valuesets(root, problems)
+    rules: dict[str, dict[str, CompiledRule]] = {}
+    folders = _rule_folders(root)
+    for folder in folders:
+        if config is None:
+            break
+        versions = _load_rule_folder(folder, config, valuesets, problems)
+        _check_folder(folder, versions, problems)
+        rules[folder.name] = versions
+    if not folders:
+        problems.add(root, "", "no rule folders found")
+    if problems.items or config is None:
+        raise RuleSetInvalid(problems.items)
+    return RuleSet(config, revision_of(root), root, CodeIndex(valuesets), rules)

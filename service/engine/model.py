@@ -1,0 +1,193 @@
+"""The schema of what rule authors write in `rules/`. `rules/rule.schema.json` is generated from it.
+
+Every model forbids unknown keys, so a typo in a rule file is an error at load, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case name")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="kebab-case id")]
+SemVer = Annotated[str, Field(pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$", description="MAJOR.MINOR.PATCH")]
+Window = Annotated[
+    str,
+    Field(
+        pattern=r"^(\$[a-z][a-z0-9_]*|P(\d+W|\d+D|\d+DT\d+H|T\d+H))$",
+        description="ISO 8601 duration in weeks, days or hours (P30D, P1W, PT48H), or $parameter",
+        examples=["P30D", "$current_window"],
+    ),
+]
+Priority = Literal["routine", "urgent", "asap", "stat"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Finding(StrictModel):
+    """A clinical finding recorded as a Condition or an Observation (by code, or by value for a symptom question)."""
+
+    valueset: Slug = Field(description="id of a value set in rules/valuesets/")
+    within: Window | None = Field(
+        default=None, description="only findings dated within this window before now count; omit for any time"
+    )
+    include_resolved: bool = Field(
+        default=False,
+        description="true: Conditions that are inactive, in remission or resolved still count (history of cancer)",
+    )
+    text_matches: str | None = Field(
+        default=None,
+        description="case-insensitive regular expression that the finding's text or display must also match",
+    )
+
+
+class Measurement(StrictModel):
+    """A numeric Observation (valueQuantity or valueInteger) compared with thresholds."""
+
+    valueset: Slug = Field(description="value set holding the Observation.code (e.g. LOINC 72514-3)")
+    within: Window | None = None
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+
+    @model_validator(mode="after")
+    def _needs_threshold(self) -> Measurement:
+        if all(v is None for v in (self.at_least, self.above, self.at_most, self.below)):
+            raise ValueError("a measurement needs at least one of at_least, above, at_most, below")
+        return self
+
+
+class OrderOrStudy(StrictModel):
+    """A ServiceRequest, ImagingStudy or DiagnosticReport (an order placed or a study done)."""
+
+    valueset: Slug
+    within: Window | None = None
+
+
+class FhirPathCheck(StrictModel):
+    """The escape hatch: a FHIRPath expression, true for some resource of the given type."""
+
+    resource_type: Literal["Condition", "Observation", "ServiceRequest", "ImagingStudy", "DiagnosticReport"]
+    expression: str = Field(min_length=1)
+
+
+class Criterion(StrictModel):
+    """A named test on the patient record. Exactly one of the kinds below."""
+
+    description: str = Field(min_length=1, description="what a clinician reads in the card and the trace")
+    finding: Finding | None = None
+    measurement: Measurement | None = None
+    order_or_study: OrderOrStudy | None = None
+    fhirpath: FhirPathCheck | None = None
+    all_of: list[Name] | None = Field(default=None, min_length=1)
+    any_of: list[Name] | None = Field(default=None, min_length=1)
+    none_of: list[Name] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Criterion:
+        kinds = [k for k in KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a criterion needs exactly one of {', '.join(KINDS)}; found {kinds or 'none'}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @property
+    def children(self) -> list[str]:
+        return list(self.all_of or self.any_of or self.none_of or [])
+
+
+KINDS = ("finding", "measurement", "order_or_study", "fhirpath", "all_of", "any_of", "none_of")
+
+
+class Suggestion(StrictModel):
+    order: Slug = Field(description="key of an order template in rules/ruleset.yaml")
+    priority: Priority
+    label: str = Field(min_length=1, max_length=120)
+    recommended: bool = True
+    unless: Name | None = Field(
+        default=None, description="criterion that, when it holds, removes this suggestion (e.g. MRI already done)"
+    )
+
+
+class Link(StrictModel):
+    label: str = Field(min_length=1)
+    url: HttpUrl
+
+
+class CardTemplate(StrictModel):
+    indicator: Literal["info", "warning", "critical"]
+    summary: str = Field(min_length=1, max_length=139, description="one sentence, under 140 characters")
+    detail: str = Field(min_length=1, description="GitHub-flavoured markdown; evidence is appended by the service")
+    suggestions: list[Suggestion] = Field(default_factory=list)
+    override_reasons: list[Slug] = Field(default_factory=list, description="codes from rules/ruleset.yaml")
+    links: list[Link] = Field(default_factory=list)
+
+
+class Source(StrictModel):
+    label: str = Field(min_length=1)
+    url: HttpUrl
+    citation: str | None = None
+
+
+class RuleVersion(StrictModel):
+    """One version of one rule: `rules/<id>/<version>.yaml`."""
+
+    id: Slug
+    version: SemVer
+    status: Literal["draft", "active", "retired"]
+    title: str = Field(min_length=1, max_length=120)
+    description: str = Field(min_length=1)
+    source: Source
+    hooks: list[str] | None = Field(
+        default=None, min_length=1, description="hooks this rule runs for; omit for every hook the rule set serves"
+    )
+    parameters: dict[Name, str | float] = Field(default_factory=dict)
+    criteria: dict[Name, Criterion] = Field(min_length=1)
+    when: Name = Field(description="the criterion that makes the rule fire")
+    card: CardTemplate
+
+
+class Coding(StrictModel):
+    system: str
+    code: str
+    display: str
+
+
+class ServiceEntry(StrictModel):
+    """One discovery entry: a hook this rule set answers."""
+
+    id: Slug
+    hook: Literal["patient-view", "order-select", "order-sign", "encounter-start"]
+    title: str
+    description: str
+    usage_requirements: str | None = None
+    prefetch: dict[str, str] = Field(min_length=1)
+
+
+class OrderTemplate(StrictModel):
+    """A FHIR ServiceRequest the card offers; the service fills subject, priority, dates and reasons."""
+
+    description: str
+    resource: dict[str, Any]
+
+
+class RuleSetConfig(StrictModel):
+    """`rules/ruleset.yaml`: what the rule set serves and the shared pieces every rule refers to."""
+
+    name: Slug
+    title: str
+    topic: Coding
+    override_reason_system: str
+    override_reasons: dict[Slug, str] = Field(description="code: display")
+    orders: dict[Slug, OrderTemplate]
+    services: list[ServiceEntry] = Field(min_length=1)
+    mri_orders_valueset: Slug | None = Field(
+        default=None, description="value set of draft orders that already are a spine MRI (order-select/order-sign)"
+    )

@@ -1,0 +1,71 @@
+"""A loaded, validated rule set: what the engine evaluates. Built only by `service.engine.loader`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from service.engine.model import Criterion, RuleSetConfig, RuleVersion
+from service.engine.valuesets import CodeIndex
+
+INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class CompiledCriterion:
+    name: str
+    spec: Criterion
+    window: timedelta | None = None
+    text_pattern: re.Pattern[str] | None = None
+    fhirpath: Callable[[dict[str, Any]], Any] | None = None
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    spec: RuleVersion
+    path: str
+    criteria: dict[str, CompiledCriterion]
+    order: tuple[str, ...]  # criteria in dependency order: children before parents
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def ref(self) -> str:
+        return f"{self.spec.id}@{self.spec.version}"
+
+    def applies_to(self, hook: str | None) -> bool:
+        return hook is None or self.spec.hooks is None or hook in self.spec.hooks
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    config: RuleSetConfig
+    revision: str
+    root: Path
+    codes: CodeIndex
+    rules: dict[str, dict[str, CompiledRule]] = field(default_factory=dict)
+
+    def active(self) -> list[CompiledRule]:
+        """Active versions, most urgent first, then by id: the order in which cards win."""
+        found = [v for versions in self.rules.values() for v in versions.values() if v.spec.status == "active"]
+        return sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], r.id))
+
+    def version(self, rule_id: str, version: str | None = None) -> CompiledRule | None:
+        """A named version, or the active one when no version is given."""
+        versions = self.rules.get(rule_id, {})
+        if version is not None:
+            return versions.get(version)
+        return next((v for v in versions.values() if v.spec.status == "active"), None)
+
+    def service(self, service_id: str) -> Any:
+        return next((s for s in self.config.services if s.id == service_id), None)

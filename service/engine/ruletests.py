@@ -1,0 +1,150 @@
+"""Rule tests: cases beside each rule (`rules/<id>/tests/*.yaml`) that say whether a version fires on a patient.
+
+A case gives a patient (inline resources, or a Bundle file such as one in fhir_examples/), an evaluation time
+and what must happen: fires or not, and optionally which criteria held and which resources are evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.engine.evaluate import FactIndex, evaluate_rule
+from service.engine.ruleset import RuleSet
+from service.engine.yamlfile import load_yaml
+from service.errors import InvalidFhir
+from service.fhir.bundle import read_patient_bundle
+from service.fhir.record import build_record
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Expectation(_Strict):
+    fires: bool
+    criteria: dict[str, bool] = Field(default_factory=dict, description="criterion name: whether it must hold")
+    evidence: list[str] = Field(default_factory=list, description="references (Type/id) that must be evidence")
+
+
+class Case(_Strict):
+    name: str = Field(min_length=1)
+    now: AwareDatetime | None = None
+    version: str | None = None
+    patient_id: str | None = None
+    resources: list[dict[str, Any]] | None = None
+    bundle: str | None = Field(default=None, description="path to a FHIR Bundle, relative to this file")
+    expect: Expectation
+
+    @model_validator(mode="after")
+    def _one_patient_source(self) -> Case:
+        if (self.resources is None) == (self.bundle is None):
+            raise ValueError("a case needs exactly one of `resources` or `bundle`")
+        return self
+
+
+class CaseFile(_Strict):
+    now: AwareDatetime | None = None
+    version: str | None = Field(default=None, description="rule version to test; default: the active one")
+    patient_id: str = "example"
+    cases: list[Case] = Field(min_length=1)
+
+
+@dataclass
+class CaseResult:
+    rule_id: str
+    version: str
+    file: str
+    name: str
+    passed: bool
+    message: str = ""
+    expects_fire: bool = False
+
+
+def _patient(case: Case, defaults: CaseFile, base: Path) -> tuple[str, set[str], list[dict[str, Any]]]:
+    if case.bundle is not None:
+        bundle = read_patient_bundle(json.loads((base / case.bundle).read_text(encoding="utf-8")))
+        return bundle.patient_id, bundle.aliases, bundle.resources
+    patient_id = case.patient_id or defaults.patient_id
+    resources = []
+    for resource in case.resources or []:
+        # Inline resources may leave out the subject: it is always the case's patient.
+        if resource.get("resourceType") != "Patient" and "subject" not in resource:
+            resource = {**resource, "subject": {"reference": f"Patient/{patient_id}"}}
+        resources.append(resource)
+    return patient_id, set(), resources
+
+
+def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path: Path) -> CaseResult:
+    version = case.version or defaults.version
+    rule = ruleset.version(rule_id, version)
+    label = str(path)
+    if rule is None:
+        return CaseResult(rule_id, version or "active", label, case.name, False, f"no version {version!r}")
+    now: datetime | None = case.now or defaults.now
+    if now is None:
+        return CaseResult(rule_id, rule.version, label, case.name, False, "no `now` given for the case or file")
+    try:
+        patient_id, aliases, resources = _patient(case, defaults, path.parent)
+    except (OSError, ValueError, InvalidFhir) as error:
+        return CaseResult(rule_id, rule.version, label, case.name, False, f"cannot read the patient: {error}")
+    record = build_record(patient_id, resources, patient_aliases=aliases)
+    if record.issues:
+        listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in record.issues)
+        return CaseResult(rule_id, rule.version, label, case.name, False, f"invalid FHIR in the case: {listing}")
+    decision = evaluate_rule(rule, FactIndex(record, ruleset.codes), now)
+    failures: list[str] = []
+    if decision.fired != case.expect.fires:
+        failures.append(f"expected fires={case.expect.fires}, got {decision.fired}")
+    for name, expected in case.expect.criteria.items():
+        result = decision.criteria.get(name)
+        if result is None:
+            failures.append(f"criterion {name!r} does not exist")
+        elif result.held != expected:
+            failures.append(f"criterion {name!r}: expected {expected}, got {result.held}")
+    evidence = {f.reference for f in decision.evidence}
+    failures += [f"{ref} is not in the evidence" for ref in case.expect.evidence if ref not in evidence]
+    return CaseResult(
+        rule_id, rule.version, label, case.name, not failures, "; ".join(failures), case.expect.fires
+    )
+
+
+def load_case_file(path: Path) -> CaseFile:
+    return CaseFile.model_validate(load_yaml(path))
+
+
+def case_files(ruleset: RuleSet) -> list[tuple[str, Path]]:
+    found = []
+    for rule_id in ruleset.rules:
+        found += [(rule_id, p) for p in sorted((ruleset.root / rule_id / "tests").glob("*.yaml"))]
+    return found
+
+
+def run_rule_tests(ruleset: RuleSet) -> list[CaseResult]:
+    """Run every case of every rule; a file that does not parse is one failed result naming the problem."""
+    results: list[CaseResult] = []
+    for rule_id, path in case_files(ruleset):
+        try:
+            defaults = load_case_file(path)
+        except (ValidationError, ValueError) as error:
+            results.append(CaseResult(rule_id, "?", str(path), "(file)", False, f"not a valid test file: {error}"))
+            continue
+        results += [_check(case, ruleset, rule_id, defaults, path) for case in defaults.cases]
+    return results
+
+
+def lint_rule_tests(results: list[CaseResult]) -> list[str]:
+    """Every active rule needs a positive and a negative case: a rule tested only one way is not tested."""
+    problems = []
+    for rule_id in sorted({r.rule_id for r in results}):
+        mine = [r for r in results if r.rule_id == rule_id]
+        if not any(r.expects_fire for r in mine):
+            problems.append(f"rules/{rule_id}/tests: no case where the rule fires")
+        if not any(not r.expects_fire for r in mine if r.name != "(file)"):
+            problems.append(f"rules/{rule_id}/tests: no negative case (where the rule must not fire)")
+    return problems

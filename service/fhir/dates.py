@@ -1,0 +1,60 @@
+"""FHIR date, dateTime and instant values as time intervals.
+
+A partial date means a span ("2026-11" is the whole of November), so each value becomes the interval
+[earliest, latest]: a window check asks whether that span can overlap the window. A dateTime
+without a zone (invalid FHIR, yet sent) is read as UTC.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(.+))?)?)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class FhirTime:
+    """A FHIR time value as written, with the span it can mean."""
+
+    text: str
+    earliest: datetime
+    latest: datetime
+
+
+def parse_fhir_time(value: str | None) -> FhirTime | None:
+    """Parse a FHIR date/dateTime/instant; None when absent or unreadable (callers then treat it as undated)."""
+    if not value or not isinstance(value, str):
+        return None
+    match = _DATE.match(value.strip())
+    if not match:
+        return None
+    year, month, day, time_part = match.groups()
+    try:
+        if time_part:
+            stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=UTC)
+            return FhirTime(value, stamp, stamp)
+        y = int(year)
+        if month is None:
+            start = datetime(y, 1, 1, tzinfo=UTC)
+            end = datetime(y + 1, 1, 1, tzinfo=UTC)
+        elif day is None:
+            m = int(month)
+            start = datetime(y, m, 1, tzinfo=UTC)
+            end = start + timedelta(days=calendar.monthrange(y, m)[1])
+        else:
+            start = datetime(y, int(month), int(day), tzinfo=UTC)
+            end = start + timedelta(days=1)
+    except ValueError:
+        return None
+    return FhirTime(value, start, end - timedelta(microseconds=1))
+
+
+def latest_of(times: list[FhirTime | None]) -> FhirTime | None:
+    """The value that can be latest: a finding counts as recent if any of its dates is recent."""
+    present = [t for t in times if t is not None]
+    return max(present, key=lambda t: t.latest) if present else None
