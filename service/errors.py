@@ -1,14 +1,14 @@
 """The service's error tree. Each error knows its HTTP status; `service.api.errors` maps them to answers.
 
-    ServiceError
-    ├── BadRequest (400)            the request breaks CDS Hooks (malformed JSON, wrong hook, bad context)
-    ├── Unauthorized (401)          missing or invalid JWT
-    ├── NotFound (404)              unknown service or card
-    ├── PayloadTooLarge (413)       body over the configured limit
-    ├── PreconditionFailed (412)    required FHIR data neither prefetched nor fetchable
-    └── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
+ServiceError
+├── BadRequest (400)            the request breaks CDS Hooks (malformed JSON, wrong hook, bad context)
+├── Unauthorized (401)          missing or invalid JWT
+├── NotFound (404)              unknown service or card
+├── PayloadTooLarge (413)       body over the configured limit
+├── PreconditionFailed (412)    required FHIR data neither prefetched nor fetchable
+└── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
 
-    RuleSetInvalid                  a rule set that does not validate: never served, start-up stops
+RuleSetInvalid                  a rule set that does not validate: never served, start-up stops
 """
 
 from __future__ import annotations

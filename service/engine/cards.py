@@ -37,13 +37,16 @@ def _cell(text: str) -> str:
 
 
 def _fact_line(fact: Fact) -> str:
-    status = f" ({fact.status})" if fact.status and fact.resource_type == "Condition" else ""
-    value = f" = {fact.value:g}{' ' + fact.unit if fact.unit else ''}" if fact.value is not None else ""
-    return f"| {fact.reference} | {_cell(fact.label)}{value}{_cell(status) if status else ''} | {fact.date_text} |"
+    finding = _cell(fact.label)
+    if fact.value is not None:
+        finding += f" = {fact.value:g}" + (f" {_cell(fact.unit)}" if fact.unit else "")
+    if fact.status and fact.resource_type == "Condition":
+        finding += f" ({_cell(fact.status)})"
+    return f"| {fact.reference} | {finding} | {fact.date_text} |"
 
 
-def _held_path(decision: Decision) -> list[CriterionResult]:
-    """The criteria under `when` that held, top-down, so the card can say why in the rule's own words."""
+def _held_leaves(decision: Decision) -> list[CriterionResult]:
+    """The data criteria under `when` that held, so the card can say why in the rule's own words."""
     rule = decision.rule
     out: list[CriterionResult] = []
 
@@ -51,10 +54,11 @@ def _held_path(decision: Decision) -> list[CriterionResult]:
         result = decision.criteria[name]
         if not result.held or result in out:
             return
-        out.append(result)
         if result.kind in ("all_of", "any_of"):
             for child in rule.criteria[name].spec.children:
                 walk(child)
+        else:
+            out.append(result)
 
     walk(rule.spec.when)
     return out
@@ -67,7 +71,7 @@ def _evidence_table(facts: list[Fact]) -> list[str]:
 def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardContext) -> str:
     spec = lead.rule.spec
     lines = [spec.card.detail.strip(), "", f"**Why:** {spec.title}."]
-    lines += [f"- {r.description}" for r in _held_path(lead)[1:]]
+    lines += [f"- {r.description}" for r in _held_leaves(lead)]
     lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence)]
     for other in others:
         lines += ["", f"**Also met:** {other.rule.spec.title} (rule `{other.ref}`).", ""]

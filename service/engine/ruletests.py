@@ -109,9 +109,7 @@ def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path:
             failures.append(f"criterion {name!r}: expected {expected}, got {result.held}")
     evidence = {f.reference for f in decision.evidence}
     failures += [f"{ref} is not in the evidence" for ref in case.expect.evidence if ref not in evidence]
-    return CaseResult(
-        rule_id, rule.version, label, case.name, not failures, "; ".join(failures), case.expect.fires
-    )
+    return CaseResult(rule_id, rule.version, label, case.name, not failures, "; ".join(failures), case.expect.fires)
 
 
 def load_case_file(path: Path) -> CaseFile:

@@ -15,6 +15,22 @@ _ENTRY_FIELDS = frozenset(
 )
 
 
+# Bundle.type has a required binding that fhir.resources does not enforce.
+BUNDLE_TYPES = frozenset(
+    {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    }
+)
+
+
 @dataclass
 class PatientBundle:
     patient_id: str
@@ -41,6 +57,10 @@ def read_patient_bundle(raw: Any) -> PatientBundle:
         Bundle.model_validate(shell)
     except ValidationError as error:
         raise InvalidFhir("the Bundle is not valid FHIR R4", _problems(error, "Bundle")) from None
+    if raw.get("type") not in BUNDLE_TYPES:
+        raise InvalidFhir(
+            "the Bundle is not valid FHIR R4", [("Bundle.type", f"must be one of {sorted(BUNDLE_TYPES)}")]
+        )
     entries = raw.get("entry") or []
     if not isinstance(entries, list):
         raise InvalidFhir("the Bundle is not valid FHIR R4", [("Bundle.entry", "must be an array")])

@@ -158,8 +158,16 @@ def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
     ) or parse_fhir_time(resource.get("issued"))
     labels = _texts(label_source) or texts or ["(no display)"]
     return Fact(
-        reference, "Observation", keys, labels[0], " | ".join(texts), presence, time, resource.get("status"),
-        value, unit,
+        reference,
+        "Observation",
+        keys,
+        labels[0],
+        " | ".join(texts),
+        presence,
+        time,
+        resource.get("status"),
+        value,
+        unit,
     )
 
 
@@ -177,8 +185,14 @@ def _condition_fact(resource: dict[str, Any], reference: str) -> Fact:
     )
     texts = _texts(code)
     return Fact(
-        reference, "Condition", _keys(code), (texts or ["(no display)"])[0], " | ".join(texts), "present",
-        time, clinical,
+        reference,
+        "Condition",
+        _keys(code),
+        (texts or ["(no display)"])[0],
+        " | ".join(texts),
+        "present",
+        time,
+        clinical,
     )
 
 
@@ -204,8 +218,14 @@ def _order_fact(resource: dict[str, Any], reference: str) -> Fact:
     keys = tuple(k for concept in concepts for k in _keys(concept))
     texts = _texts(*concepts)
     return Fact(
-        reference, resource_type, keys, (texts or ["(no display)"])[0], " | ".join(texts), "present",
-        latest_of(times), resource.get("status"),
+        reference,
+        resource_type,
+        keys,
+        (texts or ["(no display)"])[0],
+        " | ".join(texts),
+        "present",
+        latest_of(times),
+        resource.get("status"),
     )
 
 

@@ -1,0 +1,231 @@
+"""Command line for operators and rule authors.
+
+python -m service serve | rules check | rules test | rules diff | rules schema | evaluate FILE | openapi
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from service.config import PROJECT_ROOT
+
+
+def _settings_or_exit():  # noqa: ANN202 - returns Settings; imported lazily so `--help` stays fast
+    from service.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        for e in error.errors(include_url=False, include_input=False):
+            print(f"configuration error: {e['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _ruleset_or_exit(rules_dir: Path):  # noqa: ANN202
+    from service.engine.loader import load_ruleset
+    from service.errors import RuleSetInvalid
+
+    try:
+        return load_ruleset(rules_dir)
+    except RuleSetInvalid as error:
+        print(error, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.dev:
+        os.environ["MSCC_DEV_MODE"] = "true"
+    settings = _settings_or_exit()
+    _ruleset_or_exit(settings.rules_dir)
+    from service.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from service.engine.ruletests import lint_rule_tests, run_rule_tests
+
+    ruleset = _ruleset_or_exit(args.rules)
+    problems = lint_rule_tests(run_rule_tests(ruleset))
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    versions = sum(len(v) for v in ruleset.rules.values())
+    print(
+        f"rule set {ruleset.revision} is valid: {len(ruleset.rules)} rules, {versions} versions, "
+        f"{len(ruleset.codes.valuesets)} value sets"
+    )
+    for rule in ruleset.active():
+        print(f"  active  {rule.ref:40} {rule.spec.card.indicator:8} {rule.spec.title}")
+    return 0
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from service.engine.ruletests import lint_rule_tests, run_rule_tests
+
+    ruleset = _ruleset_or_exit(args.rules)
+    results = [r for r in run_rule_tests(ruleset) if not args.k or args.k in f"{r.rule_id} {r.name}"]
+    for r in results:
+        mark = "PASS" if r.passed else "FAIL"
+        print(f"{mark}  {r.rule_id}@{r.version}  {r.name}" + (f"\n      {r.message}" if r.message else ""))
+    failed = [r for r in results if not r.passed]
+    problems = lint_rule_tests(results) if not args.k else []
+    for problem in problems:
+        print(f"LINT  {problem}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or problems else 0
+
+
+def cmd_rules_diff(args: argparse.Namespace) -> int:
+    from service.engine.diff import diff_against_git, print_diff
+
+    changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples")
+    print_diff(changes, args.base)
+    return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
+
+
+def cmd_rules_schema(args: argparse.Namespace) -> int:
+    from service.engine.schema import write_schemas
+
+    for path in write_schemas(args.rules):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from service.engine.cards import CardContext, render_card
+    from service.engine.evaluate import evaluate
+    from service.engine.trace import trace_decisions
+    from service.errors import InvalidFhir
+    from service.fhir.bundle import read_patient_bundle
+    from service.fhir.record import build_record
+    from service.runtime import random_uuid
+
+    ruleset = _ruleset_or_exit(args.rules)
+    try:
+        patient = read_patient_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as error:
+        print(f"cannot read {args.file}: {error}", file=sys.stderr)
+        return 2
+    except InvalidFhir as error:
+        print(f"{args.file}: {error.message}: " + "; ".join(error.details), file=sys.stderr)
+        return 2
+    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
+    now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+    decisions = evaluate(ruleset, record, now)
+    card = render_card(decisions, ruleset, CardContext(patient.patient_id, now, random_uuid))
+    if args.json:
+        traces = [t.model_dump(mode="json") for t in trace_decisions(decisions)]
+        print(json.dumps({"cards": [card.dump()] if card else [], "trace": traces}, indent=2))
+        return 0
+    for issue in record.issues:
+        print(f"invalid: {issue.reference} {issue.location}: {issue.message}")
+    for aside in record.set_aside:
+        print(f"set aside: {aside.reference}: {aside.reason}")
+    for d in decisions:
+        print(f"{'FIRES' if d.fired else 'no   '}  {d.ref}")
+        for name in reversed(d.rule.order):
+            r = d.criteria[name]
+            refs = ", ".join(f"{f.reference} ({f.date_text})" for f in r.evidence)
+            print(f"         {'+' if r.held else '-'} {name}" + (f": {refs}" if refs else ""))
+    print(f"\ncard: [{card.indicator}] {card.summary}" if card else "\nno card")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from service.api.openapi import openapi_yaml
+
+    text = openapi_yaml()
+    if args.write:
+        (PROJECT_ROOT / "openapi.yaml").write_text(text, encoding="utf-8")
+        print("wrote openapi.yaml")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_examples_build(args: argparse.Namespace) -> int:
+    from service.examples import build_all
+
+    for path in build_all():
+        print(f"wrote {path.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument("--dev", action="store_true", help="development mode: no JWT check (prints a warning)")
+    serve.set_defaults(func=cmd_serve)
+
+    rules = sub.add_parser("rules", help="validate, test and compare the rule set").add_subparsers(
+        dest="rules_command", required=True
+    )
+    for name, func, text in (
+        ("check", cmd_rules_check, "validate every rule file, value set and test file"),
+        ("test", cmd_rules_test, "run every rule's test cases"),
+        ("diff", cmd_rules_diff, "what the working rule set changes for every example patient"),
+        ("schema", cmd_rules_schema, "regenerate the JSON Schemas for rule, rule-set and test files"),
+    ):
+        p = rules.add_parser(name, help=text)
+        p.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+        p.set_defaults(func=func)
+        if name == "test":
+            p.add_argument("-k", default="", help="only cases whose rule id or name contains this text")
+        if name == "diff":
+            p.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
+            p.add_argument("--fail-on-change", action="store_true")
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a FHIR Bundle file and explain the result")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--now", help="evaluation time, ISO 8601 with zone (default: now)")
+    evaluate.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    examples = sub.add_parser("examples", help="fhir_examples/ maintenance").add_subparsers(
+        dest="examples_command", required=True
+    )
+    examples.add_parser("build", help="rebuild requests/ and responses/ from patients/").set_defaults(
+        func=cmd_examples_build
+    )
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document (or --write openapi.yaml)")
+    openapi.add_argument("--write", action="store_true")
+    openapi.set_defaults(func=cmd_openapi)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

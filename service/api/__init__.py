@@ -1,0 +1,1 @@
+"""Thin FastAPI routers: each parses, calls one function that does the work, and answers."""

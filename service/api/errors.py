@@ -1,0 +1,90 @@
+"""Every error answered in one place: CDS Hooks endpoints get a small JSON error, FHIR endpoints an OperationOutcome.
+
+Nothing reaches the client as a bare 500 with a stack trace; an unexpected error is logged (without
+request data) and answered as a 500 JSON error that names a correlation id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.errors import InvalidFhir, ServiceError
+
+log = logging.getLogger("service.errors")
+FHIR_PATHS = ("/evaluate",)
+FHIR_JSON = "application/fhir+json"
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every 4xx/5xx answer outside FHIR endpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(examples=["bad_request"])
+    message: str = Field(examples=["context is not valid for the patient-view hook"])
+    details: list[str] | None = Field(default=None, min_length=1)
+
+
+def error_response(status: int, code: str, message: str, details: list[str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=code, message=message, details=details or None)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
+
+
+def operation_outcome(problems: list[tuple[str, str]], code: str = "invalid") -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": code, "diagnostics": message, "expression": [location]}
+            for location, message in problems
+        ],
+    }
+
+
+def _is_fhir_path(request: Request) -> bool:
+    return request.url.path.startswith(FHIR_PATHS)
+
+
+def _validation_problems(error: RequestValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for e in error.errors():
+        loc = [str(p) for p in e.get("loc", ())]
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        problems.append((".".join(loc) or "(body)", str(e.get("msg", "invalid"))))
+    return problems
+
+
+async def _on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = _validation_problems(error)
+    if _is_fhir_path(request):
+        return JSONResponse(operation_outcome(problems), status_code=422, media_type=FHIR_JSON)
+    return error_response(400, "bad_request", "the request is not valid CDS Hooks", [f"{a}: {b}" for a, b in problems])
+
+
+async def _on_service_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ServiceError)
+    if isinstance(error, InvalidFhir):
+        return JSONResponse(operation_outcome(error.problems), status_code=422, media_type=FHIR_JSON)
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if error.status_code == 401 else None
+    response = error_response(error.status_code, error.code, error.message, error.details)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
+    incident = str(uuid.uuid4())
+    log.error("unhandled error %s on %s %s", incident, request.method, request.url.path, exc_info=error)
+    return error_response(500, "internal_error", f"unexpected error; incident {incident} is logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,158 @@
+"""For API testers and rule authors: evaluate a plain FHIR Bundle and explain the result; list the rules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from service.api.deps import RuntimeDep
+from service.api.errors import FHIR_JSON, ErrorBody
+from service.api.examples import bundle_examples
+from service.cdshooks.models import Card
+from service.engine.cards import CardContext, render_card
+from service.engine.evaluate import evaluate
+from service.engine.ruleset import CompiledRule, RuleSet
+from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
+from service.errors import InvalidFhir
+from service.fhir.bundle import read_patient_bundle
+from service.fhir.record import build_record
+
+router = APIRouter(tags=["Rules"])
+
+
+class BundleIn(BaseModel):
+    """A FHIR R4 Bundle (collection, searchset, transaction...) holding one patient's resources."""
+
+    model_config = ConfigDict(extra="allow")
+    resourceType: Literal["Bundle"]  # noqa: N815
+    type: str
+    entry: list[dict[str, Any]] | None = None
+
+
+class OperationOutcomeIssue(BaseModel):
+    severity: str
+    code: str
+    diagnostics: str
+    expression: list[str]
+
+
+class OperationOutcome(BaseModel):
+    resourceType: Literal["OperationOutcome"]  # noqa: N815
+    issue: list[OperationOutcomeIssue]
+
+
+class EvaluateResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: str
+    evaluatedAt: str  # noqa: N815
+    rulesetRevision: str  # noqa: N815
+    cards: list[Card]
+    trace: list[RuleTraceOut]
+    setAside: list[SetAsideOut] = Field(description="resources not used, and why")  # noqa: N815
+    issues: list[IssueOut] = Field(description="invalid resources (only when strict=false)")
+
+
+class RuleVersionOut(BaseModel):
+    version: str
+    status: str
+    title: str
+    indicator: str
+    file: str
+
+
+class RuleOut(BaseModel):
+    id: str
+    active: str | None
+    versions: list[RuleVersionOut]
+
+
+class RuleListOut(BaseModel):
+    rulesetRevision: str  # noqa: N815
+    rules: list[RuleOut]
+
+
+def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | None:
+    if not wanted:
+        return None
+    chosen = []
+    for item in wanted:
+        rule_id, _, version = item.partition("@")
+        rule = ruleset.version(rule_id, version or None)
+        if rule is None:
+            raise InvalidFhir("unknown rule", [("rule", f"no rule version {item!r}; see GET /rules")])
+        chosen.append(rule)
+    return chosen
+
+
+@router.post(
+    "/evaluate",
+    response_model=EvaluateResponse,
+    responses={
+        413: {"model": ErrorBody, "description": "Request body over the size limit"},
+        422: {
+            "description": "Not valid FHIR R4: an OperationOutcome with one issue per problem",
+            "content": {FHIR_JSON: {"schema": OperationOutcome.model_json_schema()}},
+        },
+    },
+    summary="Evaluate a FHIR Bundle and explain the result",
+)
+def evaluate_bundle(
+    bundle: Annotated[BundleIn, Body(openapi_examples=bundle_examples())],
+    runtime: RuntimeDep,
+    now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
+    rule: Annotated[
+        list[str],
+        Query(
+            description="rule versions to evaluate instead of the active ones: `id` or `id@version` (drafts too)",
+            pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$",
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    strict: Annotated[bool, Query(description="true: any invalid resource is a 422 OperationOutcome")] = True,
+) -> JSONResponse:
+    """Cards as the patient-view hook would answer, plus a trace of every rule and criterion with its evidence."""
+    patient = read_patient_bundle(bundle.model_dump(exclude_none=True))
+    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
+    if strict and record.issues:
+        problems = [(f"{i.reference} {i.location}", i.message) for i in record.issues]
+        raise InvalidFhir("the Bundle holds invalid FHIR", problems)
+    at = now or runtime.clock()
+    decisions = evaluate(runtime.ruleset, record, at, rules=_chosen_rules(runtime.ruleset, rule))
+    card = render_card(decisions, runtime.ruleset, CardContext(patient.patient_id, at, runtime.new_uuid))
+    body = EvaluateResponse(
+        patient=patient.patient_id,
+        evaluatedAt=at.isoformat(timespec="seconds"),
+        rulesetRevision=runtime.ruleset.revision,
+        cards=[card] if card else [],
+        trace=trace_decisions(decisions),
+        setAside=set_aside_out(record),
+        issues=issues_out(record),
+    )
+    return JSONResponse(body.model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/rules", response_model=RuleListOut, summary="List the rules and their versions")
+def list_rules(runtime: RuntimeDep) -> RuleListOut:
+    ruleset = runtime.ruleset
+    rules = []
+    for rule_id, versions in sorted(ruleset.rules.items()):
+        active = ruleset.version(rule_id)
+        rules.append(
+            RuleOut(
+                id=rule_id,
+                active=active.version if active else None,
+                versions=[
+                    RuleVersionOut(
+                        version=v.version,
+                        status=v.spec.status,
+                        title=v.spec.title,
+                        indicator=v.spec.card.indicator,
+                        file=v.path,
+                    )
+                    for v in versions.values()
+                ],
+            )
+        )
+    return RuleListOut(rulesetRevision=ruleset.revision, rules=rules)

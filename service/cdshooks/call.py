@@ -1,0 +1,119 @@
+"""One hook call, from a parsed request to a CDS Hooks response: context, prefetch, record, rules, card."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
+from service.cdshooks.prefetch import read_prefetch, render_query, resources_of
+from service.engine.cards import CardContext, render_card
+from service.engine.evaluate import Decision, evaluate
+from service.engine.model import ServiceEntry
+from service.errors import BadRequest, PreconditionFailed
+from service.fhir.dates import parse_fhir_time
+from service.fhir.record import PatientRecord, build_record
+from service.runtime import Runtime
+
+EVALUATION_TIME_EXTENSION = "org.mscc-cds.evaluation-time"
+RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
+
+# (request, {prefetch key: query}) -> {prefetch key: FHIR resource or Bundle}; raises PreconditionFailed.
+Fetch = Callable[[HookRequest, dict[str, str]], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class CallOutcome:
+    response: CdsResponse
+    decisions: list[Decision]
+    record: PatientRecord
+    now: datetime
+    fetched_keys: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _errors(error: ValidationError) -> list[str]:
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+
+
+def read_context(request: HookRequest) -> PatientViewContext:
+    model = CONTEXT_MODELS.get(request.hook)
+    if model is None:
+        raise BadRequest(f"hook {request.hook!r} is not supported")
+    try:
+        return model.model_validate(request.context)
+    except ValidationError as error:
+        raise BadRequest(f"context is not valid for the {request.hook} hook", _errors(error)) from None
+
+
+def evaluation_time(runtime: Runtime, request: HookRequest) -> datetime:
+    """Now, unless development mode lets an example request carry its own evaluation time."""
+    if runtime.settings.allow_clock_override and request.extension:
+        stated = parse_fhir_time(str(request.extension.get(EVALUATION_TIME_EXTENSION, "")))
+        if stated is not None:
+            return stated.latest
+    return runtime.clock()
+
+
+def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
+    draft = getattr(context, "draftOrders", None)
+    if not isinstance(draft, dict):
+        return []
+    resources, _ = resources_of(draft, "context.draftOrders")
+    return resources
+
+
+async def answer_call(
+    runtime: Runtime, service: ServiceEntry, request: HookRequest, fetch: Fetch | None = None
+) -> CallOutcome:
+    started = time.perf_counter()
+    if request.hook != service.hook:
+        raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
+    context = read_context(request)
+    prefetch = read_prefetch(service.prefetch, request.prefetch)
+    fetched_keys: list[str] = []
+    if prefetch.missing:
+        queries = {k: render_query(service.prefetch[k], request.context) for k in prefetch.missing}
+        unfillable = [k for k, q in queries.items() if q is None]
+        if unfillable:
+            raise PreconditionFailed(f"prefetch keys {unfillable} cannot be filled from the context")
+        if fetch is None or request.fhirServer is None:
+            raise PreconditionFailed(
+                f"prefetch keys {prefetch.missing} were not sent and no FHIR server access was given",
+                [f"{k}: {service.prefetch[k]}" for k in prefetch.missing],
+            )
+        fetched = await fetch(request, {k: q for k, q in queries.items() if q is not None})
+        for key, value in fetched.items():
+            resources, aliases = resources_of(value, key)
+            prefetch.resources.extend(resources)
+            prefetch.aliases.update(aliases)
+            fetched_keys.append(key)
+    data_ready = time.perf_counter()
+    resources = [*prefetch.resources, *_draft_order_resources(context)]
+    record = build_record(context.patientId, resources, patient_aliases=prefetch.aliases)
+    if runtime.settings.strict_fhir and record.issues:
+        listing = [f"{i.reference} {i.location}: {i.message}" for i in record.issues]
+        raise BadRequest("the prefetch holds invalid FHIR", listing)
+    now = evaluation_time(runtime, request)
+    decisions = evaluate(runtime.ruleset, record, now, hook=request.hook)
+    card_context = CardContext(context.patientId, now, runtime.new_uuid, context.userId, context.encounterId)
+    card = render_card(decisions, runtime.ruleset, card_context)
+    extension: dict[str, Any] = {
+        "rulesetRevision": runtime.ruleset.revision,
+        "evaluatedAt": now.isoformat(timespec="seconds"),
+        "rules": [d.ref for d in decisions],
+    }
+    if record.issues:
+        extension["inputIssues"] = [i.as_dict() for i in record.issues]
+    response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})
+    finished = time.perf_counter()
+    timings = {"data_ms": (data_ready - started) * 1000, "evaluate_ms": (finished - data_ready) * 1000}
+    return CallOutcome(response, decisions, record, now, fetched_keys, timings)

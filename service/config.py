@@ -1,0 +1,52 @@
+"""One settings class, read from `MSCC_*` environment variables and validated at start-up.
+
+Unsafe combinations are refused rather than tolerated: security is on unless development mode is asked
+for explicitly, and then the service says so loudly at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MSCC_", extra="forbid")
+
+    rules_dir: Path = Field(default=PROJECT_ROOT / "rules", description="the rule set to serve")
+    public_base_url: str | None = Field(
+        default=None, description="this service's public base URL, e.g. https://cds.example.org (JWT audience)"
+    )
+    dev_mode: bool = Field(default=False, description="development only: no JWT check, clock override allowed")
+    issuers_file: Path | None = Field(default=None, description="YAML file of trusted EHR issuers (JWT and FHIR)")
+    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'mscc-cds.sqlite3'}")
+    max_body_bytes: int = Field(default=5_000_000, ge=1_000, description="larger request bodies get 413")
+    strict_fhir: bool = Field(default=False, description="refuse hook calls whose prefetch holds invalid FHIR")
+    fetch_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    fetch_max_pages: int = Field(default=20, ge=1, le=1000)
+    cors_origins: list[str] = Field(default=["*"])
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    patient_hash_salt: str = Field(default="", description="salt for hashed patient ids in the decision log")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if not self.dev_mode and self.issuers_file is None:
+            raise ValueError(
+                "JWT security is on by default and needs MSCC_ISSUERS_FILE (the trusted EHR issuers); "
+                "for local development only, set MSCC_DEV_MODE=true (or run `make run`)"
+            )
+        if not self.dev_mode and not self.public_base_url:
+            raise ValueError("MSCC_PUBLIC_BASE_URL is required with JWT security: it is the audience EHRs sign for")
+        if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
+            raise ValueError("MSCC_PUBLIC_BASE_URL must be an http(s) URL")
+        return self
+
+    @property
+    def allow_clock_override(self) -> bool:
+        """Example requests carry their own evaluation time; only development mode honours it."""
+        return self.dev_mode

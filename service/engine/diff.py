@@ -1,0 +1,86 @@
+"""What a rule change does: every example patient evaluated with the base rule set (a git revision) and the
+working one, side by side. Rule authors run it before they commit (`python -m service rules diff`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from service.config import PROJECT_ROOT
+from service.engine.evaluate import evaluate
+from service.engine.loader import load_ruleset
+from service.engine.ruleset import RuleSet
+from service.engine.yamlfile import load_yaml
+from service.errors import RuleSetInvalid
+from service.fhir.bundle import read_patient_bundle
+from service.fhir.record import build_record
+
+
+@dataclass
+class ExampleChange:
+    example: str
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> str:
+    """One line: which active rules fire (with their evidence), or `no card`."""
+    if ruleset is None:
+        return "(base rule set invalid)"
+
+    patient = read_patient_bundle(json.loads(bundle.read_text(encoding="utf-8")))
+    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
+    fired = [d for d in evaluate(ruleset, record, now) if d.fired]
+    if not fired:
+        return "no card"
+    lead = fired[0].rule.spec.card.indicator
+    parts = [f"{d.ref} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in fired]
+    return f"{lead}: " + "; ".join(parts)
+
+
+def _ruleset_at(revision: str, rules_dir: Path, workdir: Path) -> RuleSet | None:
+    relative = rules_dir.resolve().relative_to(PROJECT_ROOT)
+    archive = subprocess.run(  # noqa: S603 - fixed argv, revision passed as one argument
+        ["git", "-C", str(PROJECT_ROOT), "archive", "--format=tar", revision, "--", str(relative)],  # noqa: S607
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(workdir, filter="data")
+    try:
+        return load_ruleset(workdir / relative)
+    except RuleSetInvalid:
+        return None
+
+
+def diff_against_git(rules_dir: Path, base: str, examples_dir: Path) -> list[ExampleChange]:
+    manifest = load_yaml(examples_dir / "examples.yaml")
+    now = datetime.fromisoformat(manifest["now"])
+    current = load_ruleset(rules_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        before = _ruleset_at(base, rules_dir, Path(tmp))
+    changes = []
+    for example in manifest["examples"]:
+        bundle = examples_dir / "patients" / f"{example['id']}.json"
+        changes.append(ExampleChange(example["id"], outcome(before, bundle, now), outcome(current, bundle, now)))
+    return changes
+
+
+def print_diff(changes: list[ExampleChange], base: str) -> None:
+    changed = [c for c in changes if c.changed]
+    for c in changes:
+        if c.changed:
+            print(f"CHANGED  {c.example}\n    {base}: {c.before}\n    now: {c.after}")
+        else:
+            print(f"same     {c.example}: {c.after}")
+    print(f"\n{len(changed)} of {len(changes)} example patients change against {base}")

@@ -1,0 +1,36 @@
+"""JSON Schemas for what rule authors edit, generated from the models so editors validate as they type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from service.engine.model import RuleSetConfig, RuleVersion
+from service.engine.ruletests import CaseFile
+
+SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
+    "rule.schema.json": (RuleVersion, "A version of a rule: rules/<rule-id>/<MAJOR.MINOR.PATCH>.yaml"),
+    "ruleset.schema.json": (RuleSetConfig, "The rule set: rules/ruleset.yaml"),
+    "tests.schema.json": (CaseFile, "Test cases of a rule: rules/<rule-id>/tests/*.yaml"),
+}
+
+
+def schema_text(model: type[BaseModel], title: str) -> str:
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        **model.model_json_schema(),
+    }
+    return json.dumps(schema, indent=2) + "\n"
+
+
+def write_schemas(rules_dir: Path) -> list[Path]:
+    written = []
+    for name, (model, title) in SCHEMAS.items():
+        path = rules_dir / name
+        path.write_text(schema_text(model, title), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,35 @@
+"""What a request handler needs at run time, built once per app: settings, rules, clock and id factory.
+
+The clock and the uuid factory are injected so tests and examples are deterministic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from service.config import Settings
+from service.engine.ruleset import RuleSet
+
+Clock = Callable[[], datetime]
+UuidFactory = Callable[[], str]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def random_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    ruleset: RuleSet
+    clock: Clock = system_clock
+    new_uuid: UuidFactory = random_uuid
+    extras: dict[str, Any] = field(default_factory=dict)

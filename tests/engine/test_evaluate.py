@@ -1,0 +1,90 @@
+from typing import Any
+
+from service.engine.evaluate import evaluate
+from service.fhir.codes import ICD10CM, SNOMED
+from service.fhir.record import build_record
+from tests.conftest import NOW
+
+
+def cond(cid: str, system: str, code: str, date: str = "2026-11-18", **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": system, "code": code, "display": cid}]},
+        "recordedDate": date,
+        **extra,
+    }
+
+
+def obs(oid: str, code: str, date: str, present: bool) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "effectiveDateTime": date,
+        "valueBoolean": present,
+    }
+
+
+def fired(ruleset, resources: list[dict[str, Any]]) -> list[str]:
+    return [d.ref for d in evaluate(ruleset, build_record("p", resources), NOW) if d.fired]
+
+
+CANCER = cond("ca", ICD10CM, "C50.911", "2020-01-01")
+PAIN = cond("pain", ICD10CM, "M54.6")
+
+
+def test_absent_finding_only_negates_the_same_code(ruleset) -> None:
+    resources = [
+        CANCER,
+        PAIN,
+        obs("weak", "26544005", "2026-11-10", True),
+        obs("no-numb", "44077006", "2026-11-19", False),
+    ]
+    assert "mscc-suspected@1.0.0" in fired(ruleset, resources)
+
+
+def test_absent_recorded_earlier_does_not_negate_a_later_present(ruleset) -> None:
+    resources = [
+        CANCER,
+        PAIN,
+        obs("no-weak", "26544005", "2026-11-01", False),
+        obs("weak", "26544005", "2026-11-19", True),
+    ]
+    assert "mscc-suspected@1.0.0" in fired(ruleset, resources)
+
+
+def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset) -> None:
+    resources = [
+        CANCER,
+        PAIN,
+        obs("weak", "26544005", "2026-11-01", True),
+        obs("no-weak", "26544005", "2026-11-19", False),
+    ]
+    decision = next(d for d in evaluate(ruleset, build_record("p", resources), NOW) if d.rule.id == "mscc-suspected")
+    assert not decision.fired
+    neuro = decision.criteria["neuro_symptom"]
+    assert [f.reference for f in neuro.against] == ["Observation/no-weak"]
+    assert "recorded as absent later" in neuro.not_counted[0][1]
+
+
+def test_several_rules_can_fire_and_most_urgent_comes_first(ruleset) -> None:
+    resources = [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)]
+    assert fired(ruleset, resources) == ["mscc-suspected@1.0.0", "spinal-metastasis-pain@1.0.0"]
+
+
+def test_hook_filter_and_explicit_versions(ruleset) -> None:
+    record = build_record("p", [CANCER, PAIN])
+    only = evaluate(ruleset, record, NOW, rules=[ruleset.version("spinal-metastasis-pain")])
+    assert [d.ref for d in only] == ["spinal-metastasis-pain@1.0.0"]
+    assert len(evaluate(ruleset, record, NOW, hook="patient-view")) == 3
+
+
+def test_evaluation_is_pure_and_repeatable(ruleset) -> None:
+    record = build_record("p", [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)])
+    first = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
+    second = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
+    assert first == second

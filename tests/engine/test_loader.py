@@ -1,0 +1,162 @@
+"""A rule set that does not validate is refused, and each problem names its file and field."""
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.engine.loader import load_ruleset, revision_of
+from service.errors import RuleSetInvalid
+
+RULE = "mscc-suspected/1.0.0.yaml"
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", target)
+    return target
+
+
+def edit(rules: Path, name: str, change: Callable[[str], str]) -> None:
+    path = rules / name
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+def problems(rules: Path) -> list[str]:
+    with pytest.raises(RuleSetInvalid) as caught:
+        load_ruleset(rules)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_shipped_rule_set_loads(rules: Path) -> None:
+    ruleset = load_ruleset(rules)
+    assert {r.id for r in ruleset.active()} == {"mscc-suspected", "spinal-metastasis-pain", "neuro-red-flags-no-cancer"}
+    assert len(ruleset.revision) == 12
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("status: active", "status: activ", "rules/mscc-suspected/1.0.0.yaml: status: Input should be"),
+        (
+            "    finding: {valueset: cancer, include_resolved: true}",
+            "    finding: {valueset: cancr, include_resolved: true}",
+            "rules/mscc-suspected/1.0.0.yaml: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
+        ),
+        (
+            "    all_of: [cancer, mscc_presentation]",
+            "    all_of: [cancer, mscc_presentaton]",
+            "criteria.suspected_mscc.all_of: criterion 'mscc_presentaton' is not defined",
+        ),
+        (
+            "    any_of: [spinal_pain, bone_metastasis]",
+            "    any_of: [spinal_pain, suspected_mscc]",
+            "criteria refer to each other in a cycle",
+        ),
+        ("version: 1.0.0", "version: 1.0.1", "version: must equal the file name (1.0.0)"),
+        (
+            "  indicator: critical\n",
+            "  indicator: critical\n  colour: red\n",
+            "card.colour: Extra inputs are not permitted",
+        ),
+        (
+            "    finding: {valueset: mscc-diagnoses, within: $current_window}",
+            "    finding: {valueset: mscc-diagnoses, within: $curent_window}",
+            "criteria.mscc_diagnosis.finding.within: parameter 'curent_window' is not defined",
+        ),
+        ("when: suspected_mscc", "when: mscc_presentation", "criteria.suspected_mscc: is never used"),
+        ("    - order: mscc-referral", "    - order: mscc-refferal", "card.suggestions.1.order: order 'mscc-refferal'"),
+        ("[mri-done-or-booked,", "[mri-done,", "card.override_reasons.0: override reason 'mri-done'"),
+        ('summary: "Possible', 'summary: "' + "x" * 140 + " Possible", "card.summary: String should have at most 139"),
+        ("id: mscc-suspected", "id: mscc-suspected\nid: again", "duplicate key 'id'"),
+        ("  cancer:\n    description", "  cancer:\n   description: [", "not valid YAML"),
+    ],
+)
+def test_broken_rule_files_are_refused_naming_file_field_and_problem(
+    rules: Path, old: str, new: str, expected: str
+) -> None:
+    edit(rules, RULE, lambda text: text.replace(old, new, 1))
+    found = problems(rules)
+    assert any(expected in p for p in found), found
+
+
+def test_two_active_versions_are_refused(rules: Path) -> None:
+    shutil.copy(rules / RULE, rules / "mscc-suspected/1.1.0.yaml")
+    edit(rules, "mscc-suspected/1.1.0.yaml", lambda t: t.replace("version: 1.0.0", "version: 1.1.0"))
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 1.1.0\n\n- copy\n")
+    assert any("exactly one version must be active; found 2" in p for p in problems(rules))
+
+
+def test_a_draft_beside_the_active_version_is_fine(rules: Path) -> None:
+    shutil.copy(rules / RULE, rules / "mscc-suspected/1.1.0.yaml")
+    edit(
+        rules,
+        "mscc-suspected/1.1.0.yaml",
+        lambda t: t.replace("version: 1.0.0", "version: 1.1.0").replace("status: active", "status: draft"),
+    )
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 1.1.0\n\n- draft\n")
+    ruleset = load_ruleset(rules)
+    assert ruleset.version("mscc-suspected").version == "1.0.0"  # type: ignore[union-attr]
+    assert ruleset.version("mscc-suspected", "1.1.0").spec.status == "draft"  # type: ignore[union-attr]
+
+
+def test_changelog_and_tests_are_required(rules: Path) -> None:
+    (rules / "spinal-metastasis-pain/CHANGELOG.md").unlink()
+    shutil.rmtree(rules / "neuro-red-flags-no-cancer/tests")
+    found = problems(rules)
+    assert "rules/spinal-metastasis-pain/CHANGELOG.md: missing: every rule keeps a changelog" in found
+    assert any(p.startswith("rules/neuro-red-flags-no-cancer/tests: missing") for p in found)
+
+
+def test_bad_regex_and_fhirpath_are_refused(rules: Path) -> None:
+    edit(
+        rules,
+        "spinal-metastasis-pain/1.0.0.yaml",
+        lambda t: t.replace(r"text_matches: '\bnight|nocturnal|\bwak(e|es|ing)\b'", "text_matches: '(night'"),
+    )
+    edit(
+        rules,
+        RULE,
+        lambda t: t.replace(
+            "    finding: {valueset: bone-metastasis, include_resolved: true}",
+            "    fhirpath: {resource_type: Condition, expression: 'code.coding.where('}",
+        ),
+    )
+    found = problems(rules)
+    assert any("night_pain.finding.text_matches: not a valid regular expression" in p for p in found)
+    assert any("bone_metastasis.fhirpath.expression: not valid FHIRPath" in p for p in found)
+
+
+def test_broken_value_set_and_ruleset_file(rules: Path) -> None:
+    edit(rules, "valuesets/cancer.json", lambda t: t.replace('"op": "is-a"', '"op": "regex"', 1))
+    edit(rules, "ruleset.yaml", lambda t: t.replace("{{context.patientId}}", "{{context.patient}}", 1))
+    found = problems(rules)
+    assert any(p.startswith("rules/valuesets/cancer.json: ValueSet.compose.include[0].filter[0]") for p in found)
+    assert any("unknown prefetch token {{context.patient}}" in p for p in found)
+
+
+def test_every_problem_is_reported_not_only_the_first(rules: Path) -> None:
+    edit(rules, RULE, lambda t: t.replace("valueset: cancer,", "valueset: nope,"))
+    edit(rules, "spinal-metastasis-pain/1.0.0.yaml", lambda t: t.replace("valueset: cancer,", "valueset: nope,"))
+    assert len([p for p in problems(rules) if "'nope' does not exist" in p]) == 2
+
+
+def test_revision_changes_with_rules_but_not_with_docs_or_tests(rules: Path) -> None:
+    before = revision_of(rules)
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\nmore words\n")
+    edit(rules, "mscc-suspected/tests/cases.yaml", lambda t: t + "\n")
+    assert revision_of(rules) == before
+    edit(rules, RULE, lambda t: t.replace("Contact the", "Call the"))
+    assert revision_of(rules) != before
+
+
+def test_the_app_refuses_to_start_on_a_broken_rule_set(rules: Path) -> None:
+    from service.app import create_app
+    from service.config import Settings
+
+    edit(rules, RULE, lambda t: t.replace("status: active", "status: maybe"))
+    with pytest.raises(RuleSetInvalid):
+        create_app(Settings(dev_mode=True, rules_dir=rules))

@@ -1,0 +1,36 @@
+"""Every case in rules/*/tests runs as a pytest test, and every rule has a positive and a negative case."""
+
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.engine.loader import load_ruleset
+from service.engine.ruletests import lint_rule_tests, run_rule_tests
+
+RESULTS = run_rule_tests(load_ruleset(PROJECT_ROOT / "rules"))
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=[f"{r.rule_id}@{r.version}: {r.name}" for r in RESULTS])
+def test_rule_case(result) -> None:
+    assert result.passed, result.message
+
+
+def test_every_rule_has_positive_and_negative_cases() -> None:
+    assert lint_rule_tests(RESULTS) == []
+    assert len(RESULTS) >= 25
+
+
+def test_a_wrong_expectation_fails(tmp_path) -> None:
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    shutil.copytree(PROJECT_ROOT / "fhir_examples", tmp_path / "fhir_examples")
+    cases = rules / "spinal-metastasis-pain/tests/cases.yaml"
+    cases.write_text(
+        cases.read_text().replace(
+            "expect: {fires: false, criteria: {cancer: false, severe",
+            "expect: {fires: true, criteria: {cancer: false, severe",
+        )
+    )
+    failed = [r for r in run_rule_tests(load_ruleset(rules)) if not r.passed]
+    assert [r.message for r in failed] == ["expected fires=True, got False"]

@@ -1,0 +1,34 @@
+"""The JSON Schemas in rules/ are current, and every rule, rule-set and test file validates against them."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.engine.schema import SCHEMAS, schema_text
+from service.engine.yamlfile import load_yaml
+
+RULES = PROJECT_ROOT / "rules"
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_schema_files_are_current(name: str) -> None:
+    model, title = SCHEMAS[name]
+    assert (RULES / name).read_text() == schema_text(model, title), "run: python -m service rules schema"
+
+
+def files_for(name: str) -> list[Path]:
+    if name == "rule.schema.json":
+        return [p for p in RULES.glob("*/*.yaml") if p.parent.name != "valuesets"]
+    if name == "tests.schema.json":
+        return list(RULES.glob("*/tests/*.yaml"))
+    return [RULES / "ruleset.yaml"]
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_files_validate_against_the_published_schema(name: str) -> None:
+    schema = json.loads((RULES / name).read_text())
+    for path in files_for(name):
+        jsonschema.validate(load_yaml(path), schema)
