@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from service.errors import InvalidFhir, ServiceError
 
@@ -78,6 +79,20 @@ async def _on_service_error(request: Request, error: Exception) -> JSONResponse:
     return response
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
+
+
+async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
+    """Framework errors (an undecodable body, an unknown route) in the same shapes as ours."""
+    assert isinstance(error, HTTPException)
+    message = str(error.detail)
+    if _is_fhir_path(request) and error.status_code == 400:
+        return JSONResponse(operation_outcome([("(body)", message)]), status_code=422, media_type=FHIR_JSON)
+    response = error_response(error.status_code, _HTTP_CODES.get(error.status_code, "error"), message)
+    response.headers.update(error.headers or {})
+    return response
+
+
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     incident = str(uuid.uuid4())
     log.error("unhandled error %s on %s %s", incident, request.method, request.url.path, exc_info=error)
@@ -87,4 +102,5 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from service.api.deps import RuntimeDep
 from service.api.errors import FHIR_JSON, ErrorBody
@@ -21,6 +21,7 @@ from service.fhir.bundle import read_patient_bundle
 from service.fhir.record import build_record
 
 router = APIRouter(tags=["Rules"])
+RuleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$", max_length=200)]
 
 
 class BundleIn(BaseModel):
@@ -28,7 +29,17 @@ class BundleIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     resourceType: Literal["Bundle"]  # noqa: N815
-    type: str
+    type: Literal[
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    ]
     entry: list[dict[str, Any]] | None = None
 
 
@@ -104,11 +115,8 @@ def evaluate_bundle(
     runtime: RuntimeDep,
     now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
     rule: Annotated[
-        list[str],
-        Query(
-            description="rule versions to evaluate instead of the active ones: `id` or `id@version` (drafts too)",
-            pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$",
-        ),
+        list[RuleRef],
+        Query(description="rule versions to evaluate instead of the active ones: `id` or `id@version` (drafts too)"),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     strict: Annotated[bool, Query(description="true: any invalid resource is a 422 OperationOutcome")] = True,
 ) -> JSONResponse:

@@ -98,7 +98,9 @@ async def answer_call(
             fetched_keys.append(key)
     data_ready = time.perf_counter()
     resources = [*prefetch.resources, *_draft_order_resources(context)]
-    record = build_record(context.patientId, resources, patient_aliases=prefetch.aliases)
+    record = build_record(
+        context.patientId, resources, patient_aliases=prefetch.aliases, relevant=runtime.ruleset.relevant
+    )
     if runtime.settings.strict_fhir and record.issues:
         listing = [f"{i.reference} {i.location}: {i.message}" for i in record.issues]
         raise BadRequest("the prefetch holds invalid FHIR", listing)

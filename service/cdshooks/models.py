@@ -41,14 +41,26 @@ class FhirAuthorization(Tolerant):
     patient: str | None = None
 
 
+def _context_schema(schema: dict[str, Any]) -> None:
+    """Document `context` as the union of the hook contexts we accept (the model keeps it a plain object)."""
+    schema.clear()
+    schema["anyOf"] = [m.model_json_schema() for m in dict.fromkeys(CONTEXT_MODELS.values())]
+
+
 class HookRequest(Tolerant):
     """A call to a CDS Service (spec 2.0 "HTTP Request")."""
 
-    hook: str = Field(min_length=1, examples=["patient-view"])
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"dependentRequired": {"fhirAuthorization": ["fhirServer"]}}
+    )
+
+    hook: Literal["patient-view", "order-select", "order-sign", "encounter-start"] = Field(
+        description="the hooks this service answers; each service id answers one of them"
+    )
     hookInstance: str = Field(pattern=UUID_PATTERN, description="a UUID for this hook call")  # noqa: N815
     fhirServer: HttpUrl | None = None  # noqa: N815
     fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
-    context: dict[str, Any]
+    context: dict[str, Any] = Field(json_schema_extra=_context_schema)
     prefetch: dict[str, Any] | None = None
     extension: dict[str, Any] | None = None
 

@@ -6,11 +6,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.valuesets import CodeIndex
+from service.fhir.record import raw_keys
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -66,6 +68,23 @@ class RuleSet:
         if version is not None:
             return versions.get(version)
         return next((v for v in versions.values() if v.spec.status == "active"), None)
+
+    def relevant(self, resource: dict[str, Any]) -> bool:
+        """Can any rule read this raw resource? True when one of its codes is in a value set, or when a FHIRPath
+        criterion reads every resource of its type. Cheap: it runs before validation."""
+        if resource.get("resourceType") in self.fhirpath_types:
+            return True
+        return any(self.codes.lookup(key) for key in raw_keys(resource))
+
+    @cached_property
+    def fhirpath_types(self) -> frozenset[str]:
+        return frozenset(
+            c.spec.fhirpath.resource_type
+            for versions in self.rules.values()
+            for rule in versions.values()
+            for c in rule.criteria.values()
+            if c.spec.fhirpath is not None
+        )
 
     def service(self, service_id: str) -> Any:
         return next((s for s in self.config.services if s.id == service_id), None)

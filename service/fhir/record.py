@@ -7,7 +7,7 @@ only sees `Fact`s and the reasons other resources were set aside.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -251,21 +251,34 @@ _NORMALISERS = {
 }
 
 
+def raw_keys(resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every coding key a raw resource carries where a finding can sit (code, value, procedure code)."""
+    concepts = [resource.get("code"), resource.get("valueCodeableConcept")]
+    procedure_codes = resource.get("procedureCode")
+    if isinstance(procedure_codes, list):
+        concepts.extend(procedure_codes)
+    return [k for concept in concepts for k in _keys(concept)]
+
+
 def build_record(
     patient_id: str,
     resources: Iterable[dict[str, Any]],
     *,
     patient_aliases: Iterable[str] = (),
+    relevant: Callable[[dict[str, Any]], bool] | None = None,
 ) -> PatientRecord:
     """Validate, filter and normalise resources; never trust the sender to have filtered by patient or status.
 
-    `patient_aliases` are other references that name the patient (a Bundle entry's `fullUrl`).
+    `patient_aliases` are other references that name the patient (a Bundle entry's `fullUrl`). `relevant`,
+    when given, skips resources no rule can read before the costly validation (most of a chart is labs).
     """
     record = PatientRecord(patient_id)
     patient_refs = frozenset({f"Patient/{patient_id}", *patient_aliases})
     for resource in resources:
         resource_type = resource.get("resourceType")
         if resource_type not in VALIDATED_TYPES:
+            continue
+        if relevant is not None and not relevant(resource):
             continue
         reference = reference_of(resource)
         problems = validate_resource(resource)

@@ -1,0 +1,61 @@
+# The two commands a newcomer needs:  `make run`  and  `make test`.  Both install what they need first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test install lint pytest contract dockerlint rules-check rules-test rules-diff examples openapi schemas bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the service on http://127.0.0.1:8080 (development mode: no JWT check, SQLite in var/).
+run: $(STAMP)
+	$(BIN)/python -m service serve --dev --host $(HOST) --port $(PORT)
+
+## Everything CI runs: lint, rule checks, the pytest suite, the contract test, Dockerfile lint.
+test: $(STAMP) lint rules-check pytest contract dockerlint
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+rules-check: $(STAMP)
+	$(BIN)/python -m service rules check
+
+rules-test: $(STAMP)
+	$(BIN)/python -m service rules test
+
+rules-diff: $(STAMP)
+	$(BIN)/python -m service rules diff
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+contract: $(STAMP)
+	BIN=$(BIN) scripts/contract.sh
+
+dockerlint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+examples: $(STAMP)
+	$(BIN)/python -m service examples build
+
+openapi: $(STAMP)
+	$(BIN)/python -m service openapi --write
+
+schemas: $(STAMP)
+	$(BIN)/python -m service rules schema
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) var .ruff_cache schemathesis-report

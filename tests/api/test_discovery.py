@@ -1,0 +1,18 @@
+from fastapi.testclient import TestClient
+
+from service.cdshooks.models import Discovery
+
+
+def test_discovery_lists_the_patient_view_service_with_rules(client: TestClient) -> None:
+    answer = client.get("/cds-services")
+    assert answer.status_code == 200
+    document = Discovery.model_validate(answer.json())
+    service = next(s for s in document.services if s.hook == "patient-view")
+    assert service.id == "mscc-patient-view"
+    assert service.prefetch == {
+        "conditions": "Condition?patient={{context.patientId}}",
+        "observations": "Observation?patient={{context.patientId}}",
+    }
+    rules = service.extension["org.mscc-cds.rules"]  # type: ignore[index]
+    assert rules["rulesetRevision"] == client.get("/healthz").json()["rulesetRevision"]
+    assert {r["id"] for r in rules["activeRules"]} >= {"mscc-suspected", "spinal-metastasis-pain"}

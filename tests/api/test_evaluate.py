@@ -1,0 +1,90 @@
+"""POST /evaluate: cards plus a trace for a plain Bundle; invalid FHIR gets an OperationOutcome."""
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import patient_bundle
+
+NOW = "2026-11-20T09:00:00Z"
+
+
+def test_cards_and_a_trace_of_every_rule_and_criterion(client: TestClient) -> None:
+    answer = client.post("/evaluate", params={"now": NOW}, json=patient_bundle("04-myeloma-thoracic-pain-score-8"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["patient"] == "p04"
+    assert [c["indicator"] for c in body["cards"]] == ["warning"]
+    trace = {t["rule"]: t for t in body["trace"]}
+    assert trace["spinal-metastasis-pain"]["fired"] is True
+    score = next(c for c in trace["spinal-metastasis-pain"]["criteria"] if c["name"] == "severe_pain_score")
+    assert score["held"] is True
+    assert score["evidence"][0] == {
+        "reference": "Observation/p04-pain-score",
+        "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported",
+        "date": "2026-11-18T10:00:00Z",
+        "presence": "present",
+        "status": "final",
+        "value": 8.0,
+    }
+
+
+def test_trace_explains_what_was_not_counted(client: TestClient) -> None:
+    body = client.post("/evaluate", params={"now": NOW}, json=patient_bundle("10-entered-in-error-and-refuted")).json()
+    assert body["cards"] == []
+    reasons = {s["reference"]: s["reason"] for s in body["setAside"]}
+    assert reasons["Condition/p10-cancer-error"] == "verificationStatus is entered-in-error"
+    assert reasons["Condition/p10-bone-mets-refuted"] == "verificationStatus is refuted"
+    assert reasons["Observation/p10-weakness-error"] == "status is entered-in-error"
+
+
+def test_a_named_rule_version_can_be_evaluated(client: TestClient) -> None:
+    bundle = patient_bundle("01-mscc-breast-cancer-leg-weakness")
+    body = client.post("/evaluate", params={"now": NOW, "rule": "spinal-metastasis-pain@1.0.0"}, json=bundle).json()
+    assert [t["rule"] for t in body["trace"]] == ["spinal-metastasis-pain"]
+    unknown = client.post("/evaluate", params={"rule": "nope@9.9.9"}, json=bundle)
+    assert unknown.status_code == 422
+    assert unknown.json()["resourceType"] == "OperationOutcome"
+
+
+def outcome(answer) -> list[dict[str, Any]]:
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/fhir+json"
+    body = answer.json()
+    assert body["resourceType"] == "OperationOutcome"
+    return body["issue"]
+
+
+def test_invalid_fhir_is_422_operation_outcome_naming_each_problem(client: TestClient) -> None:
+    bundle = patient_bundle("04-myeloma-thoracic-pain-score-8")
+    bundle["entry"][1]["resource"]["onsetDateTime"] = "soon"
+    bundle["entry"][3]["resource"]["status"] = 7
+    issues = outcome(client.post("/evaluate", json=bundle))
+    expressions = [i["expression"][0] for i in issues]
+    assert "Condition/p04-myeloma Condition.onsetDateTime" in expressions
+    assert "Observation/p04-pain-score Observation.status" in expressions
+    assert all(i["severity"] == "error" for i in issues)
+
+
+def test_lenient_mode_reports_issues_and_goes_on(client: TestClient) -> None:
+    bundle = patient_bundle("04-myeloma-thoracic-pain-score-8")
+    bundle["entry"][3]["resource"]["status"] = 7
+    body = client.post("/evaluate", params={"now": NOW, "strict": "false"}, json=bundle).json()
+    assert body["issues"][0]["resource"] == "Observation/p04-pain-score"
+    assert [c["indicator"] for c in body["cards"]] == ["warning"]  # thoracic pain still a red flag
+
+
+def test_malformed_json_wrong_resource_and_bad_query_are_operation_outcomes(client: TestClient) -> None:
+    outcome(client.post("/evaluate", content=b"{", headers={"content-type": "application/fhir+json"}))
+    outcome(client.post("/evaluate", json={"resourceType": "Patient", "id": "x"}))
+    outcome(
+        client.post("/evaluate", params={"now": "yesterday"}, json=patient_bundle("09-no-cancer-low-back-pain-only"))
+    )
+    outcome(client.post("/evaluate", json={"resourceType": "Bundle", "type": "collection"}))
+
+
+def test_rules_list_shows_versions_and_status(client: TestClient) -> None:
+    body = client.get("/rules").json()
+    rules = {r["id"]: r for r in body["rules"]}
+    assert rules["mscc-suspected"]["active"] == "1.0.0"
+    assert rules["mscc-suspected"]["versions"][0]["file"] == "rules/mscc-suspected/1.0.0.yaml"

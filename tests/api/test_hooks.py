@@ -1,0 +1,161 @@
+"""POST /cds-services/{id}: the answers a CDS client can get, good and bad. Never a 500."""
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import hook_request
+
+URL = "/cds-services/mscc-patient-view"
+
+
+@pytest.fixture
+def request_body() -> dict[str, Any]:
+    return hook_request("01-mscc-breast-cancer-leg-weakness")
+
+
+def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict[str, Any]) -> None:
+    answer = client.post(URL, json=request_body)
+    assert answer.status_code == 200
+    cards = answer.json()["cards"]
+    assert [c["indicator"] for c in cards] == ["critical"]
+    assert "mscc-suspected@1.0.0" in cards[0]["detail"]
+
+
+def test_no_card_is_an_empty_array(client: TestClient) -> None:
+    answer = client.post(URL, json=hook_request("09-no-cancer-low-back-pain-only"))
+    assert answer.status_code == 200
+    assert answer.json()["cards"] == []
+
+
+def test_unknown_service_is_404(client: TestClient, request_body: dict[str, Any]) -> None:
+    answer = client.post("/cds-services/nope", json=request_body)
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"{not json", "JSON"),
+        (b"[]", "body"),
+        (b"", "body"),
+        (b'{"hook": "patient-view"}', "hookInstance"),
+    ],
+)
+def test_malformed_requests_are_400_with_a_message(client: TestClient, body: bytes, fragment: str) -> None:
+    answer = client.post(URL, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    text = json.dumps(answer.json())
+    assert fragment in text
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"hook": "order-sign"}, "answers the patient-view hook"),
+        ({"hook": "made-up-hook"}, "hook: Input should be"),
+        ({"context": {"userId": "Practitioner/x"}}, "patientId"),
+        ({"context": {"patientId": "p01", "userId": "not a reference"}}, "userId"),
+        (
+            {
+                "fhirAuthorization": {
+                    "access_token": "t",
+                    "token_type": "Bearer",
+                    "expires_in": 1,
+                    "scope": "s",
+                    "subject": "x",
+                }
+            },
+            "fhirAuthorization was sent without fhirServer",
+        ),
+        ({"prefetch": {"conditions": "oops", "observations": None}}, "prefetch key 'conditions'"),
+    ],
+)
+def test_requests_that_break_the_spec_are_400(
+    client: TestClient, request_body: dict[str, Any], change: dict[str, Any], fragment: str
+) -> None:
+    answer = client.post(URL, json={**request_body, **change})
+    assert answer.status_code == 400
+    assert fragment in json.dumps(answer.json())
+
+
+def test_missing_prefetch_without_fhir_server_is_412(client: TestClient, request_body: dict[str, Any]) -> None:
+    body = {**request_body, "prefetch": {"conditions": request_body["prefetch"]["conditions"]}}
+    answer = client.post(URL, json=body)
+    assert answer.status_code == 412
+    assert "observations" in answer.json()["message"]
+    no_prefetch = {k: v for k, v in request_body.items() if k != "prefetch"}
+    assert client.post(URL, json=no_prefetch).status_code == 412
+
+
+def test_failed_prefetch_query_is_412_without_fhir_access(client: TestClient, request_body: dict[str, Any]) -> None:
+    body = {
+        **request_body,
+        "prefetch": {**request_body["prefetch"], "observations": {"resourceType": "OperationOutcome"}},
+    }
+    assert client.post(URL, json=body).status_code == 412
+
+
+def test_invalid_resource_is_reported_in_the_extension_not_fatal(
+    client: TestClient, request_body: dict[str, Any]
+) -> None:
+    entries = request_body["prefetch"]["observations"]["entry"]
+    broken = {**entries[0]["resource"], "effectiveDateTime": "last tuesday"}
+    request_body["prefetch"]["observations"]["entry"] = [{"resource": broken}]
+    answer = client.post(URL, json=request_body)
+    assert answer.status_code == 200
+    issues = answer.json()["extension"]["org.mscc-cds.evaluation"]["inputIssues"]
+    assert issues[0]["resource"] == "Observation/p01-weakness"
+    assert "last tuesday" not in json.dumps(issues)
+    assert answer.json()["cards"] == []  # the weakness was the only neurological sign
+
+
+def test_evaluation_time_extension_is_ignored_outside_dev_mode(tmp_path, request_body: dict[str, Any]) -> None:
+    from service.app import create_app
+    from service.cdshooks.call import evaluation_time
+    from service.cdshooks.models import HookRequest
+    from service.config import Settings
+    from tests.conftest import NOW
+
+    issuers = tmp_path / "issuers.yaml"
+    issuers.write_text("issuers: []\n")
+    app = create_app(
+        Settings(dev_mode=False, issuers_file=issuers, public_base_url="https://cds.example.org"),
+        clock=lambda: NOW,
+    )
+    request = HookRequest.model_validate({**request_body, "extension": {"org.mscc-cds.evaluation-time": "2000-01-01"}})
+    assert evaluation_time(app.state.runtime, request) == NOW
+
+
+def test_response_is_json_with_cors_for_browser_clients(client: TestClient, request_body: dict[str, Any]) -> None:
+    answer = client.post(URL, json=request_body, headers={"Origin": "https://sandbox.cds-hooks.org"})
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["access-control-allow-origin"] == "*"
+    preflight = client.options(
+        URL,
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+
+
+def test_resources_no_rule_reads_are_not_validated_on_the_hook_path(client: TestClient, request_body: dict) -> None:
+    glucose = {
+        "resourceType": "Observation",
+        "id": "glu",
+        "status": "final",
+        "subject": {"reference": "Patient/p01"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}]},
+        "effectiveDateTime": "never",
+    }
+    request_body["prefetch"]["observations"]["entry"].append({"resource": glucose})
+    answer = client.post(URL, json=request_body)
+    assert answer.status_code == 200
+    assert "inputIssues" not in answer.json()["extension"]["org.mscc-cds.evaluation"]
+    assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]

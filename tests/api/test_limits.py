@@ -1,0 +1,22 @@
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+
+
+def test_huge_bodies_are_413_by_header_and_by_stream(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"max_body_bytes": 2_000}))
+    with TestClient(app) as client:
+        big = b'{"pad": "' + b"x" * 5_000 + b'"}'
+        answer = client.post(
+            "/cds-services/mscc-patient-view", content=big, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 413
+        assert answer.json()["error"] == "payload_too_large"
+
+        def chunks():
+            for _ in range(10):
+                yield b"x" * 500
+
+        streamed = client.post("/evaluate", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413

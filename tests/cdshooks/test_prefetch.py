@@ -1,0 +1,55 @@
+import pytest
+
+from service.cdshooks.prefetch import read_prefetch, render_query
+from service.errors import BadRequest
+
+TEMPLATES = {
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+}
+CONDITION = {"resourceType": "Condition", "id": "c"}
+
+
+def test_absent_keys_are_missing_and_null_means_no_data() -> None:
+    result = read_prefetch(TEMPLATES, {"conditions": None})
+    assert result.missing == ["observations"]
+    assert result.resources == []
+
+
+def test_operation_outcome_means_the_query_failed() -> None:
+    result = read_prefetch(TEMPLATES, {"conditions": {"resourceType": "OperationOutcome"}, "observations": None})
+    assert result.missing == ["conditions"]
+
+
+def test_searchset_entries_and_single_resources() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": CONDITION, "search": {"mode": "match"}},
+            {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}},
+            {
+                "fullUrl": "urn:uuid:p1",
+                "resource": {"resourceType": "Patient", "id": "p1"},
+                "search": {"mode": "include"},
+            },
+        ],
+    }
+    result = read_prefetch(
+        TEMPLATES, {"conditions": bundle, "observations": {"resourceType": "Observation", "id": "o"}}
+    )
+    assert [r["resourceType"] for r in result.resources] == ["Condition", "Patient", "Observation"]
+    assert result.aliases == {"urn:uuid:p1"}
+    assert result.missing == []
+
+
+@pytest.mark.parametrize("value", ["text", 3, [CONDITION], {"id": "no-type"}])
+def test_values_that_are_not_fhir_are_bad_requests(value: object) -> None:
+    with pytest.raises(BadRequest, match="conditions"):
+        read_prefetch(TEMPLATES, {"conditions": value, "observations": None})
+
+
+def test_render_query_fills_tokens() -> None:
+    assert render_query("Condition?patient={{context.patientId}}", {"patientId": "p1"}) == "Condition?patient=p1"
+    assert render_query("Practitioner/{{userPractitionerId}}", {"userId": "Practitioner/dr"}) == "Practitioner/dr"
+    assert render_query("Encounter/{{context.encounterId}}", {"patientId": "p1"}) is None

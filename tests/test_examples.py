@@ -1,0 +1,54 @@
+"""Every example in fhir_examples/: its request is built from its patient, and the service answers exactly the
+stored response, which must also meet the hand-written expectation in examples.yaml."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.examples import build_request, manifest, seeded_uuids
+from tests.conftest import EXAMPLES, hook_request, load_json, patient_bundle
+
+MANIFEST = manifest()
+IDS = [e["id"] for e in MANIFEST["examples"]]
+REBUILD = "run `python -m service examples build` after changing patients/ or rules/"
+
+
+def test_manifest_lists_every_patient_and_at_least_ten() -> None:
+    assert sorted(IDS) == sorted(p.stem for p in (EXAMPLES / "patients").glob("*.json"))
+    assert len(IDS) >= 10
+    assert any("cards" in e["expect"] for e in MANIFEST["examples"])
+
+
+@pytest.mark.parametrize("example", MANIFEST["examples"], ids=IDS)
+def test_example_gives_its_expected_response(client: TestClient, example: dict) -> None:
+    example_id = example["id"]
+    request = hook_request(example_id)
+    assert request == build_request(example_id, patient_bundle(example_id), MANIFEST["now"]), REBUILD
+    client.app.state.runtime.new_uuid = seeded_uuids(example_id)  # type: ignore[attr-defined]
+    answer = client.post("/cds-services/mscc-patient-view", json=request)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body == load_json(EXAMPLES / "responses" / f"{example_id}.json"), REBUILD
+    expect = example["expect"]
+    if "cards" in expect:
+        assert len(body["cards"]) == expect["cards"]
+    else:
+        [card] = body["cards"]
+        assert card["indicator"] == expect["indicator"]
+        assert card["extension"]["org.mscc-cds.decision"]["rules"] == expect["rules"]
+
+
+@pytest.mark.parametrize("example", MANIFEST["examples"], ids=IDS)
+def test_evaluate_endpoint_agrees_with_the_hook(client: TestClient, example: dict) -> None:
+    answer = client.post("/evaluate", params={"now": MANIFEST["now"]}, json=patient_bundle(example["id"]))
+    hook = load_json(EXAMPLES / "responses" / f"{example['id']}.json")
+    summaries = [c["summary"] for c in answer.json()["cards"]]
+    assert summaries == [c["summary"] for c in hook["cards"]]
+
+
+def test_readme_has_a_curl_line_per_example() -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    for example_id in IDS:
+        assert f"requests/{example_id}.json" in readme, example_id
+    assert json.loads((EXAMPLES / "patients" / f"{IDS[0]}.json").read_text())["resourceType"] == "Bundle"
