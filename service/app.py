@@ -1,23 +1,33 @@
 """The app factory: `create_app(settings)` wires routers, middleware and error handlers around a loaded rule set.
 
-The rule set is loaded here, before the app exists, so a rule set that does not validate stops start-up.
+Everything that can be wrong is found here, before the app exists: a rule set that does not validate, an
+issuers file that does not parse, a database that cannot be migrated. Start-up stops with the reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import discovery, evaluate, hooks, ops
+from service.api import discovery, evaluate, feedback, hooks, ops, reports
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
+from service.cdshooks.auth import JwtVerifier
+from service.cdshooks.fetch import FhirFetcher
+from service.cdshooks.issuers import IssuerRegistry
+from service.cdshooks.jwks import JwksCache
 from service.config import Settings
 from service.engine.loader import load_ruleset
+from service.metrics import Metrics
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
+from service.store.db import Store, make_engine, migrate
 
 log = logging.getLogger("service")
 
@@ -30,22 +40,61 @@ behind it. Rules are versioned files in `rules/`.
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock = system_clock, new_uuid: UuidFactory = random_uuid
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    new_uuid: UuidFactory = random_uuid,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
+    """Build the app. `transport` replaces the network for outbound calls (JWKS, FHIR) in tests."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rules_dir)
-    runtime = Runtime(settings, ruleset, clock, new_uuid)
+    issuers = IssuerRegistry.load(settings.issuers_file)
+    client = httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(settings.fetch_timeout_seconds),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    metrics = Metrics()
+    metrics.ruleset.labels(ruleset.revision).set(1)
+    runtime = Runtime(
+        settings,
+        ruleset,
+        clock,
+        new_uuid,
+        issuers=issuers,
+        verifier=None
+        if settings.dev_mode
+        else JwtVerifier(issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp()),
+        fetcher=FhirFetcher(
+            client, issuers, timeout_seconds=settings.fetch_timeout_seconds, max_pages=settings.fetch_max_pages
+        ),
+        store=Store(engine),
+        metrics=metrics,
+    )
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+        engine.dispose()
+
     app = FastAPI(
         title="MSCC warning signs CDS Service",
         version=__version__,
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
-    for router in (discovery.router, hooks.router, evaluate.router, ops.router):
+    for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
         app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)

@@ -9,10 +9,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
 from service.engine.ruleset import RuleSet
+
+if TYPE_CHECKING:
+    from service.cdshooks.auth import JwtVerifier
+    from service.cdshooks.fetch import FhirFetcher
+    from service.cdshooks.issuers import IssuerRegistry
+    from service.metrics import Metrics
+    from service.store.db import Store
 
 Clock = Callable[[], datetime]
 UuidFactory = Callable[[], str]
@@ -32,4 +39,9 @@ class Runtime:
     ruleset: RuleSet
     clock: Clock = system_clock
     new_uuid: UuidFactory = random_uuid
+    issuers: IssuerRegistry | None = None
+    verifier: JwtVerifier | None = None
+    fetcher: FhirFetcher | None = None
+    store: Store | None = None
+    metrics: Metrics | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, BackgroundTasks, Body, Path, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import RuntimeDep
 from service.api.errors import ErrorBody
 from service.api.examples import hook_request_examples
-from service.cdshooks.call import answer_call
+from service.api.security import authenticate
+from service.cdshooks.call import CallOutcome, answer_call
 from service.cdshooks.models import CdsResponse, HookRequest
-from service.errors import NotFound
+from service.decisionlog import decision_row, write_decision
+from service.errors import NotFound, ServiceError
+from service.logs import hash_patient_id
+from service.runtime import Runtime
 
 router = APIRouter(tags=["CDS Hooks"])
+log = logging.getLogger("service.hooks")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed JSON, or a request that breaks CDS Hooks 2.0"},
     401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
@@ -23,6 +30,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Request body over the size limit"},
 }
 ServiceId = Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])]
+
+
+def _observe(runtime: Runtime, service_id: str, status: int, started: float, outcome: CallOutcome | None) -> None:
+    metrics = runtime.metrics
+    if metrics is None:
+        return
+    metrics.calls.labels(service_id, str(status)).inc()
+    metrics.latency.labels(service_id).observe(time.perf_counter() - started)
+    if outcome is not None:
+        for card in outcome.response.cards:
+            lead = next((d.ref for d in outcome.decisions if d.fired), "none")
+            metrics.cards.labels(lead, card.indicator).inc()
 
 
 @router.post(
@@ -34,16 +53,53 @@ ServiceId = Annotated[str, Path(description="a service id from discovery", examp
 async def call_service(
     service_id: ServiceId,
     request: Annotated[HookRequest, Body(openapi_examples=hook_request_examples())],
+    http_request: Request,
     runtime: RuntimeDep,
+    background: BackgroundTasks,
 ) -> JSONResponse:
     """Evaluate the rules for the patient in context and answer with at most one card.
 
     The card recommends a whole-spine MRI and a referral, names the rule version and lists the patient data
     behind it. Missing prefetch keys are fetched from `fhirServer` when it is allowed; otherwise 412.
     """
-    service = runtime.ruleset.service(service_id)
-    if service is None:
-        raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
-    fetch = runtime.extras.get("fetch")
-    outcome = await answer_call(runtime, service, request, fetch)
+    started = time.perf_counter()
+    try:
+        service = runtime.ruleset.service(service_id)
+        if service is None:
+            raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
+        caller = await authenticate(runtime, http_request, service_id)
+        issuer = caller.iss if caller else None
+        fetcher = runtime.fetcher
+
+        async def fetch(req: HookRequest, queries: dict[str, str]) -> dict[str, Any]:
+            assert fetcher is not None
+            try:
+                return await fetcher.fetch(req, queries, issuer)
+            finally:
+                if runtime.metrics is not None:
+                    for reason, count in fetcher.stats.failures.items():
+                        runtime.metrics.fetch_failures.labels(reason).inc(count)
+                    fetcher.stats.failures.clear()
+
+        outcome = await answer_call(runtime, service, request, fetch if fetcher else None)
+    except ServiceError as error:
+        _observe(runtime, service_id, error.status_code, started, None)
+        raise
+    decision_id = runtime.new_uuid()
+    background.add_task(
+        write_decision, runtime, decision_row(runtime, decision_id, service_id, request, outcome, issuer)
+    )
+    _observe(runtime, service_id, 200, started, outcome)
+    log.info(
+        "hook answered",
+        extra={
+            "fields": {
+                "decision_id": decision_id,
+                "service": service_id,
+                "patient": hash_patient_id(outcome.record.patient_id, runtime.settings.patient_hash_salt),
+                "cards": [c.indicator for c in outcome.response.cards],
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        },
+    )
     return JSONResponse(outcome.response.dump())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from service import __version__
@@ -30,10 +32,10 @@ def healthz(runtime: RuntimeDep) -> Health:
     responses={503: {"model": Health, "description": "Not ready: a check failed"}},
     summary="Readiness: rules loaded and storage reachable",
 )
-def readyz(runtime: RuntimeDep) -> JSONResponse:
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks = {"rules": "ok"}
-    for name, check in runtime.extras.get("readiness", {}).items():
-        checks[name] = "ok" if check() else "failing"
+    if runtime.store is not None:
+        checks["database"] = "ok" if await asyncio.to_thread(runtime.store.ping) else "failing"
     ready = all(v == "ok" for v in checks.values())
     body = Health(
         status="ok" if ready else "unavailable",
@@ -42,3 +44,14 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks=checks,
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    summary="Prometheus metrics",
+)
+def metrics(runtime: RuntimeDep) -> Response:
+    body = runtime.metrics.render() if runtime.metrics is not None else b""
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,66 @@
+"""POST /cds-services/{service_id}/feedback: what the clinician did with a card (CDS Hooks 2.0 Feedback)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Request
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.api.deps import RuntimeDep
+from service.api.errors import ErrorBody
+from service.api.security import authenticate
+from service.cdshooks.models import FeedbackRequest
+from service.errors import BadRequest, NotFound, ServiceError
+from service.store.db import UnknownCards, UnknownSuggestions
+
+router = APIRouter(tags=["CDS Hooks"])
+
+
+class ServiceUnavailable(ServiceError):
+    status_code = 503
+    code = "unavailable"
+
+
+class FeedbackStored(BaseModel):
+    stored: int
+
+
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    response_model=FeedbackStored,
+    responses={
+        400: {"model": ErrorBody, "description": "Malformed feedback, or a suggestion the card did not offer"},
+        401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
+        404: {"model": ErrorBody, "description": "No such service, or a card this service did not return"},
+        413: {"model": ErrorBody, "description": "Request body over the size limit"},
+        503: {"model": ErrorBody, "description": "Storage unavailable: nothing was stored, send it again"},
+    },
+    summary="Send feedback on cards",
+)
+async def send_feedback(
+    service_id: Annotated[str, Path(examples=["mscc-patient-view"])],
+    feedback: Annotated[FeedbackRequest, Body()],
+    http_request: Request,
+    runtime: RuntimeDep,
+) -> FeedbackStored:
+    """Stores every item or none. 200 means stored (it survives restarts); 503 means nothing was stored."""
+    if runtime.ruleset.service(service_id) is None:
+        raise NotFound(f"no CDS service {service_id!r}")
+    await authenticate(runtime, http_request, service_id)
+    assert runtime.store is not None
+    items = [item.model_dump(mode="json", exclude_none=True) for item in feedback.feedback]
+    try:
+        stored = await asyncio.to_thread(runtime.store.record_feedback, service_id, items, runtime.clock())
+    except UnknownCards as error:
+        raise NotFound("feedback names cards this service did not return", error.uuids) from None
+    except UnknownSuggestions as error:
+        raise BadRequest("feedback accepts suggestions the card did not offer", error.ids) from None
+    except SQLAlchemyError:
+        raise ServiceUnavailable("feedback could not be stored; nothing was stored, send it again") from None
+    if runtime.metrics is not None:
+        for item in items:
+            runtime.metrics.feedback.labels(item["outcome"]).inc()
+    return FeedbackStored(stored=stored)

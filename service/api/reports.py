@@ -1,0 +1,42 @@
+"""GET /reports/rules: how each rule version performs (cards shown, accepted, overridden, reasons)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import AwareDatetime, BaseModel
+
+from service.api.deps import RuntimeDep
+from service.store.db import report_csv
+
+router = APIRouter(tags=["Rules"])
+
+
+class RuleReportRow(BaseModel):
+    rule: str
+    shown: int
+    accepted: int
+    overridden: int
+    acceptance_rate: float
+    override_reasons: dict[str, int]
+
+
+@router.get(
+    "/reports/rules",
+    response_model=list[RuleReportRow],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    summary="Cards shown, accepted and overridden per rule version",
+)
+async def rule_report(
+    runtime: RuntimeDep,
+    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
+    since: Annotated[AwareDatetime | None, Query(description="only cards shown from this time")] = None,
+) -> Response:
+    assert runtime.store is not None
+    rows = await asyncio.to_thread(runtime.store.rule_report, since)
+    if format == "csv":
+        return PlainTextResponse(report_csv(rows), media_type="text/csv")
+    return JSONResponse(rows)

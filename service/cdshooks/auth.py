@@ -1,0 +1,108 @@
+"""JWT verification for CDS Hooks 2.0 calls (spec "Trusting CDS Clients", and the security best practices).
+
+Checked, in order: a Bearer token is present; `alg` is ES384 or RS384 (never `none` or HMAC); `iss` is a trusted
+issuer; the key comes from that issuer's inline JWKS, its JWKS URL, or a `jku` on its allow-list; the signature;
+`aud` is this service's URL; `exp` is in the future, `iat` not in the future; `jti` is present and not seen before
+within the token's lifetime. Every refusal is a 401 whose message says which check failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+
+from service.cdshooks.issuers import IssuerRegistry, normalise_base
+from service.cdshooks.jwks import JwksCache
+from service.errors import Unauthorized
+
+ALGORITHMS = ["ES384", "RS384"]
+LEEWAY_SECONDS = 60
+MAX_LIFETIME_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class VerifiedCaller:
+    iss: str
+    sub: str | None
+    tenant: str | None
+    jti: str
+
+
+class JwtVerifier:
+    def __init__(self, issuers: IssuerRegistry, jwks: JwksCache, public_base_url: str, clock: Any = time.time) -> None:
+        self.issuers = issuers
+        self.jwks = jwks
+        self.base = public_base_url.rstrip("/")
+        self.clock = clock
+        self._seen_jti: TTLCache[str, bool] = TTLCache(maxsize=200_000, ttl=MAX_LIFETIME_SECONDS + LEEWAY_SECONDS)
+
+    def audience(self, service_id: str) -> str:
+        return f"{self.base}/cds-services/{service_id}"
+
+    async def _keys(self, header: dict[str, Any], iss: str) -> KeySet:
+        issuer = self.issuers.get(iss)
+        if issuer is None:
+            raise Unauthorized("the token's issuer is not trusted")
+        kid = header.get("kid")
+        jku = header.get("jku")
+        if jku is not None:
+            allowed = {normalise_base(u) for u in issuer.allowed_jku}
+            if not isinstance(jku, str) or normalise_base(jku) not in allowed:
+                raise Unauthorized("the token's jku is not on the issuer's allow-list")
+            return await self.jwks.keys(jku, kid=kid)
+        if issuer.jwks is not None:
+            return KeySet.import_key_set(issuer.jwks)
+        if issuer.jwks_url:
+            return await self.jwks.keys(issuer.jwks_url, kid=kid)
+        raise Unauthorized("no keys are configured for the token's issuer")
+
+    async def verify(self, authorization: str | None, service_id: str) -> VerifiedCaller:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("a Bearer JWT is required in the Authorization header")
+        token = authorization.removeprefix("Bearer ").strip()
+        try:
+            unverified = jws.extract_compact(token.encode())
+            header = dict(unverified.protected)
+            claims = json.loads(unverified.payload)
+        except (JoseError, ValueError):
+            raise Unauthorized("the token is not a compact JWS") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthorized("the token's alg must be ES384 or RS384")
+        if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
+            raise Unauthorized("the token has no iss claim")
+        keys = await self._keys(header, claims["iss"])
+        try:
+            verified = jwt.decode(token, keys, algorithms=ALGORITHMS)
+        except JoseError as error:
+            raise Unauthorized(f"the token's signature does not verify ({error.error})") from None
+        now = int(self.clock())
+        registry = JWTClaimsRegistry(
+            now=now,
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True},
+            aud={"essential": True, "value": self.audience(service_id)},
+            exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(verified.claims)
+        except JoseError as error:
+            raise Unauthorized(f"the token's claims are not acceptable ({error.error}: {error.description})") from None
+        if int(verified.claims["iat"]) > now + LEEWAY_SECONDS:
+            raise Unauthorized("the token's iat is in the future")
+        if int(verified.claims["exp"]) - now > MAX_LIFETIME_SECONDS:
+            raise Unauthorized("the token lives too long (over an hour)")
+        jti_key = f"{claims['iss']}|{verified.claims['jti']}"
+        if jti_key in self._seen_jti:
+            raise Unauthorized("the token's jti was already used")
+        self._seen_jti[jti_key] = True
+        return VerifiedCaller(claims["iss"], verified.claims.get("sub"), verified.claims.get("tenant"), jti_key)

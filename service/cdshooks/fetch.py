@@ -1,0 +1,109 @@
+"""Fetch what the EHR did not prefetch from its FHIR server: allow-listed servers only, bounded in time and size.
+
+A `next` link is followed only while it stays under the same allow-listed base, redirects are never followed,
+and the whole fetch has one deadline: a slow, broken or hostile server costs at most that, and the answer is 412.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from service.cdshooks.issuers import IssuerRegistry, normalise_base
+from service.cdshooks.models import HookRequest
+from service.errors import PreconditionFailed
+
+MAX_RESPONSE_BYTES = 20_000_000
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class FetchStats:
+    """Counters the metrics endpoint reads."""
+
+    calls: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+
+    def fail(self, reason: str) -> None:
+        self.failures[reason] = self.failures.get(reason, 0) + 1
+
+
+class FhirFetcher:
+    def __init__(
+        self, client: httpx.AsyncClient, issuers: IssuerRegistry, *, timeout_seconds: float, max_pages: int
+    ) -> None:
+        self.client = client
+        self.issuers = issuers
+        self.timeout = timeout_seconds
+        self.max_pages = max_pages
+        self.stats = FetchStats()
+
+    async def _get(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
+        answer = await self.client.get(url, headers=headers, follow_redirects=False)
+        if answer.status_code != 200:
+            raise PreconditionFailed(f"the FHIR server answered HTTP {answer.status_code}")
+        if len(answer.content) > MAX_RESPONSE_BYTES:
+            raise PreconditionFailed("the FHIR server's answer is too large")
+        try:
+            body = answer.json()
+        except ValueError:
+            raise PreconditionFailed("the FHIR server's answer is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+            raise PreconditionFailed("the FHIR server's answer is not a FHIR resource")
+        if body["resourceType"] == "OperationOutcome":
+            raise PreconditionFailed("the FHIR server answered with an OperationOutcome")
+        return body
+
+    async def _search(self, base: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
+        body = await self._get(f"{base}/{query.lstrip('/')}", headers)
+        if body["resourceType"] != "Bundle":
+            return body
+        entries = list(body.get("entry") or [])
+        for _ in range(self.max_pages - 1):
+            next_url = next(
+                (link.get("url") for link in body.get("link") or [] if link.get("relation") == "next"), None
+            )
+            if not isinstance(next_url, str):
+                break
+            inside = normalise_base(next_url).startswith(base + "/") or next_url.startswith(base + "?")
+            if not inside or "/../" in next_url or next_url.endswith("/.."):
+                raise PreconditionFailed("the FHIR server's next link leaves the allowed server")
+            body = await self._get(next_url, headers)
+            entries.extend(body.get("entry") or [])
+        else:
+            raise PreconditionFailed(f"the search needs more than {self.max_pages} pages")
+        return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+
+    async def fetch(self, request: HookRequest, queries: dict[str, str], issuer: str | None) -> dict[str, Any]:
+        """Run each query against the request's fhirServer; {key: resource or Bundle}. Raises PreconditionFailed."""
+        server = str(request.fhirServer)
+        if not self.issuers.fhir_server_allowed(server, issuer):
+            self.stats.fail("not_allowed")
+            raise PreconditionFailed("the request's fhirServer is not on the allow-list for this caller")
+        base = normalise_base(server)
+        headers = {"Accept": FHIR_JSON}
+        if request.fhirAuthorization is not None:
+            headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
+        self.stats.calls += 1
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                results = await asyncio.gather(*(self._search(base, q, headers) for q in queries.values()))
+        except TimeoutError:
+            self.stats.fail("timeout")
+            raise PreconditionFailed(f"the FHIR server did not answer within {self.timeout:g} s") from None
+        except httpx.HTTPError as error:
+            self.stats.fail("unreachable")
+            raise PreconditionFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
+        except PreconditionFailed:
+            self.stats.fail("bad_answer")
+            raise
+        finally:
+            self.stats.seconds.append(time.perf_counter() - started)
+            del self.stats.seconds[:-1000]
+        return dict(zip(queries, results, strict=True))

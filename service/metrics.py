@@ -1,0 +1,42 @@
+"""Prometheus metrics, in a registry per app (so tests and workers never share counters by accident)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            "mscc_hook_calls",
+            "Hook calls answered, by service and HTTP status",
+            ["service", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mscc_hook_latency_seconds",
+            "Hook call latency",
+            ["service"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        )
+        self.cards = Counter(
+            "mscc_cards",
+            "Cards returned, by lead rule version and indicator",
+            ["rule", "indicator"],
+            registry=self.registry,
+        )
+        self.fetch_failures = Counter(
+            "mscc_fhir_fetch_failures", "FHIR server fetches that failed, by reason", ["reason"], registry=self.registry
+        )
+        self.log_failures = Counter(
+            "mscc_decision_log_failures", "Decision-log writes that failed after retries", registry=self.registry
+        )
+        self.feedback = Counter(
+            "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry
+        )
+        self.ruleset = Gauge("mscc_ruleset_info", "The rule-set revision served", ["revision"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Feedback and the decision log, with SQLAlchemy: a SQLite file by default, PostgreSQL by URL."""

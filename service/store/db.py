@@ -1,0 +1,189 @@
+"""Storage: connect, migrate (Alembic, at start-up), and the reads and writes the service needs.
+
+SQLite (the default) runs in WAL mode with a busy timeout so several uvicorn workers can share the file;
+PostgreSQL is used as given. Every method is synchronous: callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.store.tables import DecisionRow, FeedbackRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 5})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest revision (idempotent; safe with several replicas on PostgreSQL)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class UnknownCards(Exception):
+    def __init__(self, uuids: list[str]) -> None:
+        super().__init__(", ".join(uuids))
+        self.uuids = uuids
+
+
+class UnknownSuggestions(Exception):
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = ids
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def write_decision(self, row: dict[str, Any], attempts: int = 3, backoff: float = 0.2) -> None:
+        """Insert one decision, retrying transient failures; raise the last error when every attempt fails."""
+        for attempt in range(attempts):
+            try:
+                with self.sessions.begin() as session:
+                    session.add(DecisionRow(**row))
+                return
+            except SQLAlchemyError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(backoff * (2**attempt))
+
+    def decision_by_card(self, session: Session, card_uuid: str) -> DecisionRow | None:
+        return session.scalar(select(DecisionRow).where(DecisionRow.card_uuid == card_uuid))
+
+    def record_feedback(self, service_id: str, items: list[dict[str, Any]], received_at: datetime) -> int:
+        """Store every item or none: unknown cards or suggestions refuse the whole batch."""
+        with self.sessions.begin() as session:
+            rows = []
+            unknown: list[str] = []
+            bad_suggestions: list[str] = []
+            for item in items:
+                decision = self.decision_by_card(session, item["card"])
+                if decision is None or decision.service_id != service_id:
+                    unknown.append(item["card"])
+                    continue
+                offered = {s["uuid"] for s in decision.suggestions}
+                accepted = [s["id"] for s in item.get("acceptedSuggestions") or []]
+                bad_suggestions += [s for s in accepted if s not in offered]
+                reason = (item.get("overrideReason") or {}).get("reason") or {}
+                rows.append(
+                    FeedbackRow(
+                        received_at=received_at,
+                        service_id=service_id,
+                        card_uuid=item["card"],
+                        decision_id=decision.id,
+                        rule=decision.lead_rule,
+                        outcome=item["outcome"],
+                        accepted_suggestions=accepted,
+                        override_system=reason.get("system"),
+                        override_code=reason.get("code"),
+                        override_display=reason.get("display"),
+                        user_comment=(item.get("overrideReason") or {}).get("userComment"),
+                        outcome_timestamp=item["outcomeTimestamp"],
+                    )
+                )
+            if unknown:
+                raise UnknownCards(unknown)
+            if bad_suggestions:
+                raise UnknownSuggestions(bad_suggestions)
+            session.add_all(rows)
+            return len(rows)
+
+    def count(self) -> dict[str, int]:
+        with self.sessions() as session:
+            return {
+                "decisions": session.scalar(select(func.count()).select_from(DecisionRow)) or 0,
+                "feedback": session.scalar(select(func.count()).select_from(FeedbackRow)) or 0,
+            }
+
+    def rule_report(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Per rule version: cards shown, cards accepted / overridden (each card counted once), reasons."""
+        with self.sessions() as session:
+            decisions = select(DecisionRow.lead_rule, DecisionRow.card_uuid).where(DecisionRow.card_uuid.is_not(None))
+            if since is not None:
+                decisions = decisions.where(DecisionRow.created_at >= since)
+            shown: Counter[str] = Counter()
+            cards: dict[str, str] = {}
+            for rule, card in session.execute(decisions):
+                shown[rule] += 1
+                cards[card] = rule
+            accepted: dict[str, set[str]] = {}
+            overridden: dict[str, set[str]] = {}
+            reasons: dict[str, Counter[str]] = {}
+            feedback = select(FeedbackRow.card_uuid, FeedbackRow.outcome, FeedbackRow.override_code)
+            for card, outcome, code in session.execute(feedback):
+                rule = cards.get(card)
+                if rule is None:
+                    continue
+                target = accepted if outcome == "accepted" else overridden
+                target.setdefault(rule, set()).add(card)
+                if outcome == "overridden":
+                    reasons.setdefault(rule, Counter())[code or "(none given)"] += 1
+        report = []
+        for rule in sorted(shown):
+            n_accepted = len(accepted.get(rule, ()))
+            report.append(
+                {
+                    "rule": rule,
+                    "shown": shown[rule],
+                    "accepted": n_accepted,
+                    "overridden": len(overridden.get(rule, ())),
+                    "acceptance_rate": round(n_accepted / shown[rule], 3),
+                    "override_reasons": dict(reasons.get(rule, Counter()).most_common()),
+                }
+            )
+        return report
+
+
+def report_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons"])
+    for row in rows:
+        reasons = ";".join(f"{k}={v}" for k, v in row["override_reasons"].items())
+        writer.writerow(
+            [row["rule"], row["shown"], row["accepted"], row["overridden"], row["acceptance_rate"], reasons]
+        )
+    return out.getvalue()
