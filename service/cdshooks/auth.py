@@ -97,8 +97,6 @@ class JwtVerifier:
             registry.validate(verified.claims)
         except JoseError as error:
             raise Unauthorized(f"the token's claims are not acceptable ({error.error}: {error.description})") from None
-        if int(verified.claims["iat"]) > now + LEEWAY_SECONDS:
-            raise Unauthorized("the token's iat is in the future")
         if int(verified.claims["exp"]) - now > MAX_LIFETIME_SECONDS:
             raise Unauthorized("the token lives too long (over an hour)")
         jti_key = f"{claims['iss']}|{verified.claims['jti']}"

@@ -1,0 +1,201 @@
+"""Feedback as CDS Hooks 2.0 defines it: stored every item or none, surviving restarts, and reported per rule."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+
+from service.app import create_app
+from service.config import Settings
+from service.examples import seeded_uuids
+from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shared
+
+URL = "/cds-services/mscc-patient-view"
+
+
+def make_client(db: Path, seed: str = "fb") -> TestClient:
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{db}")
+    return TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids(seed)))
+
+
+def card_from(client: TestClient, example: str = "01-mscc-breast-cancer-leg-weakness") -> dict:
+    return client.post(URL, json=hook_request(example)).json()["cards"][0]
+
+
+def accepted(card: dict) -> dict:
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "outcomeTimestamp": "2026-11-20T09:05:00Z",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+    }
+
+
+def overridden(card: dict, code: str = "mri-done-or-booked") -> dict:
+    return {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-20T09:06:00Z",
+        "overrideReason": {
+            "reason": {
+                "code": code,
+                "system": "https://mscc-cds.example.org/CodeSystem/override-reason",
+                "display": "MRI of the spine already done or booked",
+            },
+            "userComment": "MRI booked yesterday",
+        },
+    }
+
+
+def test_feedback_is_stored_and_survives_a_restart(tmp_path: Path) -> None:
+    db = tmp_path / "store.sqlite3"
+    with make_client(db, "one") as client:
+        critical = card_from(client)
+        warning = card_from(client, "03-prostate-cancer-bone-mets-new-back-pain")
+        answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(critical), overridden(warning)]})
+        assert answer.status_code == 200
+        assert answer.json() == {"stored": 2}
+    with make_client(db, "two") as restarted:
+        report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
+    assert report["mscc-suspected@1.0.0"] == {
+        "rule": "mscc-suspected@1.0.0",
+        "shown": 1,
+        "accepted": 1,
+        "overridden": 0,
+        "acceptance_rate": 1.0,
+        "override_reasons": {},
+    }
+    assert report["spinal-metastasis-pain@1.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
+
+
+def test_report_as_csv(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        client.post(f"{URL}/feedback", json={"feedback": [overridden(card, "other-cause-known")]})
+        answer = client.get("/reports/rules", params={"format": "csv"})
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.text.splitlines() == [
+        "rule,shown,accepted,overridden,acceptance_rate,override_reasons",
+        "mscc-suspected@1.0.0,1,0,1,0.0,other-cause-known=1",
+    ]
+
+
+def test_unknown_card_is_404_and_nothing_is_stored(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        ghost = {**accepted(card), "card": "00000000-0000-0000-0000-000000000000"}
+        answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card), ghost]})
+        assert answer.status_code == 404
+        assert answer.json()["details"] == ["00000000-0000-0000-0000-000000000000"]
+        assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
+
+
+def test_a_suggestion_the_card_did_not_offer_is_400(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        bad = {**accepted(card), "acceptedSuggestions": [{"id": "not-offered"}]}
+        assert client.post(f"{URL}/feedback", json={"feedback": [bad]}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"feedback": []},
+        {"feedback": [{"card": "x", "outcome": "maybe", "outcomeTimestamp": "2026-11-20T09:00:00Z"}]},
+        {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
+    ],
+)
+def test_malformed_feedback_is_400(tmp_path: Path, body: dict) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        assert client.post(f"{URL}/feedback", json=body).status_code == 400
+
+
+@requires_shared()
+@pytest.mark.parametrize(
+    "name", ["ex19-example-suggestion-accepted", "ex21-example-overridden-guidance-with-overridereason"]
+)
+def test_spec_feedback_for_cards_we_never_returned_is_404(tmp_path: Path, name: str) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        body = load_json(CDSHOOKS / "spec-2.0.1" / "examples" / f"{name}.json")
+        assert client.post(f"{URL}/feedback", json=body).status_code == 404
+
+
+def test_feedback_to_an_unknown_service_is_404(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        answer = client.post("/cds-services/nope/feedback", json={"feedback": [accepted(card_from(client))]})
+        assert answer.status_code == 404
+
+
+def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        calls = []
+
+        def broken(row: dict, attempts: int = 3, backoff: float = 0.2) -> None:
+            calls.append(row["id"])
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+        monkeypatch.setattr(store, "write_decision", broken)
+        with caplog.at_level(logging.ERROR, logger="service.decisionlog"):
+            answer = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        assert answer.status_code == 200
+        assert answer.json()["cards"][0]["indicator"] == "critical"
+        [record] = [r for r in caplog.records if r.name == "service.decisionlog"]
+        assert record.fields["decision_id"] == calls[0]  # type: ignore[attr-defined]
+        assert "p01" not in caplog.text
+        assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
+
+
+def test_decision_log_write_retries_before_giving_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        real = store.sessions
+        failures = iter([True, True, False])
+
+        class Flaky:
+            def begin(self):
+                if next(failures):
+                    raise OperationalError("BEGIN", {}, Exception("database is locked"))
+                return real.begin()
+
+        monkeypatch.setattr(store, "sessions", Flaky())
+        monkeypatch.setattr("time.sleep", lambda _: None)
+        row_client = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        assert row_client.status_code == 200
+        monkeypatch.setattr(store, "sessions", real)
+        assert store.count()["decisions"] == 1
+
+
+def test_storage_down_makes_readyz_503_and_feedback_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+
+        def down(*args: object, **kwargs: object) -> None:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+        monkeypatch.setattr(store, "ping", lambda: False)
+        monkeypatch.setattr(store, "record_feedback", down)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"] == "failing"
+        answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
+        assert answer.status_code == 503
+        assert "send it again" in answer.json()["message"]
+
+
+def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        client.post(URL, json={"bad": 1})
+        client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
+        text = client.get("/metrics").text
+    assert 'mscc_hook_calls_total{service="mscc-patient-view",status="200"} 1.0' in text
+    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@1.0.0"} 1.0' in text
+    assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
+    assert "mscc_hook_latency_seconds_bucket" in text

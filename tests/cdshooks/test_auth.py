@@ -1,0 +1,191 @@
+"""JWT verification as CDS Hooks 2.0 asks: every refusal is a 401 that says which check failed."""
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shared
+from tests.fhirserver import Behaviour, running_fhir_server
+from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
+
+URL = "/cds-services/mscc-patient-view"
+
+
+def secure_client(tmp_path: Path, issuers: Path, **settings: object) -> TestClient:
+    app = create_app(
+        Settings(
+            dev_mode=False,
+            issuers_file=issuers,
+            public_base_url=BASE_URL,
+            database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            **settings,
+        )
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+def client(tmp_path: Path, signer: Signer) -> TestClient:
+    with secure_client(tmp_path, issuers_file(tmp_path / "issuers.yaml", signer)) as test_client:
+        yield test_client
+
+
+def call(client: TestClient, token: str | None, body: dict | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = client.post(URL, json=body or hook_request("09-no-cancer-low-back-pain-only"), headers=headers)
+    return answer.status_code, answer.json().get("message", "")
+
+
+def test_a_valid_token_is_accepted(client: TestClient, signer: Signer) -> None:
+    assert call(client, signer.token())[0] == 200
+
+
+def test_rs384_is_accepted_too(tmp_path: Path) -> None:
+    rsa = Signer(kind="RSA")
+    with secure_client(tmp_path, issuers_file(tmp_path / "i.yaml", rsa)) as client:
+        assert call(client, rsa.token())[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("make_token", "reason"),
+    [
+        (lambda s: None, "a Bearer JWT is required"),
+        (lambda s: "not.a.jwt", "not a compact JWS"),
+        (lambda s: s.token(aud=f"{BASE_URL}/cds-services/another-service"), "aud"),
+        (lambda s: s.token(aud="https://evil.example/cds-services/mscc-patient-view"), "aud"),
+        (lambda s: s.token(exp=int(NOW.timestamp()) - 3600 * 24 * 365), "expired"),
+        (lambda s: s.token(iat=2_000_000_000_0), "issued in the future"),
+        (lambda s: s.token(jti=None), "jti"),
+        (lambda s: s.token(iss="https://unknown.example"), "issuer is not trusted"),
+        (lambda s: s.token(header={"jku": "https://evil.example/jwks.json"}), "jku is not on the issuer's allow-list"),
+        (lambda s: Signer(kid="ehr-key-1").token(), "signature does not verify"),
+        (lambda s: s.token(exp=2_000_000_000_0), "lives too long"),
+    ],
+    ids=[
+        "missing",
+        "garbage",
+        "other-service-aud",
+        "other-host-aud",
+        "expired",
+        "future-iat",
+        "no-jti",
+        "unknown-issuer",
+        "jku-not-allowed",
+        "wrong-key",
+        "too-long",
+    ],
+)
+def test_bad_tokens_are_401_with_the_reason(client: TestClient, signer: Signer, make_token, reason: str) -> None:
+    status, message = call(client, make_token(signer))
+    assert status == 401
+    assert reason in message
+
+
+def test_alg_none_and_hmac_are_refused(client: TestClient, signer: Signer) -> None:
+    import base64
+    import json
+
+    def b64(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'iss': ISS})}."
+    assert call(client, unsigned) == (401, "the token's alg must be ES384 or RS384")
+    hmac = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'iss': ISS})}.c2ln"
+    assert call(client, hmac)[0] == 401
+
+
+def test_a_replayed_jti_is_refused(client: TestClient, signer: Signer) -> None:
+    token = signer.token()
+    assert call(client, token)[0] == 200
+    assert call(client, token) == (401, "the token's jti was already used")
+
+
+def test_401_carries_www_authenticate(client: TestClient) -> None:
+    answer = client.post(URL, json=hook_request("09-no-cancer-low-back-pain-only"))
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_keys_from_an_allow_listed_jku_are_fetched_and_cached(tmp_path: Path, signer: Signer) -> None:
+    with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
+        jku = f"{base}/jwks.json"
+        issuers = issuers_file(tmp_path / "i.yaml", signer, jku=[jku], inline=False, jwks_url=jku)
+        with secure_client(tmp_path, issuers) as client:
+            assert call(client, signer.token(header={"jku": jku}))[0] == 200
+            assert call(client, signer.token(header={"jku": jku}))[0] == 200
+            assert call(client, signer.token())[0] == 200  # jwks_url, the same cached set
+        assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]
+
+
+def test_unknown_kid_refreshes_the_cached_key_set_once(tmp_path: Path, signer: Signer) -> None:
+    rotated = Signer(kid="ehr-key-2")
+    with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
+        issuers = issuers_file(tmp_path / "i.yaml", signer, inline=False, jwks_url=f"{base}/jwks.json")
+        with secure_client(tmp_path, issuers) as client:
+            assert call(client, signer.token())[0] == 200
+            behaviour.jwks = {"keys": signer.jwks()["keys"] + rotated.jwks()["keys"]}
+            client.app.state.runtime.verifier.jwks._entries[f"{base}/jwks.json"].fetched_at -= 60  # type: ignore[attr-defined]
+            assert call(client, rotated.token())[0] == 200
+            assert call(client, Signer(kid="made-up").token())[0] == 401  # no refetch storm within 30 s
+        assert len(behaviour.seen) == 2
+
+
+def spec_verifier(clock: float):
+    import httpx
+
+    from service.cdshooks.auth import JwtVerifier
+    from service.cdshooks.issuers import Issuer, IssuerRegistry
+    from service.cdshooks.jwks import JwksCache
+
+    vector = load_json(CDSHOOKS / "spec-2.0.1" / "examples" / "jwt-test-vector-from-spec.json")
+    jku = vector["header"]["jku"]
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        assert str(request.url) == jku, "only the allow-listed jku may be fetched"
+        return httpx.Response(200, json=vector["public_jwks"])
+
+    registry = IssuerRegistry([Issuer(iss=vector["payload"]["iss"], allowed_jku=[jku])])
+    client = httpx.AsyncClient(transport=httpx.MockTransport(serve))
+    return JwtVerifier(registry, JwksCache(client), "https://cds.example.org", clock=lambda: clock), vector
+
+
+@requires_shared()
+def test_the_spec_test_vector_is_refused_as_expired() -> None:
+    import asyncio
+
+    from service.errors import Unauthorized
+
+    verifier, vector = spec_verifier(clock=NOW.timestamp())
+    with pytest.raises(Unauthorized, match="expired"):
+        asyncio.run(verifier.verify(f"Bearer {vector['compact_jwt']}", "some-service"))
+
+
+@requires_shared()
+def test_the_spec_test_vector_passes_every_other_check_in_2015() -> None:
+    import asyncio
+
+    vector_time = 1422568860 - 300
+    verifier, vector = spec_verifier(clock=vector_time)
+    caller = asyncio.run(verifier.verify(f"Bearer {vector['compact_jwt']}", "some-service"))
+    assert caller.tenant == "2ddd6c3a-8e9a-44c6-a305-52111ad302a2"
+    assert vector_time < vector["payload"]["exp"]
+
+
+@requires_shared()
+def test_the_spec_test_vector_signature_verifies_and_only_expiry_fails() -> None:
+    from joserfc import jwt
+    from joserfc.errors import ExpiredTokenError
+    from joserfc.jwk import KeySet
+    from joserfc.jwt import JWTClaimsRegistry
+
+    vector = load_json(CDSHOOKS / "spec-2.0.1" / "examples" / "jwt-test-vector-from-spec.json")
+    token = jwt.decode(vector["compact_jwt"], KeySet.import_key_set(vector["public_jwks"]), algorithms=["ES384"])
+    with pytest.raises(ExpiredTokenError):
+        JWTClaimsRegistry(leeway=60).validate(token.claims)

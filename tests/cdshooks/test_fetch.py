@@ -1,0 +1,137 @@
+"""Fetching missing prefetch from the EHR's FHIR server: a real HTTP server on 127.0.0.1, not mocks."""
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+from service.examples import seeded_uuids
+from tests.conftest import NOW, hook_request
+from tests.fhirserver import Behaviour, running_fhir_server
+
+URL = "/cds-services/mscc-patient-view"
+
+
+def app_for(tmp_path: Path, fhir_servers: list[str], timeout: float = 2.0) -> TestClient:
+    issuers = tmp_path / "issuers.yaml"
+    issuers.write_text(yaml.safe_dump({"issuers": [{"iss": "https://ehr.example.org", "fhir_servers": fhir_servers}]}))
+    settings = Settings(
+        dev_mode=True,
+        issuers_file=issuers,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        fetch_timeout_seconds=timeout,
+    )
+    return TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids("fetch")))
+
+
+def without_prefetch(name: str, server: str, token: str | None = None, keep: tuple[str, ...] = ()) -> dict:
+    body = hook_request(name)
+    body["prefetch"] = {k: v for k, v in body["prefetch"].items() if k in keep}
+    body["fhirServer"] = server + "/fhir"
+    if token:
+        body["fhirAuthorization"] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "mscc-cds",
+        }
+    return body
+
+
+def test_missing_prefetch_is_fetched_and_gives_the_same_card(tmp_path: Path) -> None:
+    with (
+        running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour),
+        app_for(tmp_path, [base + "/fhir"]) as client,
+    ):
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, "s3cret"))
+        assert answer.status_code == 200
+        assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+        assert sorted(s["path"].split("?")[0] for s in behaviour.seen) == ["/fhir/Condition", "/fhir/Observation"]
+        assert all(s["authorization"] == "Bearer s3cret" for s in behaviour.seen)
+
+
+def test_only_the_missing_keys_are_fetched(tmp_path: Path) -> None:
+    with running_fhir_server() as (base, behaviour), app_for(tmp_path, [base + "/fhir"]) as client:
+        body = without_prefetch("01-mscc-breast-cancer-leg-weakness", base, keep=("conditions",))
+        assert client.post(URL, json=body).status_code == 200
+        assert [s["path"] for s in behaviour.seen] == ["/fhir/Observation?patient=p01"]
+
+
+def test_paging_follows_next_links(tmp_path: Path) -> None:
+    with (
+        running_fhir_server(Behaviour(page_size=1)) as (base, behaviour),
+        app_for(tmp_path, [base + "/fhir"]) as client,
+    ):
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+        assert sorted(s["path"] for s in behaviour.seen) == [  # two Conditions at one per page, one Observation
+            "/fhir/Condition?patient=p01",
+            "/fhir/Condition?patient=p01&_count=1&_offset=1",
+            "/fhir/Observation?patient=p01",
+        ]
+
+
+def test_a_server_not_on_the_allow_list_is_never_contacted(tmp_path: Path) -> None:
+    with running_fhir_server() as (base, behaviour), app_for(tmp_path, ["https://fhir.other.example/r4"]) as client:
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert answer.status_code == 412
+        assert "not on the allow-list" in answer.json()["message"]
+        assert behaviour.seen == []
+
+
+def test_a_wrong_token_is_412(tmp_path: Path) -> None:
+    with running_fhir_server(Behaviour(token="right")) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, "wrong"))
+        assert answer.status_code == 412
+        assert "HTTP 401" in answer.json()["message"]
+
+
+def test_a_server_that_is_down_is_412(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = f"http://127.0.0.1:{port}"
+    with app_for(tmp_path, [down + "/fhir"]) as client:
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", down))
+        assert answer.status_code == 412
+        assert "could not be reached" in answer.json()["message"]
+
+
+def test_a_slow_server_is_412_within_the_time_limit(tmp_path: Path) -> None:
+    with (
+        running_fhir_server(Behaviour(delay=3)) as (base, _),
+        app_for(tmp_path, [base + "/fhir"], timeout=0.5) as client,
+    ):
+        started = time.perf_counter()
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert answer.status_code == 412
+        assert time.perf_counter() - started < 2.0
+        assert "did not answer within 0.5 s" in answer.json()["message"]
+
+
+def test_a_failing_server_is_412(tmp_path: Path) -> None:
+    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+        assert client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base)).status_code == 412
+
+
+@pytest.mark.parametrize("evil", ["http://169.254.169.254", "http://127.0.0.1:1"])
+def test_a_next_link_to_another_server_is_not_followed(tmp_path: Path, evil: str) -> None:
+    with (
+        running_fhir_server(Behaviour(page_size=1, evil_next=evil)) as (base, _),
+        app_for(tmp_path, [base + "/fhir"]) as client,
+    ):
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert answer.status_code == 412
+        assert "leaves the allowed server" in answer.json()["message"]
+
+
+def test_fetch_failures_are_counted_in_metrics(tmp_path: Path) -> None:
+    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+        client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert 'mscc_fhir_fetch_failures_total{reason="bad_answer"} 1.0' in client.get("/metrics").text

@@ -1,0 +1,61 @@
+"""Signing test JWTs the way an EHR does (ES384 or RS384), and writing an issuers file that trusts them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+ISS = "https://ehr.example.org"
+BASE_URL = "https://cds.example.org"
+
+
+class Signer:
+    def __init__(self, kid: str = "ehr-key-1", kind: str = "EC") -> None:
+        if kind == "EC":
+            self.key: Any = ECKey.generate_key("P-384", parameters={"kid": kid}, private=True)
+            self.alg = "ES384"
+        else:
+            self.key = RSAKey.generate_key(2048, parameters={"kid": kid}, private=True)
+            self.alg = "RS384"
+        self.kid = kid
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def token(self, service_id: str = "mscc-patient-view", **overrides: Any) -> str:
+        now = int(time.time())
+        header: dict[str, Any] = {"alg": self.alg, "typ": "JWT", "kid": self.kid, **overrides.pop("header", {})}
+        claims: dict[str, Any] = {
+            "iss": ISS,
+            "aud": f"{BASE_URL}/cds-services/{service_id}",
+            "exp": now + 300,
+            "iat": now,
+            "jti": str(uuid.uuid4()),
+            **overrides,
+        }
+        claims = {k: v for k, v in claims.items() if v is not None}
+        return jwt.encode(header, claims, self.key, algorithms=[self.alg])
+
+
+def issuers_file(
+    path: Path,
+    signer: Signer,
+    *,
+    fhir_servers: list[str] = (),
+    jku: list[str] = (),
+    inline: bool = True,
+    jwks_url: str | None = None,
+) -> Path:
+    issuer: dict[str, Any] = {"iss": ISS, "fhir_servers": list(fhir_servers), "allowed_jku": list(jku)}
+    if inline:
+        issuer["jwks"] = signer.jwks()
+    if jwks_url:
+        issuer["jwks_url"] = jwks_url
+    path.write_text(yaml.safe_dump({"issuers": [issuer]}))
+    return path

@@ -1,0 +1,87 @@
+"""The store against SQLite and, when MSCC_TEST_POSTGRES_URL is set (CI sets it), a real PostgreSQL server."""
+
+import os
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from service.store.db import Store, UnknownCards, make_engine, migrate, report_csv
+
+POSTGRES = os.environ.get("MSCC_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path) -> Store:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    else:
+        if not POSTGRES:
+            pytest.skip("MSCC_TEST_POSTGRES_URL is not set")
+        engine = make_engine(POSTGRES)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, alembic_version"))
+    migrate(engine)
+    migrate(engine)  # idempotent
+    yield Store(engine)
+    engine.dispose()
+
+
+def decision(card: str | None, rule: str | None = "r@1.0.0") -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": datetime(2026, 11, 20, tzinfo=UTC),
+        "service_id": "svc",
+        "hook": "patient-view",
+        "hook_instance": str(uuid.uuid4()),
+        "patient_hash": "abc",
+        "issuer": None,
+        "ruleset_revision": "rev",
+        "rules_evaluated": [rule] if rule else [],
+        "rules_fired": [rule] if card else [],
+        "lead_rule": rule if card else None,
+        "indicator": "critical" if card else None,
+        "card_uuid": card,
+        "suggestions": [{"uuid": "s1", "label": "MRI"}] if card else [],
+        "evidence": ["Condition/x"],
+        "fetched_keys": [],
+        "data_ms": 1.0,
+        "evaluate_ms": 1.0,
+    }
+
+
+def test_decisions_feedback_and_report(store: Store) -> None:
+    assert store.ping()
+    store.write_decision(decision("card-1"))
+    store.write_decision(decision("card-2"))
+    store.write_decision(decision(None))
+    now = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    item = {
+        "card": "card-1",
+        "outcome": "accepted",
+        "outcomeTimestamp": "2026-11-20T10:00:00Z",
+        "acceptedSuggestions": [{"id": "s1"}],
+    }
+    assert store.record_feedback("svc", [item, item], now) == 2  # the same feedback twice is allowed
+    override = {
+        "card": "card-2",
+        "outcome": "overridden",
+        "outcomeTimestamp": "2026-11-20T10:00:00Z",
+        "overrideReason": {"reason": {"code": "patient-declines"}},
+    }
+    store.record_feedback("svc", [override], now)
+    with pytest.raises(UnknownCards):
+        store.record_feedback("other-service", [item], now)
+    [row] = store.rule_report()
+    assert row == {
+        "rule": "r@1.0.0",
+        "shown": 2,
+        "accepted": 1,
+        "overridden": 1,
+        "acceptance_rate": 0.5,
+        "override_reasons": {"patient-declines": 1},
+    }
+    assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1"
+    assert store.count() == {"decisions": 3, "feedback": 3}
+    assert store.rule_report(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
