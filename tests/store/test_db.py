@@ -18,7 +18,9 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:
         engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     else:
         if not POSTGRES:
-            pytest.skip("MSCC_TEST_POSTGRES_URL is not set")
+            if os.environ.get("MSCC_REQUIRE_POSTGRES"):
+                pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
+            pytest.skip("MSCC_TEST_POSTGRES_URL is not set (make test in CI starts a server)")
         engine = make_engine(POSTGRES)
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, alembic_version"))
