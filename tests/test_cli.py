@@ -34,7 +34,7 @@ def test_evaluate_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     bundle = PROJECT_ROOT / "fhir_examples/patients/02-mscc-lung-cancer-cauda-equina-icd10cm.json"
     assert main(["evaluate", str(bundle), "--now", "2026-11-20T09:00:00+00:00"]) == 0
     out = capsys.readouterr().out
-    assert "FIRES  mscc-suspected@1.0.0" in out
+    assert "FIRES  mscc-suspected@2.0.0" in out
     assert "card: [critical]" in out
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.examples import build_request, manifest, seeded_uuids
+from service.examples import DEFAULT_SERVICE, build_request, manifest, seeded_uuids
 from tests.conftest import EXAMPLES, hook_request, load_json, patient_bundle
 
 MANIFEST = manifest()
@@ -24,9 +24,11 @@ def test_manifest_lists_every_patient_and_at_least_ten() -> None:
 def test_example_gives_its_expected_response(client: TestClient, example: dict) -> None:
     example_id = example["id"]
     request = hook_request(example_id)
-    assert request == build_request(example_id, patient_bundle(example_id), MANIFEST["now"]), REBUILD
-    client.app.state.runtime.new_uuid = seeded_uuids(example_id)  # type: ignore[attr-defined]
-    answer = client.post("/cds-services/mscc-patient-view", json=request)
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    service = runtime.ruleset.service(example.get("service", DEFAULT_SERVICE))
+    assert request == build_request(example, patient_bundle(example_id), MANIFEST["now"], service), REBUILD
+    runtime.new_uuid = seeded_uuids(example_id)
+    answer = client.post(f"/cds-services/{service.id}", json=request)
     assert answer.status_code == 200
     body = answer.json()
     assert body == load_json(EXAMPLES / "responses" / f"{example_id}.json"), REBUILD
@@ -37,9 +39,15 @@ def test_example_gives_its_expected_response(client: TestClient, example: dict) 
         [card] = body["cards"]
         assert card["indicator"] == expect["indicator"]
         assert card["extension"]["org.mscc-cds.decision"]["rules"] == expect["rules"]
+        mri = [s for s in card.get("suggestions", []) if "MRI" in s["label"]]
+        assert len(mri) == (1 if expect.get("mri_offered", True) else 0)
+        assert any(
+            "referral" in s["actions"][0]["description"] or "review" in s["actions"][0]["description"]
+            for s in card["suggestions"]
+        )
 
 
-@pytest.mark.parametrize("example", MANIFEST["examples"], ids=IDS)
+@pytest.mark.parametrize("example", [e for e in MANIFEST["examples"] if "service" not in e], ids=lambda e: e["id"])
 def test_evaluate_endpoint_agrees_with_the_hook(client: TestClient, example: dict) -> None:
     answer = client.post("/evaluate", params={"now": MANIFEST["now"]}, json=patient_bundle(example["id"]))
     hook = load_json(EXAMPLES / "responses" / f"{example['id']}.json")
@@ -48,7 +56,10 @@ def test_evaluate_endpoint_agrees_with_the_hook(client: TestClient, example: dic
 
 
 def test_readme_has_a_curl_line_per_example() -> None:
+    from service.examples import readme_text
+
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    assert readme == readme_text(MANIFEST), REBUILD
     for example_id in IDS:
         assert f"requests/{example_id}.json" in readme, example_id
     assert json.loads((EXAMPLES / "patients" / f"{IDS[0]}.json").read_text())["resourceType"] == "Bundle"

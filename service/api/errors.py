@@ -65,7 +65,10 @@ async def _on_validation(request: Request, error: RequestValidationError) -> JSO
     problems = _validation_problems(error)
     if _is_fhir_path(request):
         return JSONResponse(operation_outcome(problems), status_code=422, media_type=FHIR_JSON)
-    return error_response(400, "bad_request", "the request is not valid CDS Hooks", [f"{a}: {b}" for a, b in problems])
+    message = (
+        "the request is not valid CDS Hooks" if request.url.path.startswith("/cds-services") else "invalid request"
+    )
+    return error_response(400, "bad_request", message, [f"{a}: {b}" for a, b in problems])
 
 
 async def _on_service_error(request: Request, error: Exception) -> JSONResponse:

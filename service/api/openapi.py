@@ -1,7 +1,7 @@
 """The OpenAPI document as we serve it, and the same document kept in `openapi.yaml` (a test keeps them equal).
 
-FastAPI documents a 422 for every body or query validation error; our CDS Hooks endpoints answer those with
-400 (as the spec's world expects), so FastAPI's generic 422 is removed where an endpoint documents 400.
+FastAPI documents a 422 for every body or query validation error; outside the FHIR endpoints we answer those with
+400 and an ErrorBody, so the generic 422 is replaced by that 400 in the document.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             generic = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if generic.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "Invalid request parameters or body",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    },
+                )
     text = str(schema["paths"])
     components = schema.get("components", {}).get("schemas", {})
     for name in _GENERIC:

@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
-from service.cdshooks.prefetch import read_prefetch, render_query, resources_of
+from service.cdshooks.orders import considered_drafts, match_drafts, order_notes
+from service.cdshooks.prefetch import PrefetchResult, read_prefetch, render_query, resources_of
 from service.engine.cards import CardContext, render_card
 from service.engine.evaluate import Decision, evaluate
 from service.engine.model import ServiceEntry
@@ -71,6 +72,38 @@ def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
     return resources
 
 
+async def _complete_prefetch(
+    service: ServiceEntry, request: HookRequest, prefetch: PrefetchResult, fetch: Fetch | None
+) -> tuple[list[str], list[str]]:
+    """Fetch the keys the EHR did not send. Required keys that stay missing are a 412; optional ones are named
+    in the response (`unavailable`) and the rules run without them (the safe side: an MRI is still offered)."""
+    if not prefetch.missing:
+        return [], []
+    required = [k for k in prefetch.missing if k not in service.optional_prefetch]
+    queries = {k: render_query(service.prefetch[k], request.context) for k in prefetch.missing}
+    unfillable = [k for k, q in queries.items() if q is None]
+    if any(k in required for k in unfillable):
+        raise PreconditionFailed(f"prefetch keys {unfillable} cannot be filled from the context")
+    if fetch is None or request.fhirServer is None:
+        if required:
+            raise PreconditionFailed(
+                f"prefetch keys {required} were not sent and no FHIR server access was given",
+                [f"{k}: {service.prefetch[k]}" for k in required],
+            )
+        return [], list(prefetch.missing)
+    try:
+        fetched = await fetch(request, {k: q for k, q in queries.items() if q is not None})
+    except PreconditionFailed:
+        if required:
+            raise
+        return [], list(prefetch.missing)
+    for key, value in fetched.items():
+        resources, aliases = resources_of(value, key)
+        prefetch.resources.extend(resources)
+        prefetch.aliases.update(aliases)
+    return list(fetched), [k for k in prefetch.missing if k not in fetched]
+
+
 async def answer_call(
     runtime: Runtime, service: ServiceEntry, request: HookRequest, fetch: Fetch | None = None
 ) -> CallOutcome:
@@ -79,25 +112,10 @@ async def answer_call(
         raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
     context = read_context(request)
     prefetch = read_prefetch(service.prefetch, request.prefetch)
-    fetched_keys: list[str] = []
-    if prefetch.missing:
-        queries = {k: render_query(service.prefetch[k], request.context) for k in prefetch.missing}
-        unfillable = [k for k, q in queries.items() if q is None]
-        if unfillable:
-            raise PreconditionFailed(f"prefetch keys {unfillable} cannot be filled from the context")
-        if fetch is None or request.fhirServer is None:
-            raise PreconditionFailed(
-                f"prefetch keys {prefetch.missing} were not sent and no FHIR server access was given",
-                [f"{k}: {service.prefetch[k]}" for k in prefetch.missing],
-            )
-        fetched = await fetch(request, {k: q for k, q in queries.items() if q is not None})
-        for key, value in fetched.items():
-            resources, aliases = resources_of(value, key)
-            prefetch.resources.extend(resources)
-            prefetch.aliases.update(aliases)
-            fetched_keys.append(key)
+    fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch)
     data_ready = time.perf_counter()
-    resources = [*prefetch.resources, *_draft_order_resources(context)]
+    drafts = _draft_order_resources(context)
+    resources = [*prefetch.resources, *drafts]
     record = build_record(
         context.patientId, resources, patient_aliases=prefetch.aliases, relevant=runtime.ruleset.relevant
     )
@@ -106,8 +124,16 @@ async def answer_call(
         raise BadRequest("the prefetch holds invalid FHIR", listing)
     now = evaluation_time(runtime, request)
     decisions = evaluate(runtime.ruleset, record, now, hook=request.hook)
-    card_context = CardContext(context.patientId, now, runtime.new_uuid, context.userId, context.encounterId)
-    card = render_card(decisions, runtime.ruleset, card_context)
+    matched = []
+    if service.draft_orders is not None:
+        considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
+        matched = match_drafts(service, runtime.ruleset.codes, considered)
+    card = None
+    if service.draft_orders is None or matched:
+        card_context = CardContext(
+            context.patientId, now, runtime.new_uuid, context.userId, context.encounterId, order_notes(matched)
+        )
+        card = render_card(decisions, runtime.ruleset, card_context)
     extension: dict[str, Any] = {
         "rulesetRevision": runtime.ruleset.revision,
         "evaluatedAt": now.isoformat(timespec="seconds"),
@@ -115,6 +141,8 @@ async def answer_call(
     }
     if record.issues:
         extension["inputIssues"] = [i.as_dict() for i in record.issues]
+    if unavailable:
+        extension["unavailable"] = unavailable
     response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})
     finished = time.perf_counter()
     timings = {"data_ms": (data_ready - started) * 1000, "evaluate_ms": (finished - data_ready) * 1000}

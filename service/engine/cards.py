@@ -30,6 +30,7 @@ class CardContext:
     new_uuid: Callable[[], str]
     user_id: str | None = None
     encounter_id: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def _cell(text: str) -> str:
@@ -70,7 +71,10 @@ def _evidence_table(facts: list[Fact]) -> list[str]:
 
 def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardContext) -> str:
     spec = lead.rule.spec
-    lines = [spec.card.detail.strip(), "", f"**Why:** {spec.title}."]
+    lines = [spec.card.detail.strip(), ""]
+    for note in ctx.notes:
+        lines += [note, ""]
+    lines += [f"**Why:** {spec.title}."]
     lines += [f"- {r.description}" for r in _held_leaves(lead)]
     lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence)]
     for other in others:
@@ -81,7 +85,8 @@ def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardC
         reason = lead.criteria[unless] if unless else None
         if reason is not None:
             refs = ", ".join(f"{f.reference} ({f.date_text})" for f in reason.evidence)
-            lines += ["", f"No {ruleset.config.orders[order].description} is offered: {reason.description} ({refs})."]
+            why = reason.description[:1].lower() + reason.description[1:]
+            lines += ["", f"No {ruleset.config.orders[order].description} is offered: {why} ({refs})."]
     lines += [
         "",
         f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{ruleset.revision}`; "

@@ -68,6 +68,8 @@ def _time_problem(fact: Fact, window: timedelta | None, now: datetime) -> str | 
             return None
         if fact.resource_type == "Condition" and fact.status in ("active", "recurrence", "relapse"):
             return None  # an undated but active problem is current by its own statement
+        if fact.resource_type == "ServiceRequest" and fact.status in ("draft", "active", "on-hold"):
+            return None  # so is an open order (a draft being signed now, or one placed and not yet done)
         return "undated, so not known to be recent"
     if fact.time.earliest > now + CLOCK_SKEW:
         return f"dated {fact.date_text}, after the evaluation time"

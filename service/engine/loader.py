@@ -103,10 +103,24 @@ def _load_config(root: Path, problems: _Problems) -> RuleSetConfig | None:
             problems.add(path, f"orders.{name}.resource.resourceType", "must be ServiceRequest")
         for issue in validate_resource(sample):
             problems.add(path, f"orders.{name}.resource", f"{issue.location}: {issue.message}")
+    for i, service in enumerate(config.services):
+        for key in service.optional_prefetch:
+            if key not in service.prefetch:
+                problems.add(path, f"services.{i}.optional_prefetch", f"{key!r} is not a prefetch key")
     ids = [s.id for s in config.services]
     if len(ids) != len(set(ids)):
         problems.add(path, "services", "service ids must be unique")
     return config
+
+
+def _check_triggers(root: Path, config: RuleSetConfig, valuesets: dict[str, ValueSetDef], problems: _Problems) -> None:
+    for i, service in enumerate(config.services):
+        for j, trigger in enumerate(service.draft_orders or []):
+            for field_name in ("code_valueset", "reason_valueset"):
+                wanted = getattr(trigger, field_name)
+                if wanted is not None and wanted not in valuesets:
+                    where = f"services.{i}.draft_orders.{j}.{field_name}"
+                    problems.add(root / RULESET_FILE, where, f"value set {wanted!r} does not exist")
 
 
 def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
@@ -273,6 +287,8 @@ def load_ruleset(root: Path) -> RuleSet:
         raise RuleSetInvalid([RuleProblem(str(root), "", "rules folder does not exist")])
     config = _load_config(root, problems)
     valuesets = _load_valuesets(root, problems)
+    if config is not None:
+        _check_triggers(root, config, valuesets, problems)
     rules: dict[str, dict[str, CompiledRule]] = {}
     folders = _rule_folders(root)
     for folder in folders:

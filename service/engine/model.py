@@ -160,6 +160,24 @@ class Coding(StrictModel):
     display: str
 
 
+class DraftOrderTrigger(StrictModel):
+    """A kind of draft order that makes an order hook answer, and what the card says about it."""
+
+    name: Slug
+    resource_type: Literal["ServiceRequest", "MedicationRequest"]
+    code_valueset: Slug | None = Field(
+        default=None, description="the order's code (ServiceRequest.code, medicationCodeableConcept) is in this set"
+    )
+    reason_valueset: Slug | None = Field(default=None, description="one of the order's reasonCode is in this set")
+    advice: str = Field(min_length=1, description="markdown shown in the card about this order")
+
+    @model_validator(mode="after")
+    def _needs_a_test(self) -> DraftOrderTrigger:
+        if self.code_valueset is None and self.reason_valueset is None:
+            raise ValueError("a draft-order trigger needs code_valueset, reason_valueset or both")
+        return self
+
+
 class ServiceEntry(StrictModel):
     """One discovery entry: a hook this rule set answers."""
 
@@ -169,6 +187,15 @@ class ServiceEntry(StrictModel):
     description: str
     usage_requirements: str | None = None
     prefetch: dict[str, str] = Field(min_length=1)
+    optional_prefetch: list[str] = Field(
+        default_factory=list,
+        description="prefetch keys the service can do without (fetched when possible, else evaluated without)",
+    )
+    draft_orders: list[DraftOrderTrigger] | None = Field(
+        default=None,
+        min_length=1,
+        description="order hooks: answer only when a draft order (a selected one, for order-select) matches one",
+    )
 
 
 class OrderTemplate(StrictModel):
@@ -179,7 +206,19 @@ class OrderTemplate(StrictModel):
 
 
 class RuleSetConfig(StrictModel):
-    """`rules/ruleset.yaml`: what the rule set serves and the shared pieces every rule refers to."""
+    """`rules/ruleset.yaml`: what the rule set serves and the shared pieces every rule refers to.
+
+    Top-level keys starting with `x-` are ignored: they hold YAML anchors shared by several services.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"patternProperties": {"^x-": {}}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_anchor_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+        return data
 
     name: Slug
     title: str
@@ -188,6 +227,3 @@ class RuleSetConfig(StrictModel):
     override_reasons: dict[Slug, str] = Field(description="code: display")
     orders: dict[Slug, OrderTemplate]
     services: list[ServiceEntry] = Field(min_length=1)
-    mri_orders_valueset: Slug | None = Field(
-        default=None, description="value set of draft orders that already are a spine MRI (order-select/order-sign)"
-    )

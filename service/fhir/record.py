@@ -78,7 +78,8 @@ def _codings(concept: Any) -> list[dict[str, Any]]:
     return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
 
 
-def _keys(concept: Any) -> tuple[tuple[str, str], ...]:
+def coding_keys(concept: Any) -> tuple[tuple[str, str], ...]:
+    """The (system, code) keys of a CodeableConcept's codings that can match a value set."""
     keys = (coding_key(c.get("system"), c.get("code")) for c in _codings(concept))
     return tuple(k for k in keys if k is not None)
 
@@ -120,7 +121,7 @@ def _subject_matches(resource: dict[str, Any], patient_refs: frozenset[str]) -> 
 
 def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
     code = resource.get("code")
-    keys = _keys(code)
+    keys = coding_keys(code)
     value_concept = resource.get("valueCodeableConcept")
     texts = _texts(code, value_concept)
     label_source: Any = code
@@ -128,10 +129,10 @@ def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
     value: float | None = None
     unit: str | None = None
     if value_concept is not None and SYMPTOM_QUESTIONS.intersection(keys):
-        keys = _keys(value_concept)
+        keys = coding_keys(value_concept)
         label_source = value_concept
     elif value_concept is not None:
-        answer = set(_keys(value_concept))
+        answer = set(coding_keys(value_concept))
         if answer & _ABSENT_ANSWERS:
             presence = "absent"
         elif answer & _PRESENT_ANSWERS:
@@ -187,7 +188,7 @@ def _condition_fact(resource: dict[str, Any], reference: str) -> Fact:
     return Fact(
         reference,
         "Condition",
-        _keys(code),
+        coding_keys(code),
         (texts or ["(no display)"])[0],
         " | ".join(texts),
         "present",
@@ -215,7 +216,7 @@ def _order_fact(resource: dict[str, Any], reference: str) -> Fact:
             *_period_times(resource.get("occurrencePeriod")),
             parse_fhir_time(resource.get("authoredOn")),
         ]
-    keys = tuple(k for concept in concepts for k in _keys(concept))
+    keys = tuple(k for concept in concepts for k in coding_keys(concept))
     texts = _texts(*concepts)
     return Fact(
         reference,
@@ -257,7 +258,7 @@ def raw_keys(resource: dict[str, Any]) -> list[tuple[str, str]]:
     procedure_codes = resource.get("procedureCode")
     if isinstance(procedure_codes, list):
         concepts.extend(procedure_codes)
-    return [k for concept in concepts for k in _keys(concept)]
+    return [k for concept in concepts for k in coding_keys(concept)]
 
 
 def build_record(

@@ -12,7 +12,22 @@ def test_discovery_lists_the_patient_view_service_with_rules(client: TestClient)
     assert service.prefetch == {
         "conditions": "Condition?patient={{context.patientId}}",
         "observations": "Observation?patient={{context.patientId}}",
+        "imaging_orders": "ServiceRequest?patient={{context.patientId}}",
+        "imaging_studies": "ImagingStudy?patient={{context.patientId}}",
     }
     rules = service.extension["org.mscc-cds.rules"]  # type: ignore[index]
     assert rules["rulesetRevision"] == client.get("/healthz").json()["rulesetRevision"]
     assert {r["id"] for r in rules["activeRules"]} >= {"mscc-suspected", "spinal-metastasis-pain"}
+
+
+def test_each_hook_is_its_own_discovery_entry(client: TestClient) -> None:
+    services = client.get("/cds-services").json()["services"]
+    assert {s["hook"]: s["id"] for s in services} == {
+        "patient-view": "mscc-patient-view",
+        "encounter-start": "mscc-encounter-start",
+        "order-select": "mscc-order-select",
+        "order-sign": "mscc-order-sign",
+    }
+    for service in services:
+        assert service["description"]
+        assert "{{context.patientId}}" in service["prefetch"]["conditions"]

@@ -40,7 +40,7 @@ def test_trace_explains_what_was_not_counted(client: TestClient) -> None:
 
 def test_a_named_rule_version_can_be_evaluated(client: TestClient) -> None:
     bundle = patient_bundle("01-mscc-breast-cancer-leg-weakness")
-    body = client.post("/evaluate", params={"now": NOW, "rule": "spinal-metastasis-pain@1.0.0"}, json=bundle).json()
+    body = client.post("/evaluate", params={"now": NOW, "rule": "spinal-metastasis-pain@2.0.0"}, json=bundle).json()
     assert [t["rule"] for t in body["trace"]] == ["spinal-metastasis-pain"]
     unknown = client.post("/evaluate", params={"rule": "nope@9.9.9"}, json=bundle)
     assert unknown.status_code == 422
@@ -86,5 +86,10 @@ def test_malformed_json_wrong_resource_and_bad_query_are_operation_outcomes(clie
 def test_rules_list_shows_versions_and_status(client: TestClient) -> None:
     body = client.get("/rules").json()
     rules = {r["id"]: r for r in body["rules"]}
-    assert rules["mscc-suspected"]["active"] == "1.0.0"
-    assert rules["mscc-suspected"]["versions"][0]["file"] == "rules/mscc-suspected/1.0.0.yaml"
+    assert rules["mscc-suspected"]["active"] == "2.0.0"
+    versions = {v["version"]: (v["status"], v["file"]) for v in rules["mscc-suspected"]["versions"]}
+    assert versions == {
+        "1.0.0": ("retired", "rules/mscc-suspected/1.0.0.yaml"),
+        "2.0.0": ("active", "rules/mscc-suspected/2.0.0.yaml"),
+        "3.0.0": ("draft", "rules/mscc-suspected/3.0.0.yaml"),
+    }

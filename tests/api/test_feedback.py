@@ -59,15 +59,15 @@ def test_feedback_is_stored_and_survives_a_restart(tmp_path: Path) -> None:
         assert answer.json() == {"stored": 2}
     with make_client(db, "two") as restarted:
         report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
-    assert report["mscc-suspected@1.0.0"] == {
-        "rule": "mscc-suspected@1.0.0",
+    assert report["mscc-suspected@2.0.0"] == {
+        "rule": "mscc-suspected@2.0.0",
         "shown": 1,
         "accepted": 1,
         "overridden": 0,
         "acceptance_rate": 1.0,
         "override_reasons": {},
     }
-    assert report["spinal-metastasis-pain@1.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
+    assert report["spinal-metastasis-pain@2.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
 
 
 def test_report_as_csv(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_report_as_csv(tmp_path: Path) -> None:
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
         "rule,shown,accepted,overridden,acceptance_rate,override_reasons",
-        "mscc-suspected@1.0.0,1,0,1,0.0,other-cause-known=1",
+        "mscc-suspected@2.0.0,1,0,1,0.0,other-cause-known=1",
     ]
 
 
@@ -196,6 +196,6 @@ def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
         client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
         text = client.get("/metrics").text
     assert 'mscc_hook_calls_total{service="mscc-patient-view",status="200"} 1.0' in text
-    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@1.0.0"} 1.0' in text
+    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@2.0.0"} 1.0' in text
     assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
     assert "mscc_hook_latency_seconds_bucket" in text

@@ -21,7 +21,7 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
     assert answer.status_code == 200
     cards = answer.json()["cards"]
     assert [c["indicator"] for c in cards] == ["critical"]
-    assert "mscc-suspected@1.0.0" in cards[0]["detail"]
+    assert "mscc-suspected@2.0.0" in cards[0]["detail"]
 
 
 def test_no_card_is_an_empty_array(client: TestClient) -> None:

@@ -52,13 +52,20 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(tmp_path: Path) -> 
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, "s3cret"))
         assert answer.status_code == 200
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
-        assert sorted(s["path"].split("?")[0] for s in behaviour.seen) == ["/fhir/Condition", "/fhir/Observation"]
+        assert sorted(s["path"].split("?")[0] for s in behaviour.seen) == [
+            "/fhir/Condition",
+            "/fhir/ImagingStudy",
+            "/fhir/Observation",
+            "/fhir/ServiceRequest",
+        ]
         assert all(s["authorization"] == "Bearer s3cret" for s in behaviour.seen)
 
 
 def test_only_the_missing_keys_are_fetched(tmp_path: Path) -> None:
     with running_fhir_server() as (base, behaviour), app_for(tmp_path, [base + "/fhir"]) as client:
-        body = without_prefetch("01-mscc-breast-cancer-leg-weakness", base, keep=("conditions",))
+        body = without_prefetch(
+            "01-mscc-breast-cancer-leg-weakness", base, keep=("conditions", "imaging_orders", "imaging_studies")
+        )
         assert client.post(URL, json=body).status_code == 200
         assert [s["path"] for s in behaviour.seen] == ["/fhir/Observation?patient=p01"]
 
@@ -73,7 +80,9 @@ def test_paging_follows_next_links(tmp_path: Path) -> None:
         assert sorted(s["path"] for s in behaviour.seen) == [  # two Conditions at one per page, one Observation
             "/fhir/Condition?patient=p01",
             "/fhir/Condition?patient=p01&_count=1&_offset=1",
+            "/fhir/ImagingStudy?patient=p01",
             "/fhir/Observation?patient=p01",
+            "/fhir/ServiceRequest?patient=p01",
         ]
 
 
@@ -135,3 +144,16 @@ def test_fetch_failures_are_counted_in_metrics(tmp_path: Path) -> None:
     with running_fhir_server(Behaviour(status=500)) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
         client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert 'mscc_fhir_fetch_failures_total{reason="bad_answer"} 1.0' in client.get("/metrics").text
+
+
+def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(tmp_path: Path) -> None:
+    with app_for(tmp_path, []) as client:
+        body = hook_request("01-mscc-breast-cancer-leg-weakness")
+        body["prefetch"] = {k: v for k, v in body["prefetch"].items() if k in ("conditions", "observations")}
+        answer = client.post(URL, json=body)
+        assert answer.status_code == 200
+        assert answer.json()["extension"]["org.mscc-cds.evaluation"]["unavailable"] == [
+            "imaging_orders",
+            "imaging_studies",
+        ]
+        assert any("MRI" in s["label"] for s in answer.json()["cards"][0]["suggestions"])  # the safe side

@@ -33,13 +33,13 @@ def test_one_card_and_one_mri_when_several_rules_fire(ruleset, both_fire) -> Non
     assert len(mri) == 1
     assert mri[0].actions[0].resource["priority"] == "stat"
     assert "**Also met:**" in card.detail
-    assert "spinal-metastasis-pain@1.0.0" in card.detail
-    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@1.0.0", "spinal-metastasis-pain@1.0.0"]
+    assert "spinal-metastasis-pain@2.0.0" in card.detail
+    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@2.0.0", "spinal-metastasis-pain@2.0.0"]
 
 
 def test_card_names_rule_version_evidence_and_dates(ruleset, both_fire) -> None:
     card = card_for(ruleset, both_fire)
-    assert "Rule `mscc-suspected@1.0.0`" in card.detail
+    assert "Rule `mscc-suspected@2.0.0`" in card.detail
     for line in ("| Condition/ca | ca | 2020-01-01 |", "| Observation/weak | (no display) | 2026-11-19 |"):
         assert line in card.detail
     assert {e["reference"] for e in card.extension[EXTENSION_KEY]["evidence"]} == {
