@@ -130,7 +130,7 @@ class FeedbackRequest(Tolerant):
 
 
 class Coding(Strict):
-    system: str | None = None
+    system: str = Field(min_length=1)
     code: str = Field(min_length=1)
     display: str | None = None
 

@@ -34,7 +34,12 @@ def render_query(template: str, context: Mapping[str, Any]) -> str | None:
         value: Any = None
         if name.startswith("context."):
             value = context.get(name.removeprefix("context."))
-        elif name == f"user{user_type}Id" and user_type in ("Practitioner", "PractitionerRole"):
+        elif name == f"user{user_type}Id" and user_type in (
+            "Practitioner",
+            "PractitionerRole",
+            "Patient",
+            "RelatedPerson",
+        ):
             value = user_id
         if not isinstance(value, str) or not value:
             failed = True

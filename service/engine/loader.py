@@ -29,7 +29,15 @@ _VERSION_FILE = re.compile(r"^\d+\.\d+\.\d+\.yaml$")
 _DURATION = TypeAdapter(timedelta)
 _PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 KNOWN_TOKENS = frozenset(
-    {"context.patientId", "context.userId", "context.encounterId", "userPractitionerId", "userPractitionerRoleId"}
+    {
+        "context.patientId",
+        "context.userId",
+        "context.encounterId",
+        "userPractitionerId",
+        "userPractitionerRoleId",
+        "userPatientId",
+        "userRelatedPersonId",
+    }
 )
 
 

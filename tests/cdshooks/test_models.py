@@ -145,5 +145,7 @@ def test_output_refuses_nulls_empty_arrays_and_long_summaries() -> None:
     with pytest.raises(ValidationError, match="selectionBehavior"):
         Card.model_validate({**base, "suggestions": [{"label": "do"}]})
     with pytest.raises(ValidationError, match="display"):
-        Card.model_validate({**base, "overrideReasons": [{"code": "c"}]})
+        Card.model_validate({**base, "overrideReasons": [{"system": "s", "code": "c"}]})
+    with pytest.raises(ValidationError, match="system"):
+        Card.model_validate({**base, "overrideReasons": [{"code": "c", "display": "d"}]})
     assert Card.model_validate(base).dump() == base

@@ -53,3 +53,7 @@ def test_render_query_fills_tokens() -> None:
     assert render_query("Condition?patient={{context.patientId}}", {"patientId": "p1"}) == "Condition?patient=p1"
     assert render_query("Practitioner/{{userPractitionerId}}", {"userId": "Practitioner/dr"}) == "Practitioner/dr"
     assert render_query("Encounter/{{context.encounterId}}", {"patientId": "p1"}) is None
+    assert render_query("Patient/{{userPatientId}}", {"userId": "Patient/me"}) == "Patient/me"
+    assert render_query("RelatedPerson/{{userRelatedPersonId}}", {"userId": "RelatedPerson/mum"}) == "RelatedPerson/mum"
+    assert render_query("Practitioner/{{userPractitionerId}}", {"userId": "Patient/me"}) is None
+    assert render_query("Bundle?x={{context.draftOrders}}", {"draftOrders": {"resourceType": "Bundle"}}) is None
