@@ -127,7 +127,7 @@ async def answer_call(
     matched = []
     if service.draft_orders is not None:
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
-        matched = match_drafts(service, runtime.ruleset.codes, considered)
+        matched = match_drafts(service, runtime.ruleset.codes, considered, context.patientId)
     card = None
     if service.draft_orders is None or matched:
         card_context = CardContext(

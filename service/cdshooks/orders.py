@@ -12,7 +12,7 @@ from typing import Any
 
 from service.engine.model import DraftOrderTrigger, ServiceEntry
 from service.engine.valuesets import CodeIndex
-from service.fhir.record import coding_keys
+from service.fhir.record import coding_keys, names_patient
 from service.fhir.validate import reference_of, validate_resource
 
 
@@ -45,11 +45,14 @@ def considered_drafts(hook: str, drafts: list[dict[str, Any]], selections: list[
     return [d for d in drafts if reference_of(d) in chosen]
 
 
-def match_drafts(service: ServiceEntry, codes: CodeIndex, drafts: list[dict[str, Any]]) -> list[MatchedDraft]:
+def match_drafts(
+    service: ServiceEntry, codes: CodeIndex, drafts: list[dict[str, Any]], patient_id: str
+) -> list[MatchedDraft]:
     matched = []
+    patient = frozenset({f"Patient/{patient_id}"})
     for draft in drafts:
-        if validate_resource(draft):
-            continue  # an invalid draft is reported with the rest of the input, never acted on
+        if validate_resource(draft) or not names_patient(draft, patient):
+            continue  # an invalid draft, or one for another patient, is never acted on
         for trigger in service.draft_orders or []:
             if draft.get("resourceType") != trigger.resource_type:
                 continue

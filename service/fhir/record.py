@@ -107,7 +107,8 @@ def _period_times(period: Any) -> list[FhirTime | None]:
     return [parse_fhir_time(period.get("end")), parse_fhir_time(period.get("start"))]
 
 
-def _subject_matches(resource: dict[str, Any], patient_refs: frozenset[str]) -> bool:
+def names_patient(resource: dict[str, Any], patient_refs: frozenset[str]) -> bool:
+    """Does the resource's subject name the patient (relative, absolute, versioned or Bundle fullUrl reference)?"""
     subject = resource.get("subject")
     reference = subject.get("reference") if isinstance(subject, dict) else None
     if not isinstance(reference, str):
@@ -287,7 +288,7 @@ def build_record(
             record.issues.extend(problems)
             record.set_aside.append(SetAside(reference, "not valid FHIR R4 (see issues)"))
             continue
-        if not _subject_matches(resource, patient_refs):
+        if not names_patient(resource, patient_refs):
             record.set_aside.append(SetAside(reference, "subject is not the patient in context"))
             continue
         reason = _why_set_aside(resource)

@@ -1,0 +1,95 @@
+"""order-select, order-sign and encounter-start: when they answer, and what the card says about the draft order."""
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import CDSHOOKS, hook_request, load_json, requires_shared
+
+
+def request_for(example: str) -> dict[str, Any]:
+    return hook_request(example)
+
+
+def mri_suggestions(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in card.get("suggestions", []) if "MRI" in s["label"]]
+
+
+def test_order_select_looks_only_at_the_selected_orders(client: TestClient) -> None:
+    body = request_for("15-order-select-whole-spine-mri-selected")
+    body["context"]["selections"] = ["MedicationRequest/p15-draft-paracetamol"]  # paracetamol with no reason
+    answer = client.post("/cds-services/mscc-order-select", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"] == []
+
+
+def test_a_draft_mri_removes_the_mri_suggestion_but_keeps_the_referral(client: TestClient) -> None:
+    body = request_for("15-order-select-whole-spine-mri-selected")
+    card = client.post("/cds-services/mscc-order-select", json=body).json()["cards"][0]
+    assert mri_suggestions(card) == []
+    assert [s["label"] for s in card["suggestions"]] == ["Refer to MSCC coordinator / spinal MDT (stat)"]
+    assert "ServiceRequest/p15-draft-mri" in card["detail"]
+
+
+def test_a_spine_xray_draft_gets_an_mri_instead(client: TestClient) -> None:
+    card = client.post("/cds-services/mscc-order-sign", json=request_for("14-order-sign-lumbar-xray-in-myeloma"))
+    card_body = card.json()["cards"][0]
+    assert len(mri_suggestions(card_body)) == 1
+    assert "plain X-ray and CT miss early metastases" in card_body["detail"]
+
+
+def test_a_draft_for_another_patient_does_not_trigger(client: TestClient) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    body["context"]["draftOrders"]["entry"][0]["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    answer = client.post("/cds-services/mscc-order-sign", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"] == []
+
+
+def test_an_invalid_draft_order_is_never_acted_on(client: TestClient) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = 42
+    answer = client.post("/cds-services/mscc-order-sign", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"] == []
+
+
+def test_draft_orders_must_be_a_bundle_and_order_select_needs_selections(client: TestClient) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    body["context"]["draftOrders"] = {"resourceType": "ServiceRequest"}
+    assert client.post("/cds-services/mscc-order-sign", json=body).status_code == 400
+    select = request_for("15-order-select-whole-spine-mri-selected")
+    del select["context"]["selections"]
+    assert client.post("/cds-services/mscc-order-select", json=select).status_code == 400
+
+
+def test_encounter_start_needs_an_encounter_and_references_it(client: TestClient) -> None:
+    body = request_for("19-encounter-start-cauda-equina")
+    card = client.post("/cds-services/mscc-encounter-start", json=body).json()["cards"][0]
+    resource = card["suggestions"][0]["actions"][0]["resource"]
+    assert resource["encounter"] == {"reference": "Encounter/p19-emergency-visit"}
+    del body["context"]["encounterId"]
+    assert client.post("/cds-services/mscc-encounter-start", json=body).status_code == 400
+
+
+@requires_shared()
+@pytest.mark.parametrize(
+    ("fixture", "service"),
+    [
+        ("order_sign_hook_request.json", "mscc-order-sign"),
+        ("order_select_hook_request.json", "mscc-order-select"),
+        ("encounter_start_hook_request.json", "mscc-encounter-start"),
+    ],
+)
+def test_inferno_fixtures_are_understood(client: TestClient, fixture: str, service: str) -> None:
+    """Real-world shaped requests: parsed and checked; without prefetch and with a FHIR server we may not call,
+    the spec's answer is 412 (and the server named in the fixture is never contacted)."""
+    body = load_json(CDSHOOKS / "fixtures-inferno" / fixture)
+    answer = client.post(f"/cds-services/{service}", json=body)
+    assert answer.status_code == 412
+    assert "not on the allow-list" in answer.json()["message"]
+    body["prefetch"] = {"conditions": None, "observations": None, "imaging_orders": None, "imaging_studies": None}
+    answer = client.post(f"/cds-services/{service}", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"] == []
