@@ -200,6 +200,48 @@ def over_http(sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def fetch_cost(repeat: int = 30) -> dict[str, float]:
+    """p50 of the same patient-view call with full prefetch and with none (fetched from a FHIR server on loopback)."""
+    import tempfile
+
+    import yaml
+
+    from tests.fhirserver import running_fhir_server
+
+    with running_fhir_server() as (fhir_base, _), tempfile.TemporaryDirectory() as tmp:
+        issuers = Path(tmp) / "issuers.yaml"
+        issuers.write_text(
+            yaml.safe_dump({"issuers": [{"iss": "https://bench.example", "fhir_servers": [fhir_base + "/fhir"]}]})
+        )
+        port = free_port()
+        env = {
+            "MSCC_DEV_MODE": "true",
+            "MSCC_LOG_LEVEL": "WARNING",
+            "MSCC_ISSUERS_FILE": str(issuers),
+            "MSCC_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+        }
+        server = start("service.app:create_app", port, env)
+        try:
+            with_prefetch = json.loads(
+                (ROOT / "fhir_examples/requests/01-mscc-breast-cancer-leg-weakness.json").read_text()
+            )
+            without = {k: v for k, v in with_prefetch.items() if k != "prefetch"} | {"fhirServer": fhir_base + "/fhir"}
+            url = f"http://127.0.0.1:{port}/cds-services/mscc-patient-view"
+            with httpx.Client(timeout=30) as client:
+
+                def call(body: dict[str, Any]) -> object:
+                    answer = client.post(url, json=body)
+                    assert answer.status_code == 200, answer.text
+                    return answer
+
+                prefetched = median_ms(lambda: call(with_prefetch), repeat)
+                fetched = median_ms(lambda: call(without), repeat)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return {"prefetched_ms": prefetched, "fetched_ms": fetched, "added_ms": fetched - prefetched}
+
+
 def table(title: str, rows: list[dict[str, Any]], baseline: str) -> str:
     lines = [
         f"### {title}",
@@ -218,6 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     http_rows = over_http(args.sizes)
     local_rows = in_process(args.sizes)
+    fetch = fetch_cost()
     print(table("patient-view over HTTP (uvicorn, loopback, keep-alive)", http_rows, "parse-only FastAPI"))
     print()
     print(
@@ -232,9 +275,14 @@ def main() -> None:
         "/evaluate path (validates every Condition and Observation): "
         + ", ".join(f"{r['resources']:,}: {r['full_ms']:.1f} ms" for r in local_rows)
     )
+    print()
+    print(
+        f"FHIR fetch (4 searches, FHIR server on loopback): p50 {fetch['fetched_ms']:.1f} ms without prefetch, "
+        f"{fetch['prefetched_ms']:.1f} ms with it: the fetch adds {fetch['added_ms']:.1f} ms"
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"http": http_rows, "in_process": local_rows}, indent=2))
+        args.json.write_text(json.dumps({"http": http_rows, "in_process": local_rows, "fetch": fetch}, indent=2))
 
 
 if __name__ == "__main__":
