@@ -6,9 +6,11 @@ issuers file that does not parse, a database that cannot be migrated. Start-up s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import httpx
 from fastapi import FastAPI
@@ -61,19 +63,27 @@ def create_app(
     migrate(engine)
     metrics = Metrics()
     metrics.ruleset.labels(ruleset.revision).set(1)
+    store = Store(engine)
+
+    async def remember_token(token_id: str, expires: datetime) -> bool:
+        return await asyncio.to_thread(store.remember_token, token_id, expires)
+
+    verifier = None
+    if not settings.dev_mode:
+        verifier = JwtVerifier(
+            issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp(), remember_token
+        )
     runtime = Runtime(
         settings,
         ruleset,
         clock,
         new_uuid,
         issuers=issuers,
-        verifier=None
-        if settings.dev_mode
-        else JwtVerifier(issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp()),
+        verifier=verifier,
         fetcher=FhirFetcher(
             client, issuers, timeout_seconds=settings.fetch_timeout_seconds, max_pages=settings.fetch_max_pages
         ),
-        store=Store(engine),
+        store=store,
         metrics=metrics,
     )
     if settings.dev_mode:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cachetools import TTLCache
@@ -36,12 +38,24 @@ class VerifiedCaller:
     jti: str
 
 
+# (token id, expiry) -> False when the id was seen before; shared storage makes replay checks span replicas.
+RememberToken = Callable[[str, datetime], Awaitable[bool]]
+
+
 class JwtVerifier:
-    def __init__(self, issuers: IssuerRegistry, jwks: JwksCache, public_base_url: str, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        issuers: IssuerRegistry,
+        jwks: JwksCache,
+        public_base_url: str,
+        clock: Any = time.time,
+        remember: RememberToken | None = None,
+    ) -> None:
         self.issuers = issuers
         self.jwks = jwks
         self.base = public_base_url.rstrip("/")
         self.clock = clock
+        self.remember = remember
         self._seen_jti: TTLCache[str, bool] = TTLCache(maxsize=200_000, ttl=MAX_LIFETIME_SECONDS + LEEWAY_SECONDS)
 
     def audience(self, service_id: str) -> str:
@@ -103,4 +117,7 @@ class JwtVerifier:
         if jti_key in self._seen_jti:
             raise Unauthorized("the token's jti was already used")
         self._seen_jti[jti_key] = True
+        expires = datetime.fromtimestamp(int(verified.claims["exp"]) + LEEWAY_SECONDS, UTC)
+        if self.remember is not None and not await self.remember(jti_key[:400], expires):
+            raise Unauthorized("the token's jti was already used")
         return VerifiedCaller(claims["iss"], verified.claims.get("sub"), verified.claims.get("tenant"), jti_key)

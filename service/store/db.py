@@ -10,18 +10,18 @@ import csv
 import io
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from service.store.tables import DecisionRow, FeedbackRow
+from service.store.tables import DecisionRow, FeedbackRow, SeenTokenRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,11 +49,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+_MIGRATION_LOCK = 7_264_353  # any constant: replicas starting together take turns
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest revision (idempotent; safe with several replicas on PostgreSQL)."""
+    """Bring the schema to the latest revision (idempotent; replicas on PostgreSQL take an advisory lock)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -81,6 +86,17 @@ class Store:
                 connection.execute(text("SELECT 1"))
             return True
         except SQLAlchemyError:
+            return False
+
+    def remember_token(self, token_id: str, expires_at: datetime, now: datetime | None = None) -> bool:
+        """Record a JWT id; False when it was already recorded (a replay), on any replica."""
+        try:
+            with self.sessions.begin() as session:
+                purge_before = now or datetime.now(UTC)
+                session.execute(delete(SeenTokenRow).where(SeenTokenRow.expires_at < purge_before))
+                session.add(SeenTokenRow(token_id=token_id, expires_at=expires_at))
+            return True
+        except IntegrityError:
             return False
 
     def write_decision(self, row: dict[str, Any], attempts: int = 3, backoff: float = 0.2) -> None:

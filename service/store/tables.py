@@ -52,3 +52,10 @@ class FeedbackRow(Base):
     override_display: Mapped[str | None] = mapped_column(String(300))
     user_comment: Mapped[str | None] = mapped_column(Text)
     outcome_timestamp: Mapped[str] = mapped_column(String(40))
+
+
+class SeenTokenRow(Base):
+    __tablename__ = "seen_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

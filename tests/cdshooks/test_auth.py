@@ -189,3 +189,11 @@ def test_the_spec_test_vector_signature_verifies_and_only_expiry_fails() -> None
     token = jwt.decode(vector["compact_jwt"], KeySet.import_key_set(vector["public_jwks"]), algorithms=["ES384"])
     with pytest.raises(ExpiredTokenError):
         JWTClaimsRegistry(leeway=60).validate(token.claims)
+
+
+def test_a_replay_is_refused_by_another_replica_sharing_the_database(tmp_path: Path, signer: Signer) -> None:
+    issuers = issuers_file(tmp_path / "issuers.yaml", signer)
+    token = signer.token()
+    with secure_client(tmp_path, issuers) as first, secure_client(tmp_path, issuers) as second:
+        assert call(first, token)[0] == 200
+        assert call(second, token) == (401, "the token's jti was already used")

@@ -23,7 +23,7 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:
             pytest.skip("MSCC_TEST_POSTGRES_URL is not set (make test in CI starts a server)")
         engine = make_engine(POSTGRES)
         with engine.begin() as connection:
-            connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, alembic_version"))
+            connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
     migrate(engine)
     migrate(engine)  # idempotent
     yield Store(engine)
@@ -87,3 +87,14 @@ def test_decisions_feedback_and_report(store: Store) -> None:
     assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1"
     assert store.count() == {"decisions": 3, "feedback": 3}
     assert store.rule_report(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
+
+
+def test_token_ids_are_remembered_until_they_expire(store: Store) -> None:
+    noon = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    later = datetime(2026, 11, 20, 13, tzinfo=UTC)
+    assert store.remember_token("iss|a", later, now=noon) is True
+    assert store.remember_token("iss|a", later, now=noon) is False
+    assert store.remember_token("iss|b", later, now=noon) is True
+    assert store.remember_token(
+        "iss|a", datetime(2026, 11, 20, 15, tzinfo=UTC), now=datetime(2026, 11, 20, 14, tzinfo=UTC)
+    )
