@@ -98,3 +98,37 @@ def test_token_ids_are_remembered_until_they_expire(store: Store) -> None:
     assert store.remember_token(
         "iss|a", datetime(2026, 11, 20, 15, tzinfo=UTC), now=datetime(2026, 11, 20, 14, tzinfo=UTC)
     )
+
+
+@pytest.mark.postgres
+def test_the_service_end_to_end_on_postgres() -> None:
+    """Hook call, decision log, feedback and report through the app, with PostgreSQL as its store."""
+    if not POSTGRES:
+        if os.environ.get("MSCC_REQUIRE_POSTGRES"):
+            pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
+        pytest.skip("MSCC_TEST_POSTGRES_URL is not set")
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.config import Settings
+    from tests.conftest import NOW, hook_request
+
+    engine = make_engine(POSTGRES)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
+    engine.dispose()
+    app = create_app(Settings(dev_mode=True, database_url=POSTGRES), clock=lambda: NOW)
+    with TestClient(app) as client:
+        card = client.post("/cds-services/mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        card_body = card.json()["cards"][0]
+        feedback = {
+            "card": card_body["uuid"],
+            "outcome": "accepted",
+            "outcomeTimestamp": "2026-11-20T09:05:00Z",
+            "acceptedSuggestions": [{"id": card_body["suggestions"][0]["uuid"]}],
+        }
+        assert client.post("/cds-services/mscc-patient-view/feedback", json={"feedback": [feedback]}).json() == {
+            "stored": 1
+        }
+        assert client.get("/reports/rules").json()[0]["accepted"] == 1
+        assert client.get("/readyz").json()["checks"]["database"] == "ok"
