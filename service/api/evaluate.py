@@ -17,7 +17,7 @@ from service.engine.evaluate import evaluate
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
 from service.errors import InvalidFhir
-from service.fhir.bundle import read_patient_bundle
+from service.fhir.bundle import BundleType, read_patient_bundle
 from service.fhir.record import build_record
 
 router = APIRouter(tags=["Rules"])
@@ -29,17 +29,7 @@ class BundleIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     resourceType: Literal["Bundle"]  # noqa: N815
-    type: Literal[
-        "document",
-        "message",
-        "transaction",
-        "transaction-response",
-        "batch",
-        "batch-response",
-        "history",
-        "searchset",
-        "collection",
-    ]
+    type: BundleType
     entry: list[dict[str, Any]] | None = None
 
 

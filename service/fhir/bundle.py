@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
@@ -16,19 +16,18 @@ _ENTRY_FIELDS = frozenset(
 
 
 # Bundle.type has a required binding that fhir.resources does not enforce.
-BUNDLE_TYPES = frozenset(
-    {
-        "document",
-        "message",
-        "transaction",
-        "transaction-response",
-        "batch",
-        "batch-response",
-        "history",
-        "searchset",
-        "collection",
-    }
-)
+BundleType = Literal[
+    "document",
+    "message",
+    "transaction",
+    "transaction-response",
+    "batch",
+    "batch-response",
+    "history",
+    "searchset",
+    "collection",
+]
+BUNDLE_TYPES = frozenset(get_args(BundleType))
 
 
 @dataclass

@@ -12,16 +12,21 @@ from service.store.db import Store, UnknownCards, make_engine, migrate, report_c
 POSTGRES = os.environ.get("MSCC_TEST_POSTGRES_URL")
 
 
+def postgres_url() -> str:
+    """The test server's URL; skip without one, but fail when CI said there must be one."""
+    if not POSTGRES:
+        if os.environ.get("MSCC_REQUIRE_POSTGRES"):
+            pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
+        pytest.skip("MSCC_TEST_POSTGRES_URL is not set (make test in CI starts a server)")
+    return POSTGRES
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path) -> Store:
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     else:
-        if not POSTGRES:
-            if os.environ.get("MSCC_REQUIRE_POSTGRES"):
-                pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
-            pytest.skip("MSCC_TEST_POSTGRES_URL is not set (make test in CI starts a server)")
-        engine = make_engine(POSTGRES)
+        engine = make_engine(postgres_url())
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
     migrate(engine)
@@ -103,21 +108,18 @@ def test_token_ids_are_remembered_until_they_expire(store: Store) -> None:
 @pytest.mark.postgres
 def test_the_service_end_to_end_on_postgres() -> None:
     """Hook call, decision log, feedback and report through the app, with PostgreSQL as its store."""
-    if not POSTGRES:
-        if os.environ.get("MSCC_REQUIRE_POSTGRES"):
-            pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
-        pytest.skip("MSCC_TEST_POSTGRES_URL is not set")
+    url = postgres_url()
     from fastapi.testclient import TestClient
 
     from service.app import create_app
     from service.config import Settings
     from tests.conftest import NOW, hook_request
 
-    engine = make_engine(POSTGRES)
+    engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
     engine.dispose()
-    app = create_app(Settings(dev_mode=True, database_url=POSTGRES), clock=lambda: NOW)
+    app = create_app(Settings(dev_mode=True, database_url=url), clock=lambda: NOW)
     with TestClient(app) as client:
         card = client.post("/cds-services/mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
         card_body = card.json()["cards"][0]
