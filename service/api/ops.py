@@ -22,8 +22,9 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
-def healthz(runtime: RuntimeDep) -> Health:
-    return Health(status="ok", version=__version__, rulesetRevision=runtime.ruleset.revision)
+def healthz(runtime: RuntimeDep) -> JSONResponse:
+    body = Health(status="ok", version=__version__, rulesetRevision=runtime.ruleset.revision)
+    return JSONResponse(body.model_dump(exclude_none=True))
 
 
 @router.get(

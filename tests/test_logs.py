@@ -1,0 +1,32 @@
+"""Logs carry no patient data: not the patient id, not names, not findings."""
+
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.logs import JsonFormatter, hash_patient_id
+from tests.conftest import hook_request
+
+
+def test_a_hook_call_logs_only_hashed_patient_ids(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        client.post("/cds-services/mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        broken = hook_request("01-mscc-breast-cancer-leg-weakness")
+        broken["prefetch"]["observations"]["entry"][0]["resource"]["effectiveDateTime"] = "Ann Example's birthday"
+        client.post("/cds-services/mscc-patient-view", json=broken)
+    text = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert "hook answered" in text
+    for secret in ("p01", "Ann", "Example", "breast", "weakness", "birthday"):
+        assert secret not in text, secret
+    assert hash_patient_id("p01") in text
+
+
+def test_json_formatter_writes_one_object_per_line() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom %s", ("now",), None)
+    record.fields = {"decision_id": "d1"}
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "boom now"
+    assert line["decision_id"] == "d1"
+    assert line["level"] == "ERROR"
