@@ -49,7 +49,7 @@ def test_rules_diff_against_head_runs(capsys: pytest.CaptureFixture[str]) -> Non
     if not (PROJECT_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     assert main(["rules", "diff"]) == 0
-    assert "example patients change against HEAD" in capsys.readouterr().out
+    assert "example patients change clinically against HEAD" in capsys.readouterr().out
 
 
 def test_serve_refuses_unsafe_configuration(
@@ -60,3 +60,20 @@ def test_serve_refuses_unsafe_configuration(
         main(["serve"])
     assert caught.value.code == 2
     assert "MSCC_ISSUERS_FILE" in capsys.readouterr().err
+
+
+def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compare the shipped rules with a copy whose MRI window is 1 day: example 16 gets its MRI back."""
+    from service.engine import diff
+
+    changed_rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", changed_rules)
+    rule = changed_rules / "spinal-metastasis-pain/2.0.0.yaml"
+    rule.write_text(rule.read_text().replace("mri_recent_window: P14D", "mri_recent_window: P1D"))
+    monkeypatch.setattr(diff, "_ruleset_at", lambda *args: diff.load_ruleset(PROJECT_ROOT / "rules"))
+    changes = {c.example: c for c in diff.diff_against_git(changed_rules, "HEAD", PROJECT_ROOT / "fhir_examples")}
+    mri_done = changes["16-whole-spine-mri-done-last-week"]
+    assert mri_done.changed
+    assert "offers spinal-mdt-referral" in mri_done.before.clinical
+    assert "offers whole-spine-mri, spinal-mdt-referral" in mri_done.after.clinical
+    assert not changes["01-mscc-breast-cancer-leg-weakness"].changed

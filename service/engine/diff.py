@@ -23,29 +23,43 @@ from service.fhir.record import build_record
 
 
 @dataclass
+class Outcome:
+    clinical: str  # what a clinician would see: indicator, rules, evidence, orders offered
+    versions: str  # which rule versions said so
+
+    def __str__(self) -> str:
+        return f"{self.clinical}  ({self.versions})" if self.versions else self.clinical
+
+
+@dataclass
 class ExampleChange:
     example: str
-    before: str
-    after: str
+    before: Outcome
+    after: Outcome
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.before.clinical != self.after.clinical
+
+    @property
+    def version_only(self) -> bool:
+        return not self.changed and self.before.versions != self.after.versions
 
 
-def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> str:
-    """One line: which active rules fire (with their evidence), or `no card`."""
+def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> Outcome:
+    """Which active rules fire, with their evidence and the orders the card would offer, or `no card`."""
     if ruleset is None:
-        return "(base rule set invalid)"
-
+        return Outcome("(base rule set invalid)", "")
     patient = read_patient_bundle(json.loads(bundle.read_text(encoding="utf-8")))
     record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
     fired = [d for d in evaluate(ruleset, record, now) if d.fired]
     if not fired:
-        return "no card"
-    lead = fired[0].rule.spec.card.indicator
-    parts = [f"{d.ref} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in fired]
-    return f"{lead}: " + "; ".join(parts)
+        return Outcome("no card", "")
+    lead = fired[0]
+    offered = [s.order for s in lead.rule.spec.card.suggestions if s.order not in lead.dropped_suggestions]
+    parts = [f"{d.rule.id} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in fired]
+    clinical = f"{lead.rule.spec.card.indicator}: " + "; ".join(parts) + f"; offers {', '.join(offered) or 'nothing'}"
+    return Outcome(clinical, ", ".join(d.ref for d in fired))
 
 
 def _ruleset_at(revision: str, rules_dir: Path, workdir: Path) -> RuleSet | None:
@@ -81,6 +95,12 @@ def print_diff(changes: list[ExampleChange], base: str) -> None:
     for c in changes:
         if c.changed:
             print(f"CHANGED  {c.example}\n    {base}: {c.before}\n    now: {c.after}")
+        elif c.version_only:
+            print(f"version  {c.example}: {c.after.clinical}  ({c.before.versions} -> {c.after.versions})")
         else:
             print(f"same     {c.example}: {c.after}")
-    print(f"\n{len(changed)} of {len(changes)} example patients change against {base}")
+    versions = sum(c.version_only for c in changes)
+    print(
+        f"\n{len(changed)} of {len(changes)} example patients change clinically against {base}"
+        f" ({versions} more fire the same way under a new rule version)"
+    )

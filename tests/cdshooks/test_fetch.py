@@ -157,3 +157,26 @@ def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(tmp_path: Path
             "imaging_studies",
         ]
         assert any("MRI" in s["label"] for s in answer.json()["cards"][0]["suggestions"])  # the safe side
+
+
+@pytest.mark.parametrize(
+    ("example", "service"),
+    [
+        ("01-mscc-breast-cancer-leg-weakness", "mscc-patient-view"),
+        ("19-encounter-start-cauda-equina", "mscc-encounter-start"),
+        ("15-order-select-whole-spine-mri-selected", "mscc-order-select"),
+        ("14-order-sign-lumbar-xray-in-myeloma", "mscc-order-sign"),
+    ],
+)
+def test_every_hook_gives_the_same_card_with_or_without_prefetch(tmp_path: Path, example: str, service: str) -> None:
+    with running_fhir_server() as (base, behaviour), app_for(tmp_path, [base + "/fhir"]) as client:
+        prefetched = client.post(f"/cds-services/{service}", json=hook_request(example)).json()["cards"]
+        assert behaviour.seen == []
+        fetched = client.post(f"/cds-services/{service}", json=without_prefetch(example, base)).json()["cards"]
+        assert len(behaviour.seen) == 4
+
+    def essence(cards: list[dict]) -> list[tuple]:
+        return [(c["indicator"], c["summary"], tuple(s["label"] for s in c.get("suggestions", []))) for c in cards]
+
+    assert essence(fetched) == essence(prefetched)
+    assert fetched
