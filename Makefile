@@ -26,6 +26,7 @@ test: $(STAMP) lint rules-check pytest contract dockerlint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 rules-check: $(STAMP)
 	$(BIN)/python -m service rules check

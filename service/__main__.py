@@ -11,13 +11,18 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from service.config import PROJECT_ROOT
 
+if TYPE_CHECKING:  # imported lazily at run time so `--help` stays fast
+    from service.config import Settings
+    from service.engine.ruleset import RuleSet
 
-def _settings_or_exit():  # noqa: ANN202 - returns Settings; imported lazily so `--help` stays fast
+
+def _settings_or_exit() -> Settings:
     from service.config import Settings
 
     try:
@@ -28,7 +33,7 @@ def _settings_or_exit():  # noqa: ANN202 - returns Settings; imported lazily so 
         raise SystemExit(2) from None
 
 
-def _ruleset_or_exit(rules_dir: Path):  # noqa: ANN202
+def _ruleset_or_exit(rules_dir: Path) -> RuleSet:
     from service.engine.loader import load_ruleset
     from service.errors import RuleSetInvalid
 

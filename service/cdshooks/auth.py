@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from cachetools import TTLCache
 from joserfc import jws, jwt
@@ -73,7 +73,7 @@ class JwtVerifier:
                 raise Unauthorized("the token's jku is not on the issuer's allow-list")
             return await self.jwks.keys(jku, kid=kid)
         if issuer.jwks is not None:
-            return KeySet.import_key_set(issuer.jwks)
+            return KeySet.import_key_set(cast(Any, issuer.jwks))
         if issuer.jwks_url:
             return await self.jwks.keys(issuer.jwks_url, kid=kid)
         raise Unauthorized("no keys are configured for the token's issuer")

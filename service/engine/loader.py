@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,14 @@ def _compile_criterion(
             pattern = re.compile(spec.finding.text_matches, re.IGNORECASE)
         except re.error as error:
             problems.add(path, f"{where}.finding.text_matches", f"not a valid regular expression: {error}")
-    fhirpath = None
+    fhirpath: Callable[[dict[str, Any]], Any] | None = None
     if spec.fhirpath is not None:
         try:
-            fhirpath = compile_fhirpath(spec.fhirpath.expression)
+            compiled = compile_fhirpath(spec.fhirpath.expression)
+
+            def fhirpath(resource: dict[str, Any], compiled: Any = compiled) -> Any:
+                return compiled(resource, None)
+
             fhirpath({"resourceType": spec.fhirpath.resource_type})
         except Exception as error:  # fhirpathpy raises bare Exception for syntax errors
             problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")

@@ -168,6 +168,8 @@ class Store:
             shown: Counter[str] = Counter()
             cards: dict[str, str] = {}
             for rule, card in session.execute(decisions):
+                if rule is None or card is None:
+                    continue
                 shown[rule] += 1
                 cards[card] = rule
             accepted: dict[str, set[str]] = {}
