@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default=["*"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     patient_hash_salt: str = Field(default="", description="salt for hashed patient ids in the decision log")
+    shadow_drafts: bool = Field(
+        default=False, description="also evaluate draft rule versions on every call: logged, never shown"
+    )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -51,6 +51,7 @@ def decision_row(
         "suggestions": suggestions,
         "evidence": evidence,
         "fetched_keys": outcome.fetched_keys,
+        "shadow_fired": [d.ref for d in outcome.shadow if d.fired] if outcome.shadow else None,
         "data_ms": round(outcome.timings_ms.get("data_ms", 0.0), 3),
         "evaluate_ms": round(outcome.timings_ms.get("evaluate_ms", 0.0), 3),
     }

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from service.api.deps import RuntimeDep
 from service.store.db import report_csv
@@ -22,6 +22,9 @@ class RuleReportRow(BaseModel):
     overridden: int
     acceptance_rate: float
     override_reasons: dict[str, int]
+    shadow_fired: int | None = Field(
+        default=None, description="draft versions in shadow (MSCC_SHADOW_DRAFTS): calls on which it would have fired"
+    )
 
 
 @router.get(

@@ -36,6 +36,7 @@ class CallOutcome:
     now: datetime
     fetched_keys: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    shadow: list[Decision] = field(default_factory=list)
 
 
 def _errors(error: ValidationError) -> list[str]:
@@ -124,6 +125,11 @@ async def answer_call(
         raise BadRequest("the prefetch holds invalid FHIR", listing)
     now = evaluation_time(runtime, request)
     decisions = evaluate(runtime.ruleset, record, now, hook=request.hook)
+    shadow = []
+    if runtime.settings.shadow_drafts:
+        drafts_in_shadow = runtime.ruleset.drafts()
+        if drafts_in_shadow:
+            shadow = evaluate(runtime.ruleset, record, now, hook=request.hook, rules=drafts_in_shadow)
     matched = []
     if service.draft_orders is not None:
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
@@ -146,4 +152,4 @@ async def answer_call(
     response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})
     finished = time.perf_counter()
     timings = {"data_ms": (data_ready - started) * 1000, "evaluate_ms": (finished - data_ready) * 1000}
-    return CallOutcome(response, decisions, record, now, fetched_keys, timings)
+    return CallOutcome(response, decisions, record, now, fetched_keys, timings, shadow)

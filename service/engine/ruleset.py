@@ -62,6 +62,10 @@ class RuleSet:
         found = [v for versions in self.rules.values() for v in versions.values() if v.spec.status == "active"]
         return sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], r.id))
 
+    def drafts(self) -> list[CompiledRule]:
+        """Draft versions, for shadow evaluation."""
+        return [v for versions in self.rules.values() for v in versions.values() if v.spec.status == "draft"]
+
     def version(self, rule_id: str, version: str | None = None) -> CompiledRule | None:
         """A named version, or the active one when no version is given."""
         versions = self.rules.get(rule_id, {})

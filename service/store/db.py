@@ -184,7 +184,26 @@ class Store:
                 target.setdefault(rule, set()).add(card)
                 if outcome == "overridden":
                     reasons.setdefault(rule, Counter())[code or "(none given)"] += 1
+        shadow: Counter[str] = Counter()
+        with self.sessions() as session:
+            query = select(DecisionRow.shadow_fired).where(DecisionRow.shadow_fired.is_not(None))
+            if since is not None:
+                query = query.where(DecisionRow.created_at >= since)
+            for (fired,) in session.execute(query):
+                shadow.update(fired or [])
         report = []
+        for rule in sorted(shadow):
+            report.append(
+                {
+                    "rule": rule,
+                    "shown": 0,
+                    "accepted": 0,
+                    "overridden": 0,
+                    "acceptance_rate": 0.0,
+                    "override_reasons": {},
+                    "shadow_fired": shadow[rule],
+                }
+            )
         for rule in sorted(shown):
             n_accepted = len(accepted.get(rule, ()))
             report.append(
@@ -203,10 +222,9 @@ class Store:
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons"])
+    columns = ["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons", "shadow_fired"]
+    writer.writerow(columns)
     for row in rows:
         reasons = ";".join(f"{k}={v}" for k, v in row["override_reasons"].items())
-        writer.writerow(
-            [row["rule"], row["shown"], row["accepted"], row["overridden"], row["acceptance_rate"], reasons]
-        )
+        writer.writerow([*(row[c] for c in columns[:5]), reasons, row.get("shadow_fired", "")])
     return out.getvalue()

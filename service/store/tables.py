@@ -32,6 +32,7 @@ class DecisionRow(Base):
     suggestions: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     evidence: Mapped[list[str]] = mapped_column(JSON)
     fetched_keys: Mapped[list[str]] = mapped_column(JSON)
+    shadow_fired: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     data_ms: Mapped[float] = mapped_column()
     evaluate_ms: Mapped[float] = mapped_column()
 

@@ -77,8 +77,8 @@ def test_report_as_csv(tmp_path: Path) -> None:
         answer = client.get("/reports/rules", params={"format": "csv"})
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
-        "rule,shown,accepted,overridden,acceptance_rate,override_reasons",
-        "mscc-suspected@2.0.0,1,0,1,0.0,other-cause-known=1",
+        "rule,shown,accepted,overridden,acceptance_rate,override_reasons,shadow_fired",
+        "mscc-suspected@2.0.0,1,0,1,0.0,other-cause-known=1,",
     ]
 
 
@@ -199,3 +199,45 @@ def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
     assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@2.0.0"} 1.0' in text
     assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
     assert "mscc_hook_latency_seconds_bucket" in text
+
+
+def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: Path) -> None:
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 's.sqlite3'}", shadow_drafts=True)
+    numbness_without_pain = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "ca",
+                    "subject": {"reference": "Patient/s1"},
+                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C50.911"}]},
+                    "recordedDate": "2024-01-01",
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "numb",
+                    "subject": {"reference": "Patient/s1"},
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44077006"}]},
+                    "recordedDate": "2026-11-18",
+                }
+            },
+        ],
+    }
+    body = hook_request("09-no-cancer-low-back-pain-only")
+    body["context"]["patientId"] = "s1"
+    body["prefetch"] = {
+        "conditions": numbness_without_pain,
+        "observations": None,
+        "imaging_orders": None,
+        "imaging_studies": None,
+    }
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        answer = client.post(URL, json=body)
+        assert answer.json()["cards"] == []  # the active 2.0.0 needs spinal pain or a bone metastasis
+        report = {r["rule"]: r for r in client.get("/reports/rules").json()}
+    assert report["mscc-suspected@3.0.0"]["shadow_fired"] == 1
+    assert report["mscc-suspected@3.0.0"]["shown"] == 0

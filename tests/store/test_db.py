@@ -89,7 +89,7 @@ def test_decisions_feedback_and_report(store: Store) -> None:
         "acceptance_rate": 0.5,
         "override_reasons": {"patient-declines": 1},
     }
-    assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1"
+    assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1,"
     assert store.count() == {"decisions": 3, "feedback": 3}
     assert store.rule_report(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
 
