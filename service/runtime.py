@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from service.config import Settings
 from service.engine.ruleset import RuleSet
@@ -44,4 +44,3 @@ class Runtime:
     fetcher: FhirFetcher | None = None
     store: Store | None = None
     metrics: Metrics | None = None
-    extras: dict[str, Any] = field(default_factory=dict)

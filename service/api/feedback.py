@@ -49,7 +49,7 @@ async def send_feedback(
     """Stores every item or none. 200 means stored (it survives restarts); 503 means nothing was stored."""
     if runtime.ruleset.service(service_id) is None:
         raise NotFound(f"no CDS service {service_id!r}")
-    await authenticate(runtime, http_request, service_id)
+    await authenticate(runtime, http_request, service_id, feedback=True)
     assert runtime.store is not None
     items = [item.model_dump(mode="json", exclude_none=True) for item in feedback.feedback]
     try:

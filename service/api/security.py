@@ -8,7 +8,9 @@ from service.cdshooks.auth import VerifiedCaller
 from service.runtime import Runtime
 
 
-async def authenticate(runtime: Runtime, request: Request, service_id: str) -> VerifiedCaller | None:
+async def authenticate(
+    runtime: Runtime, request: Request, service_id: str, *, feedback: bool = False
+) -> VerifiedCaller | None:
     if runtime.verifier is None:
         return None
-    return await runtime.verifier.verify(request.headers.get("authorization"), service_id)
+    return await runtime.verifier.verify(request.headers.get("authorization"), service_id, feedback=feedback)

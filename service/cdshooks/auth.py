@@ -78,7 +78,8 @@ class JwtVerifier:
             return await self.jwks.keys(issuer.jwks_url, kid=kid)
         raise Unauthorized("no keys are configured for the token's issuer")
 
-    async def verify(self, authorization: str | None, service_id: str) -> VerifiedCaller:
+    async def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False) -> VerifiedCaller:
+        """Verify the call's JWT. A feedback call may be signed for the service URL or its /feedback URL."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("a Bearer JWT is required in the Authorization header")
         token = authorization.removeprefix("Bearer ").strip()
@@ -98,11 +99,14 @@ class JwtVerifier:
         except JoseError as error:
             raise Unauthorized(f"the token's signature does not verify ({error.error})") from None
         now = int(self.clock())
+        audiences = [self.audience(service_id)]
+        if feedback:
+            audiences.append(f"{self.audience(service_id)}/feedback")
         registry = JWTClaimsRegistry(
             now=now,
             leeway=LEEWAY_SECONDS,
             iss={"essential": True},
-            aud={"essential": True, "value": self.audience(service_id)},
+            aud={"essential": True, "values": audiences},
             exp={"essential": True},
             iat={"essential": True},
             jti={"essential": True},

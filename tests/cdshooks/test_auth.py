@@ -197,3 +197,24 @@ def test_a_replay_is_refused_by_another_replica_sharing_the_database(tmp_path: P
     with secure_client(tmp_path, issuers) as first, secure_client(tmp_path, issuers) as second:
         assert call(first, token)[0] == 200
         assert call(second, token) == (401, "the token's jti was already used")
+
+
+def test_feedback_needs_a_token_signed_for_the_service_or_its_feedback_url(client: TestClient, signer: Signer) -> None:
+    card = client.post(
+        URL,
+        json=hook_request("01-mscc-breast-cancer-leg-weakness"),
+        headers={"Authorization": f"Bearer {signer.token()}"},
+    ).json()["cards"][0]
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:00:00Z"}
+    feedback = f"{URL}/feedback"
+    assert client.post(feedback, json={"feedback": [item]}).status_code == 401
+    for aud in (f"{BASE_URL}{URL}", f"{BASE_URL}{URL}/feedback"):
+        answer = client.post(
+            feedback, json={"feedback": [item]}, headers={"Authorization": f"Bearer {signer.token(aud=aud)}"}
+        )
+        assert answer.status_code == 200
+    wrong = signer.token(aud=f"{BASE_URL}/cds-services/mscc-order-sign/feedback")
+    assert (
+        client.post(feedback, json={"feedback": [item]}, headers={"Authorization": f"Bearer {wrong}"}).status_code
+        == 401
+    )
