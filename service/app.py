@@ -81,7 +81,11 @@ def create_app(
         issuers=issuers,
         verifier=verifier,
         fetcher=FhirFetcher(
-            client, issuers, timeout_seconds=settings.fetch_timeout_seconds, max_pages=settings.fetch_max_pages
+            client,
+            issuers,
+            timeout_seconds=settings.fetch_timeout_seconds,
+            max_pages=settings.fetch_max_pages,
+            on_failure=lambda reason: metrics.fetch_failures.labels(reason).inc(),
         ),
         store=store,
         metrics=metrics,

@@ -73,13 +73,7 @@ async def call_service(
 
         async def fetch(req: HookRequest, queries: dict[str, str]) -> dict[str, Any]:
             assert fetcher is not None
-            try:
-                return await fetcher.fetch(req, queries, issuer)
-            finally:
-                if runtime.metrics is not None:
-                    for reason, count in fetcher.stats.failures.items():
-                        runtime.metrics.fetch_failures.labels(reason).inc(count)
-                    fetcher.stats.failures.clear()
+            return await fetcher.fetch(req, queries, issuer)
 
         outcome = await answer_call(runtime, service, request, fetch if fetcher else None)
     except ServiceError as error:

@@ -124,12 +124,10 @@ async def answer_call(
         listing = [f"{i.reference} {i.location}: {i.message}" for i in record.issues]
         raise BadRequest("the prefetch holds invalid FHIR", listing)
     now = evaluation_time(runtime, request)
-    decisions = evaluate(runtime.ruleset, record, now, hook=request.hook)
-    shadow = []
-    if runtime.settings.shadow_drafts:
-        drafts_in_shadow = runtime.ruleset.drafts()
-        if drafts_in_shadow:
-            shadow = evaluate(runtime.ruleset, record, now, hook=request.hook, rules=drafts_in_shadow)
+    chosen = runtime.ruleset.active() + (runtime.ruleset.drafts() if runtime.settings.shadow_drafts else [])
+    evaluated = evaluate(runtime.ruleset, record, now, hook=request.hook, rules=chosen)  # one fact index for all
+    decisions = [d for d in evaluated if d.rule.spec.status == "active"]
+    shadow = [d for d in evaluated if d.rule.spec.status == "draft"]
     matched = []
     if service.draft_orders is not None:
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))

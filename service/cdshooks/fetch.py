@@ -7,8 +7,7 @@ and the whole fetch has one deadline: a slow, broken or hostile server costs at 
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,27 +20,22 @@ MAX_RESPONSE_BYTES = 20_000_000
 FHIR_JSON = "application/fhir+json"
 
 
-@dataclass
-class FetchStats:
-    """Counters the metrics endpoint reads."""
-
-    calls: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    seconds: list[float] = field(default_factory=list)
-
-    def fail(self, reason: str) -> None:
-        self.failures[reason] = self.failures.get(reason, 0) + 1
-
-
 class FhirFetcher:
     def __init__(
-        self, client: httpx.AsyncClient, issuers: IssuerRegistry, *, timeout_seconds: float, max_pages: int
+        self,
+        client: httpx.AsyncClient,
+        issuers: IssuerRegistry,
+        *,
+        timeout_seconds: float,
+        max_pages: int,
+        on_failure: Callable[[str], None] = lambda reason: None,
     ) -> None:
+        """`on_failure(reason)` is told of every failed fetch (not_allowed, timeout, unreachable, bad_answer)."""
         self.client = client
         self.issuers = issuers
         self.timeout = timeout_seconds
         self.max_pages = max_pages
-        self.stats = FetchStats()
+        self.fail = on_failure
 
     async def _get(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
         answer = await self.client.get(url, headers=headers, follow_redirects=False)
@@ -83,27 +77,22 @@ class FhirFetcher:
         """Run each query against the request's fhirServer; {key: resource or Bundle}. Raises PreconditionFailed."""
         server = str(request.fhirServer)
         if not self.issuers.fhir_server_allowed(server, issuer):
-            self.stats.fail("not_allowed")
+            self.fail("not_allowed")
             raise PreconditionFailed("the request's fhirServer is not on the allow-list for this caller")
         base = normalise_base(server)
         headers = {"Accept": FHIR_JSON}
         if request.fhirAuthorization is not None:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
-        self.stats.calls += 1
-        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 results = await asyncio.gather(*(self._search(base, q, headers) for q in queries.values()))
         except TimeoutError:
-            self.stats.fail("timeout")
+            self.fail("timeout")
             raise PreconditionFailed(f"the FHIR server did not answer within {self.timeout:g} s") from None
         except httpx.HTTPError as error:
-            self.stats.fail("unreachable")
+            self.fail("unreachable")
             raise PreconditionFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
         except PreconditionFailed:
-            self.stats.fail("bad_answer")
+            self.fail("bad_answer")
             raise
-        finally:
-            self.stats.seconds.append(time.perf_counter() - started)
-            del self.stats.seconds[:-1000]
         return dict(zip(queries, results, strict=True))
