@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from service.engine.model import Criterion, RuleSetConfig, RuleVersion
+from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import raw_keys
 
@@ -90,5 +90,5 @@ class RuleSet:
             if c.spec.fhirpath is not None
         )
 
-    def service(self, service_id: str) -> Any:
+    def service(self, service_id: str) -> ServiceEntry | None:
         return next((s for s in self.config.services if s.id == service_id), None)
