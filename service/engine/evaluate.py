@@ -71,9 +71,10 @@ def _time_problem(fact: Fact, window: timedelta | None, now: datetime) -> str | 
         if fact.resource_type == "ServiceRequest" and fact.status in ("draft", "active", "on-hold"):
             return None  # so is an open order (a draft being signed now, or one placed and not yet done)
         return "undated, so not known to be recent"
-    if fact.time.earliest > now + CLOCK_SKEW:
+    # Differences, not sums: `now + skew` or `now - window` overflow at the ends of the calendar.
+    if fact.time.earliest > now and fact.time.earliest - now > CLOCK_SKEW:
         return f"dated {fact.date_text}, after the evaluation time"
-    if window is not None and fact.time.latest < now - window:
+    if window is not None and fact.time.latest < now and now - fact.time.latest > window:
         return f"dated {fact.date_text}, older than {window.days} days"
     return None
 

@@ -5,7 +5,9 @@ This is what an API tester or a rule author reads to see *why* a card appeared o
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.engine.evaluate import CriterionResult, Decision
 from service.fhir.record import Fact, PatientRecord
@@ -53,12 +55,15 @@ class RuleTraceOut(_Out):
 class SetAsideOut(_Out):
     reference: str
     reason: str
+    category: str = Field(description="why, as a fixed vocabulary: invalid, no-subject, other-patient, ...")
+    unreadable: bool = Field(description="a data problem (not a clinical statement such as entered-in-error)")
 
 
 class IssueOut(_Out):
     resource: str
     location: str
     message: str
+    outcome: Literal["counted", "set aside"] = Field(description="whether the resource still counted")
 
 
 def fact_out(fact: Fact) -> FactOut:
@@ -100,8 +105,13 @@ def trace_decisions(decisions: list[Decision]) -> list[RuleTraceOut]:
 
 
 def set_aside_out(record: PatientRecord) -> list[SetAsideOut]:
-    return [SetAsideOut(reference=s.reference, reason=s.reason) for s in record.set_aside]
+    return [
+        SetAsideOut(reference=s.reference, reason=s.reason, category=s.category, unreadable=s.unreadable)
+        for s in record.set_aside
+    ]
 
 
 def issues_out(record: PatientRecord) -> list[IssueOut]:
-    return [IssueOut(**i.as_dict()) for i in record.issues]
+    return [
+        IssueOut(resource=i.reference, location=i.location, message=i.message, outcome=i.outcome) for i in record.issues
+    ]

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(.+))?)?)?$")
 
 
@@ -40,18 +41,19 @@ def parse_fhir_time(value: str | None) -> FhirTime | None:
             return FhirTime(value, stamp, stamp)
         y = int(year)
         if month is None:
-            start = datetime(y, 1, 1, tzinfo=UTC)
-            end = datetime(y + 1, 1, 1, tzinfo=UTC)
+            start, days = datetime(y, 1, 1, tzinfo=UTC), 366 if calendar.isleap(y) else 365
         elif day is None:
             m = int(month)
-            start = datetime(y, m, 1, tzinfo=UTC)
-            end = start + timedelta(days=calendar.monthrange(y, m)[1])
+            start, days = datetime(y, m, 1, tzinfo=UTC), calendar.monthrange(y, m)[1]
         else:
-            start = datetime(y, int(month), int(day), tzinfo=UTC)
-            end = start + timedelta(days=1)
-    except ValueError:
+            start, days = datetime(y, int(month), int(day), tzinfo=UTC), 1
+    except (ValueError, OverflowError):
         return None
-    return FhirTime(value, start, end - timedelta(microseconds=1))
+    try:
+        latest = start + timedelta(days=days) - timedelta(microseconds=1)
+    except OverflowError:  # a span ending with year 9999: valid FHIR, so it ends at the end of time
+        latest = _END_OF_TIME
+    return FhirTime(value, start, latest)
 
 
 def latest_of(times: list[FhirTime | None]) -> FhirTime | None:

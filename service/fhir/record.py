@@ -7,15 +7,31 @@ only sees `Fact`s and the reasons other resources were set aside.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from service.fhir.codes import LOINC, SNOMED, coding_key
+from pydantic import TypeAdapter, ValidationError
+
+from service.fhir.codes import LOINC, SNOMED, coding_key, normalise_code
 from service.fhir.dates import FhirTime, latest_of, parse_fhir_time
-from service.fhir.validate import VALIDATED_TYPES, InputIssue, reference_of, validate_resource
+from service.fhir.validate import VALIDATED_TYPES, InputIssue, reference_of, validate
 
 Presence = Literal["present", "absent", "unknown"]
+_BOOLEAN = TypeAdapter(bool)
+Key = tuple[str, str]
+# Why a resource was set aside, as a small fixed vocabulary (a metrics label): never ids or values.
+SetAsideCategory = Literal[
+    "invalid", "no-subject", "other-patient", "entered-in-error", "refuted", "cancelled", "out-of-range"
+]
+
+# Scores with a fixed scale, by Observation.code: a value outside it is a data error, never "7 or more".
+BOUNDED_SCORES: dict[Key, tuple[float, float]] = {
+    (LOINC, "72514-3"): (0, 10),  # Pain severity - 0-10 verbal numeric rating [Score] - Reported
+    (LOINC, "38208-5"): (0, 10),  # Pain severity - Reported (the 0-10 scale in practice)
+    (LOINC, "38221-8"): (0, 10),  # Pain severity Wong-Baker FACES pain rating scale (0, 2, ... 10)
+}
 
 # Observation.code values that ask "which symptom?": the finding is then in valueCodeableConcept.
 SYMPTOM_QUESTIONS = frozenset({(LOINC, "75325-1")})
@@ -47,6 +63,8 @@ class Fact:
     status: str | None
     value: float | None = None
     unit: str | None = None
+    systemless: tuple[str, ...] = ()  # codes of codings with no system: never matched, but reported
+    problems: tuple[str, ...] = ()  # input problems in fields the rules could do without (the fact still counts)
 
     @property
     def date_text(self) -> str:
@@ -55,10 +73,21 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class SetAside:
-    """A resource the engine did not use, and why (shown in traces, never used as evidence)."""
+    """A resource the engine did not use, and why (shown in traces, never used as evidence).
+
+    `unreadable` marks a data problem (invalid, no subject, a score off its scale), as opposed to a clinical
+    statement the engine honours (entered-in-error, refuted, another patient's): an unreadable warning sign
+    must reach the clinician. `label` and `keys` say what the resource appears to be about.
+    """
 
     reference: str
     reason: str
+    category: SetAsideCategory = "invalid"
+    unreadable: bool = False
+    label: str = ""
+    keys: tuple[Key, ...] = ()
+    systemless: tuple[str, ...] = ()
+    date_text: str = "undated"
 
 
 @dataclass
@@ -75,13 +104,34 @@ class PatientRecord:
 def _codings(concept: Any) -> list[dict[str, Any]]:
     if not isinstance(concept, dict):
         return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+    codings = concept.get("coding")
+    if isinstance(codings, dict):  # a single Coding where R4 wants an array (validation reports it)
+        codings = [codings]
+    return [c for c in codings or [] if isinstance(c, dict)] if isinstance(codings, list) else []
 
 
-def coding_keys(concept: Any) -> tuple[tuple[str, str], ...]:
+def _code_text(coding: dict[str, Any]) -> str | None:
+    code = coding.get("code")
+    return code if isinstance(code, str) and code.strip() else None
+
+
+def coding_keys(concept: Any) -> tuple[Key, ...]:
     """The (system, code) keys of a CodeableConcept's codings that can match a value set."""
-    keys = (coding_key(c.get("system"), c.get("code")) for c in _codings(concept))
+    keys = (coding_key(_str(c.get("system")), _code_text(c)) for c in _codings(concept))
     return tuple(k for k in keys if k is not None)
+
+
+def systemless_codes(concept: Any) -> tuple[str, ...]:
+    """Codes of codings that name no system: they never match (a code means nothing without its system)."""
+    return tuple(
+        normalise_code(None, code)
+        for c in _codings(concept)
+        if not _str(c.get("system")) and (code := _code_text(c)) is not None
+    )
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _texts(*concepts: Any) -> list[str]:
@@ -96,8 +146,8 @@ def _texts(*concepts: Any) -> list[str]:
 
 def _status_code(concept: Any) -> str | None:
     for coding in _codings(concept):
-        if coding.get("code"):
-            return str(coding["code"])
+        if code := _code_text(coding):
+            return code
     return None
 
 
@@ -107,11 +157,16 @@ def _period_times(period: Any) -> list[FhirTime | None]:
     return [parse_fhir_time(period.get("end")), parse_fhir_time(period.get("start"))]
 
 
-def names_patient(resource: dict[str, Any], patient_refs: frozenset[str]) -> bool:
-    """Does the resource's subject name the patient (relative, absolute, versioned or Bundle fullUrl reference)?"""
+def subject_reference(resource: dict[str, Any]) -> str | None:
     subject = resource.get("subject")
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    if not isinstance(reference, str):
+    return reference if isinstance(reference, str) and reference.strip() else None
+
+
+def names_patient(resource: dict[str, Any], patient_refs: frozenset[str]) -> bool:
+    """Does the resource's subject name the patient (relative, absolute, versioned or Bundle fullUrl reference)?"""
+    reference = subject_reference(resource)
+    if reference is None:
         return False
     if reference in patient_refs:
         return True
@@ -139,14 +194,14 @@ def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
         elif answer & _PRESENT_ANSWERS:
             presence = "present"
     elif "valueBoolean" in resource:
-        presence = "present" if resource["valueBoolean"] is True else "absent"
+        flag = _boolean(resource["valueBoolean"])
+        presence = "unknown" if flag is None else "present" if flag else "absent"
     elif isinstance(resource.get("valueQuantity"), dict):
         quantity = resource["valueQuantity"]
-        if isinstance(quantity.get("value"), int | float):
-            value = float(quantity["value"])
-        unit = quantity.get("unit") or quantity.get("code")
-    elif isinstance(resource.get("valueInteger"), int):
-        value = float(resource["valueInteger"])
+        value = _number(quantity.get("value"))
+        unit = _str(quantity.get("unit")) or _str(quantity.get("code"))
+    elif "valueInteger" in resource:
+        value = _number(resource["valueInteger"])
     elif isinstance(resource.get("valueString"), str):
         presence = "absent" if resource["valueString"].strip().lower() in _ABSENT_WORDS else "present"
     elif resource.get("dataAbsentReason") is not None:
@@ -167,10 +222,29 @@ def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
         " | ".join(texts),
         presence,
         time,
-        resource.get("status"),
+        _str(resource.get("status")),
         value,
         unit,
     )
+
+
+def _boolean(value: Any) -> bool | None:
+    """The boolean as validation reads it ("yes" is true, as pydantic allows), or None when it is none."""
+    try:
+        return _BOOLEAN.validate_python(value)
+    except ValidationError:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (a huge integer or a non-number is no measurement)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _condition_fact(resource: dict[str, Any], reference: str) -> Fact:
@@ -227,7 +301,7 @@ def _order_fact(resource: dict[str, Any], reference: str) -> Fact:
         " | ".join(texts),
         "present",
         latest_of(times),
-        resource.get("status"),
+        _str(resource.get("status")),
     )
 
 
@@ -238,7 +312,7 @@ def _why_set_aside(resource: dict[str, Any]) -> str | None:
         if verification in _IGNORED_VERIFICATION:
             return f"verificationStatus is {verification}"
         return None
-    status = resource.get("status")
+    status = _str(resource.get("status"))
     if status in _IGNORED_STATUS.get(resource_type, frozenset()):
         return f"status is {status}"
     return None
@@ -253,18 +327,78 @@ _NORMALISERS = {
 }
 
 
-def raw_keys(resource: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every coding key a raw resource carries where a finding can sit (code, value, procedure code)."""
+def _coded_concepts(resource: dict[str, Any]) -> list[Any]:
+    """Where a resource's finding, order or study code can sit: code, the answer to a symptom question, procedure."""
     concepts = [resource.get("code"), resource.get("valueCodeableConcept")]
     procedure_codes = resource.get("procedureCode")
     if isinstance(procedure_codes, list):
         concepts.extend(procedure_codes)
-    return [k for concept in concepts for k in coding_keys(concept)]
+    elif isinstance(procedure_codes, dict):
+        concepts.append(procedure_codes)
+    return concepts
+
+
+def raw_keys(resource: dict[str, Any]) -> list[Key]:
+    """Every coding key a raw resource carries where a finding can sit (code, value, procedure code)."""
+    return [k for concept in _coded_concepts(resource) for k in coding_keys(concept)]
+
+
+def raw_systemless_codes(resource: dict[str, Any]) -> list[str]:
+    """Codes with no system where a finding can sit: they match nothing, but may be a warning sign."""
+    return [c for concept in _coded_concepts(resource) for c in systemless_codes(concept)]
+
+
+def _label(resource: dict[str, Any]) -> str:
+    return (_texts(resource.get("code"), resource.get("valueCodeableConcept")) or ["(no display)"])[0]
+
+
+def _date_text(resource: dict[str, Any]) -> str:
+    for name in ("onsetDateTime", "recordedDate", "effectiveDateTime", "issued", "authoredOn", "started"):
+        time = parse_fhir_time(_str(resource.get(name)))
+        if time is not None:
+            return time.text
+    return "undated"
+
+
+def _set_aside(
+    resource: dict[str, Any], reason: str, category: SetAsideCategory, *, unreadable: bool = False
+) -> SetAside:
+    return SetAside(
+        reference_of(resource),
+        reason,
+        category,
+        unreadable,
+        _label(resource),
+        tuple(raw_keys(resource)),
+        tuple(raw_systemless_codes(resource)),
+        _date_text(resource),
+    )
+
+
+def _semantic_reason(resource: dict[str, Any]) -> tuple[str, SetAsideCategory] | None:
+    """A clinical statement that the resource must not be used (entered in error, refuted, cancelled)."""
+    reason = _why_set_aside(resource)
+    if reason is None:
+        return None
+    if "entered-in-error" in reason:
+        return reason, "entered-in-error"
+    return reason, "refuted" if "refuted" in reason else "cancelled"
+
+
+def _off_scale(fact: Fact) -> str | None:
+    """Why a score is off its fixed scale, or None."""
+    if fact.value is None:
+        return None
+    for key in fact.keys:
+        scale = BOUNDED_SCORES.get(key)
+        if scale is not None and not scale[0] <= fact.value <= scale[1]:
+            return f"score {fact.value:g} is outside its scale {scale[0]:g}-{scale[1]:g}"
+    return None
 
 
 def build_record(
     patient_id: str,
-    resources: Iterable[dict[str, Any]],
+    resources: Iterable[Any],
     *,
     patient_aliases: Iterable[str] = (),
     relevant: Callable[[dict[str, Any]], bool] | None = None,
@@ -273,30 +407,48 @@ def build_record(
 
     `patient_aliases` are other references that name the patient (a Bundle entry's `fullUrl`). `relevant`,
     when given, skips resources no rule can read before the costly validation (most of a chart is labs).
+    Nothing that could change the answer disappears without a trace: every resource not used is in
+    `set_aside` with its reason, and every input problem is in `issues` with what became of the resource.
     """
     record = PatientRecord(patient_id)
     patient_refs = frozenset({f"Patient/{patient_id}", *patient_aliases})
-    for resource in resources:
-        resource_type = resource.get("resourceType")
-        if resource_type not in VALIDATED_TYPES:
+    for raw in resources:
+        if not isinstance(raw, dict) or raw.get("resourceType") not in VALIDATED_TYPES:
             continue
-        if relevant is not None and not relevant(resource):
+        if relevant is not None and not relevant(raw):
             continue
+        checked = validate(raw)
+        resource = checked.resource
         reference = reference_of(resource)
-        problems = validate_resource(resource)
-        if problems:
-            record.issues.extend(problems)
-            record.set_aside.append(SetAside(reference, "not valid FHIR R4 (see issues)"))
+        record.issues.extend(checked.issues)
+        if checked.fatal:
+            record.set_aside.append(_set_aside(resource, "not valid FHIR R4 (see issues)", "invalid", unreadable=True))
+            continue
+        if subject_reference(resource) is None:
+            record.set_aside.append(_set_aside(resource, "names no subject", "no-subject", unreadable=True))
             continue
         if not names_patient(resource, patient_refs):
-            record.set_aside.append(SetAside(reference, "subject is not the patient in context"))
+            record.set_aside.append(_set_aside(resource, "subject is not the patient in context", "other-patient"))
             continue
-        reason = _why_set_aside(resource)
-        if reason:
-            record.set_aside.append(SetAside(reference, reason))
+        semantic = _semantic_reason(resource)
+        if semantic is not None:
+            record.set_aside.append(_set_aside(resource, *semantic))
             continue
+        fact = _NORMALISERS[resource["resourceType"]](resource, reference)
+        systemless = tuple(raw_systemless_codes(resource))
+        if systemless:
+            where = f"{resource['resourceType']}.code"
+            record.issues.append(InputIssue(reference, where, "a coding has no system: not matched", "counted"))
+        problems = tuple(f"{i.location}: {i.message}" for i in checked.issues)
+        off_scale = _off_scale(fact)
+        if off_scale is not None:
+            record.issues.append(InputIssue(reference, "Observation.value[x]", off_scale, "set aside"))
+            record.set_aside.append(_set_aside(resource, off_scale, "out-of-range", unreadable=True))
+            continue
+        if systemless or problems:
+            fact = replace(fact, systemless=systemless, problems=problems)
         record.resources.append(resource)
-        record.facts.append(_NORMALISERS[resource_type](resource, reference))
+        record.facts.append(fact)
     return record
 
 

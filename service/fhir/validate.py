@@ -1,31 +1,57 @@
 """Structural FHIR R4 validation with fhir.resources (R4B models, which read R4 Conditions and Observations).
 
 Only the resource types the rules read are validated deeply: validating every resource an EHR sends
-would cost time and report problems that cannot change a card.
+would cost time and report problems that cannot change a card. A problem is *fatal* only where the rules
+cannot do without the field (what the resource is about, whose it is); any other problem is reported and the
+resource still counts, because dropping a red flag over a malformed field nobody reads would be the worse error.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 VALIDATED_TYPES = frozenset({"Condition", "Observation", "ServiceRequest", "ImagingStudy", "DiagnosticReport"})
 
+# Fields without which a resource says nothing usable: what it is (its code) and whose it is.
+_ESSENTIAL_FIELDS: dict[str, frozenset[str]] = {
+    "ImagingStudy": frozenset({"procedureCode", "subject"}),
+}
+_DEFAULT_ESSENTIAL = frozenset({"code", "subject"})
+ONE_ELEMENT_ARRAY = "a single object where FHIR R4 wants an array: read as a one-element array"
+
+Outcome = Literal["counted", "set aside"]
+
 
 @dataclass(frozen=True, slots=True)
 class InputIssue:
-    """One problem with one input resource: where (FHIRPath-like) and what, never the offending value."""
+    """One problem with one input resource: where (FHIRPath-like) and what, never the offending value.
+
+    `outcome` says what became of the resource: still `counted` (the problem is in a field the rules can do
+    without) or `set aside`.
+    """
 
     reference: str
     location: str
     message: str
+    outcome: Outcome = "set aside"
 
     def as_dict(self) -> dict[str, str]:
-        return {"resource": self.reference, "location": self.location, "message": self.message}
+        return {"resource": self.reference, "location": self.location, "message": self.message, "outcome": self.outcome}
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """A resource after validation: the (possibly repaired) resource, its problems, and whether any is fatal."""
+
+    resource: dict[str, Any]
+    issues: list[InputIssue]
+    fatal: bool
 
 
 @cache
@@ -35,7 +61,8 @@ def _model(resource_type: str) -> Any:
 
 def reference_of(resource: dict[str, Any]) -> str:
     """`Type/id` of a raw resource, with `?` for what is missing."""
-    return f"{resource.get('resourceType', '?')}/{resource.get('id', '?')}"
+    parts = (resource.get("resourceType"), resource.get("id"))
+    return "/".join(part if isinstance(part, str) else "?" for part in parts)
 
 
 def _location(resource_type: str, loc: tuple[int | str, ...]) -> str:
@@ -45,21 +72,65 @@ def _location(resource_type: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def validate_resource(resource: dict[str, Any]) -> list[InputIssue]:
-    """Problems with one resource; empty when it is valid FHIR R4 (as the R4B models read it)."""
+def _wrap_single_objects(resource: dict[str, Any], error: ValidationError) -> dict[str, Any] | None:
+    """A copy with each object that sits where an array is wanted wrapped in a one-element array, or None."""
+    repaired: dict[str, Any] | None = None
+    for e in error.errors(include_url=False, include_input=False):
+        if e["type"] != "list_type" or not e["loc"]:
+            continue
+        repaired = repaired or copy.deepcopy(resource)
+        parent: Any = repaired
+        for part in e["loc"][:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        last = e["loc"][-1]
+        if isinstance(parent, dict) and isinstance(parent.get(last), dict):
+            parent[last] = [parent[last]]
+    return repaired
+
+
+def _is_fatal(resource_type: str, loc: tuple[int | str, ...]) -> bool:
+    essential = _ESSENTIAL_FIELDS.get(resource_type, _DEFAULT_ESSENTIAL)
+    return not loc or str(loc[0]) in essential
+
+
+def validate(resource: dict[str, Any]) -> Validated:
+    """Validate one resource; repair single objects given for arrays (a common client deviation), visibly."""
+    reference = reference_of(resource)
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
-        return [InputIssue(reference_of(resource), "resourceType", "resourceType is missing")]
+        return Validated(resource, [InputIssue(reference, "resourceType", "resourceType is missing")], True)
     try:
         model = _model(resource_type)
-    except ValueError:
-        return [InputIssue(reference_of(resource), "resourceType", f"unknown resource type {resource_type!r}")]
-    try:
-        model.model_validate(resource)
-    except ValidationError as error:
-        # The message is pydantic's, with the input value left out: it may be patient data.
-        return [
-            InputIssue(reference_of(resource), _location(resource_type, tuple(e["loc"])), e["msg"])
-            for e in error.errors(include_url=False, include_input=False)
-        ]
-    return []
+    except (ValueError, KeyError):
+        unknown = InputIssue(reference, "resourceType", f"unknown resource type {resource_type!r}")
+        return Validated(resource, [unknown], True)
+    issues: list[InputIssue] = []
+    for _ in range(3):  # each pass can only wrap objects one level deeper; real data needs one
+        try:
+            model.model_validate(resource)
+            return Validated(resource, issues, False)
+        except ValidationError as error:
+            repaired = _wrap_single_objects(resource, error)
+            if repaired is None or repaired == resource:
+                # The message is pydantic's, with the input value left out: it may be patient data.
+                found = [(tuple(e["loc"]), e["msg"]) for e in error.errors(include_url=False, include_input=False)]
+                fatal = any(_is_fatal(resource_type, loc) for loc, _ in found)
+                outcome: Outcome = "set aside" if fatal else "counted"
+                issues += [InputIssue(reference, _location(resource_type, loc), msg, outcome) for loc, msg in found]
+                return Validated(resource, issues, fatal)
+            issues += [
+                InputIssue(reference, _location(resource_type, tuple(e["loc"])), ONE_ELEMENT_ARRAY, "counted")
+                for e in error.errors(include_url=False, include_input=False)
+                if e["type"] == "list_type"
+            ]
+            resource = repaired
+    return Validated(resource, issues, True)
+
+
+def validate_resource(resource: dict[str, Any]) -> list[InputIssue]:
+    """Problems with one resource; empty when it is valid FHIR R4 (as the R4B models read it)."""
+    return validate(resource).issues

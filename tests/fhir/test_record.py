@@ -91,18 +91,106 @@ def test_subject_forms_that_name_the_patient(reference: str) -> None:
     assert len(record.facts) == 1
 
 
-@pytest.mark.parametrize("subject", [{"reference": "Patient/other"}, {"reference": "Group/p"}, {"display": "p"}, None])
-def test_other_or_missing_subjects_are_set_aside(subject: dict[str, str] | None) -> None:
+@pytest.mark.parametrize("subject", [{"reference": "Patient/other"}, {"reference": "Group/p"}])
+def test_another_patients_data_is_set_aside_as_a_clinical_fact(subject: dict[str, str]) -> None:
+    record = build_record("p", [obs(subject=subject)])
+    assert record.facts == []
+    assert record.set_aside[0].reason == "subject is not the patient in context"
+    assert record.set_aside[0].category == "other-patient"
+    assert not record.set_aside[0].unreadable
+
+
+@pytest.mark.parametrize("subject", [{"display": "p"}, None])
+def test_data_without_a_subject_is_unreadable_not_someone_elses(subject: dict[str, str] | None) -> None:
     resource = obs(subject=subject) if subject is not None else {k: v for k, v in obs().items() if k != "subject"}
     record = build_record("p", [resource])
     assert record.facts == []
-    assert record.set_aside[0].reason == "subject is not the patient in context"
+    (aside,) = record.set_aside
+    assert (aside.category, aside.unreadable, aside.keys) == ("no-subject", True, ((SNOMED, "26544005"),))
+    assert aside.label == "Muscle weakness"
 
 
-def test_invalid_resource_is_reported_and_not_used() -> None:
-    record = build_record("p", [obs(effectiveDateTime="not a date"), condition(id="ok")])
-    assert [f.reference for f in record.facts] == ["Condition/ok"]
-    assert record.issues[0].reference == "Observation/o1"
+def test_a_malformed_field_the_rules_can_do_without_is_reported_and_the_resource_counts() -> None:
+    record = build_record("p", [obs(effectiveDateTime="not a date", issued="2026-11-19T10:00:00Z"), condition(id="ok")])
+    assert [f.reference for f in record.facts] == ["Observation/o1", "Condition/ok"]
+    (issue,) = record.issues
+    assert (issue.reference, issue.location, issue.outcome) == (
+        "Observation/o1",
+        "Observation.effectiveDateTime",
+        "counted",
+    )
+    assert record.facts[0].date_text == "2026-11-19T10:00:00Z"  # the readable date is used
+    assert record.facts[0].problems == ("Observation.effectiveDateTime: " + issue.message,)
+
+
+def test_an_observation_without_status_still_counts() -> None:
+    record = build_record("p", [{k: v for k, v in obs().items() if k != "status"}])
+    assert len(record.facts) == 1
+    assert [(i.location, i.outcome) for i in record.issues] == [("Observation.status", "counted")]
+
+
+def test_an_unreadable_code_sets_the_resource_aside_as_unreadable_with_what_it_seems_to_be() -> None:
+    broken = obs(code={"coding": [{"system": SNOMED, "code": "26544005", "display": "Muscle weakness", "bogus": 1}]})
+    record = build_record("p", [broken])
+    assert record.facts == []
+    (aside,) = record.set_aside
+    assert (aside.category, aside.unreadable, aside.label) == ("invalid", True, "Muscle weakness")
+    assert aside.keys == ((SNOMED, "26544005"),)
+    assert record.issues[0].outcome == "set aside"
+
+
+def test_a_single_object_for_an_array_is_read_as_one_element_with_an_issue() -> None:
+    record = build_record("p", [obs(code={"coding": {"system": SNOMED, "code": "26544005"}})])
+    assert record.facts[0].keys == ((SNOMED, "26544005"),)
+    assert [(i.location, i.outcome) for i in record.issues] == [("Observation.code.coding", "counted")]
+    assert "one-element array" in record.issues[0].message
+
+
+def test_a_coding_without_system_is_never_matched_but_is_reported() -> None:
+    record = build_record("p", [condition(code={"coding": [{"code": "C50.9", "display": "Breast cancer"}]})])
+    (fact,) = record.facts
+    assert fact.keys == ()
+    assert fact.systemless == ("C50.9",)
+    assert [(i.location, i.message) for i in record.issues] == [
+        ("Condition.code", "a coding has no system: not matched")
+    ]
+
+
+@pytest.mark.parametrize("value", [11, -1, 1_000_000, 10.5])
+def test_a_pain_score_off_its_scale_is_set_aside_with_an_issue(value: float) -> None:
+    score = obs(code={"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}, valueQuantity={"value": value})
+    record = build_record("p", [score])
+    assert record.facts == []
+    assert record.set_aside[0].category == "out-of-range"
+    assert "outside its scale 0-10" in record.issues[0].message
+
+
+@pytest.mark.parametrize("value", [0, 7, 10])
+def test_a_pain_score_on_its_scale_counts(value: int) -> None:
+    score = obs(code={"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}, valueInteger=value)
+    assert one_fact(score).value == value
+
+
+@pytest.mark.parametrize("value", [10**400, float("inf"), "8", True])
+def test_a_number_that_is_no_finite_number_is_no_measurement(value: object) -> None:
+    record = build_record("p", [obs(valueQuantity={"value": value})])
+    assert all(f.value is None for f in record.facts)
+
+
+def test_a_malformed_boolean_means_unknown_not_absent() -> None:
+    record = build_record("p", [obs(valueBoolean="maybe")])
+    assert record.facts[0].presence == "unknown"
+    assert record.issues[0].outcome == "counted"
+
+
+@pytest.mark.parametrize(("value", "presence"), [("yes", "present"), ("false", "absent")])
+def test_a_boolean_written_as_text_is_read_as_validation_reads_it(value: str, presence: str) -> None:
+    assert one_fact(obs(valueBoolean=value)).presence == presence
+
+
+@pytest.mark.parametrize("date", ["9999-12-31", "9999", "9999-12-31T23:59:59Z", "0001-01-01"])
+def test_extreme_dates_are_read_not_crashed_on(date: str) -> None:
+    assert one_fact(condition(onsetDateTime=date)).date_text == date
 
 
 def test_latest_date_wins_for_conditions() -> None:
@@ -119,3 +207,9 @@ def test_resources_the_rules_do_not_read_are_skipped_silently() -> None:
     record = build_record("p", [{"resourceType": "Patient", "id": "p"}, {"resourceType": "Encounter", "id": "e"}])
     assert record.facts == []
     assert record.set_aside == []
+
+
+@pytest.mark.parametrize("status", [7, [], {"code": "final"}])
+def test_a_malformed_status_is_no_status(status: object) -> None:
+    record = build_record("p", [obs(status=status), condition(clinicalStatus={"coding": [{"code": 3}]})])
+    assert [f.status for f in record.facts] == [None, None]
