@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
-from service.engine.valuesets import CodeIndex, ValueSetDef, ValueSetError, parse_valueset
+from service.engine.valuesets import CodeIndex, ValueSetDef, ValueSetError, parse_valueset, resolve_includes
 from service.engine.yamlfile import load_yaml
 from service.errors import RuleProblem, RuleSetInvalid
 from service.fhir.validate import validate_resource
@@ -148,6 +148,8 @@ def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
             found[path.stem] = parse_valueset(raw, path.stem)
         except ValueSetError as error:
             problems.add(path, error.location, error.message)
+    for vs_id, problem in resolve_includes(found).items():
+        problems.add(folder / f"{vs_id}.json", "ValueSet.compose.include.valueSet", problem)
     return found
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
 from service.engine.valuesets import CodeIndex
-from service.fhir.record import raw_keys
+from service.fhir.record import raw_keys, raw_systemless_codes
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -78,7 +78,10 @@ class RuleSet:
         criterion reads every resource of its type. Cheap: it runs before validation."""
         if resource.get("resourceType") in self.fhirpath_types:
             return True
-        return any(self.codes.lookup(key) for key in raw_keys(resource))
+        if any(self.codes.lookup(key) for key in raw_keys(resource)):
+            return True
+        # A coding that names no system never matches, but one whose code a rule reads must still be reported.
+        return any(self.codes.lookup_any_system(code) for code in raw_systemless_codes(resource))
 
     @cached_property
     def fhirpath_types(self) -> frozenset[str]:

@@ -1,9 +1,10 @@
 """FHIR ValueSets as authors paste them, indexed once so each patient coding is looked up once.
 
 Supported: `compose.include`/`exclude` with `concept` lists, `filter` `is-a`/`descendent-of` on ICD-10 and
-ICD-10-CM (a prefix: `C50` holds `C50.911`; a block `C00-C96` holds every category in it), and a pasted
-`expansion.contains`. Anything else (is-a on SNOMED CT, references to other value sets) needs a terminology
-server and is refused at load with a message saying to paste an expansion instead.
+ICD-10-CM (a prefix: `C50` holds `C50.911`; a block `C00-C96` holds every category in it, `C4A` included),
+`compose.include.valueSet` naming other value sets of the rule set (their union), and `expansion.contains`.
+`is-a` on SNOMED CT or LOINC needs a terminology server: it is accepted only with an `expansion` (written by
+`python -m service rules expand --server URL`), and refused at load without one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from service.fhir.codes import ICD_SYSTEMS, coding_key, normalise_code
 
 Key = tuple[str, str]
 _BLOCK = re.compile(r"^([A-Z])(\d{2})-([A-Z])(\d{2})$")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+EXPAND_HINT = "run `python -m service rules expand --server URL` to fill ValueSet.expansion from a terminology server"
 
 
 class ValueSetError(ValueError):
@@ -39,9 +42,12 @@ class ValueSetDef:
     prefixes: set[Key] = field(default_factory=set)
     excluded_codes: set[Key] = field(default_factory=set)
     excluded_prefixes: set[Key] = field(default_factory=set)
+    includes: list[str] = field(default_factory=list)  # canonical URLs of value sets whose codes this one holds
+    needs_expansion: list[str] = field(default_factory=list)  # locations of is-a filters a server must expand
+    has_expansion: bool = False
 
     def size(self) -> int:
-        return len(self.codes) + len(self.prefixes)
+        return len(self.codes) + len(self.prefixes) + len(self.includes)
 
 
 def _icd_prefixes(system: str, value: str, location: str) -> list[Key]:
@@ -51,13 +57,23 @@ def _icd_prefixes(system: str, value: str, location: str) -> list[Key]:
         first, start, last, end = block.groups()
         if first != last or int(start) > int(end):
             raise ValueSetError(location, f"block {value!r} must stay within one letter, low to high")
-        return [(system, f"{first}{n:02d}") for n in range(int(start), int(end) + 1)]
+        numeric = [(system, f"{first}{n:02d}") for n in range(int(start), int(end) + 1)]
+        # Alphanumeric categories (ICD-10-CM C4A, C7A, C7B) sit in a block when their tens fall within it.
+        tens = range(int(start) // 10, int(end) // 10 + 1)
+        return numeric + [(system, f"{first}{t}{letter}") for t in tens for letter in _LETTERS]
     return [(system, normalise_code(system, value))]
 
 
-def _read_include(part: dict[str, Any], location: str, codes: set[Key], prefixes: set[Key]) -> None:
+def _read_include(
+    part: dict[str, Any], location: str, codes: set[Key], prefixes: set[Key], definition: ValueSetDef | None = None
+) -> None:
     if part.get("valueSet"):
-        raise ValueSetError(f"{location}.valueSet", "references to other value sets are not supported; list codes")
+        if definition is None or part.get("system") or part.get("concept") or part.get("filter"):
+            raise ValueSetError(
+                f"{location}.valueSet", "only a plain include of whole value sets is supported (no exclude, no system)"
+            )
+        definition.includes.extend(str(url) for url in part["valueSet"])
+        return
     key = coding_key(part.get("system"), "x")
     if key is None:
         raise ValueSetError(f"{location}.system", "a system is required")
@@ -72,9 +88,10 @@ def _read_include(part: dict[str, Any], location: str, codes: set[Key], prefixes
         if rule.get("property") != "concept" or rule.get("op") not in ("is-a", "descendent-of"):
             raise ValueSetError(where, "only `property: concept` with `op: is-a` (or descendent-of) is supported")
         if system not in ICD_SYSTEMS:
-            raise ValueSetError(
-                where, f"is-a on {system} needs a terminology server: paste the expansion as concepts instead"
-            )
+            if definition is None:
+                raise ValueSetError(where, f"is-a on {system} cannot be excluded here; list the codes instead")
+            definition.needs_expansion.append(where)
+            continue
         prefixes.update(_icd_prefixes(system, str(rule.get("value", "")), where))
     if not part.get("concept") and not part.get("filter"):
         raise ValueSetError(location, "including a whole code system is not supported; list concepts or filters")
@@ -92,7 +109,7 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
     definition = ValueSetDef(expected_id, str(raw.get("url", "")), str(raw.get("title") or raw.get("name") or ""))
     compose = raw.get("compose") or {}
     for i, part in enumerate(compose.get("include") or []):
-        _read_include(part, f"ValueSet.compose.include[{i}]", definition.codes, definition.prefixes)
+        _read_include(part, f"ValueSet.compose.include[{i}]", definition.codes, definition.prefixes, definition)
     for i, part in enumerate(compose.get("exclude") or []):
         _read_include(part, f"ValueSet.compose.exclude[{i}]", definition.excluded_codes, definition.excluded_prefixes)
     for i, item in enumerate((raw.get("expansion") or {}).get("contains") or []):
@@ -100,9 +117,33 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
         if key is None:
             raise ValueSetError(f"ValueSet.expansion.contains[{i}]", "system and code are required")
         definition.codes.add(key)
+        definition.has_expansion = True
+    if definition.needs_expansion and not definition.has_expansion:
+        raise ValueSetError(definition.needs_expansion[0], f"is-a on this system needs an expansion: {EXPAND_HINT}")
     if definition.size() == 0:
         raise ValueSetError("ValueSet", "holds no codes")
     return definition
+
+
+def resolve_includes(valuesets: dict[str, ValueSetDef]) -> dict[str, str]:
+    """Check every `include.valueSet` names a value set of the rule set and no cycle forms: {id: problem}."""
+    by_url = {vs.url: vs.id for vs in valuesets.values()}
+    problems: dict[str, str] = {}
+    for vs in valuesets.values():
+        unknown = [url for url in vs.includes if url not in by_url]
+        if unknown:
+            problems[vs.id] = f"includes unknown value set(s) {unknown}; use the `url` of a file in valuesets/"
+    for vs in valuesets.values():
+        seen, todo = set(), [by_url[u] for u in vs.includes if u in by_url]
+        while todo:
+            current = todo.pop()
+            if current == vs.id:
+                problems[vs.id] = "includes itself through other value sets"
+                break
+            if current not in seen:
+                seen.add(current)
+                todo += [by_url[u] for u in valuesets[current].includes if u in by_url]
+    return problems
 
 
 def _prefixes_of(key: Key) -> list[Key]:
@@ -117,11 +158,18 @@ class CodeIndex:
         self.valuesets = valuesets
         self._exact: dict[Key, set[str]] = {}
         self._prefix: dict[Key, set[str]] = {}
+        self._by_code: dict[str, set[str]] = {}  # a code in any system: for codings that name no system
+        by_url = {vs.url: vs.id for vs in valuesets.values()}
+        self._parents: dict[str, set[str]] = {}  # value set -> the value sets that include it
         for vs in valuesets.values():
             for key in vs.codes:
                 self._exact.setdefault(key, set()).add(vs.id)
+                self._by_code.setdefault(key[1], set()).add(vs.id)
             for key in vs.prefixes:
                 self._prefix.setdefault(key, set()).add(vs.id)
+            for url in vs.includes:
+                if url in by_url:
+                    self._parents.setdefault(by_url[url], set()).add(vs.id)
         self._cache: dict[Key, frozenset[str]] = {}
 
     def _excluded(self, vs_id: str, key: Key) -> bool:
@@ -136,7 +184,24 @@ class CodeIndex:
         found = set(self._exact.get(key, ()))
         for prefix in _prefixes_of(key):
             found.update(self._prefix.get(prefix, ()))
-        result = frozenset(v for v in found if not self._excluded(v, key))
+        held = {v for v in found if not self._excluded(v, key)}
+        todo = list(held)
+        while todo:  # a value set that includes a holder holds the code too, unless it excludes it
+            for parent in self._parents.get(todo.pop(), ()):
+                if parent not in held and not self._excluded(parent, key):
+                    held.add(parent)
+                    todo.append(parent)
+        result = frozenset(held)
         if len(self._cache) < 100_000:
             self._cache[key] = result
         return result
+
+    def lookup_any_system(self, code: str) -> frozenset[str]:
+        """Value sets holding this code in some system (exact codes, and ICD prefixes with or without a dot).
+
+        Only for reporting a coding that names no system: such a coding never counts as a match.
+        """
+        found = set(self._by_code.get(code.strip(), ()))
+        for system in ICD_SYSTEMS:
+            found |= self.lookup((system, normalise_code(system, code)))
+        return frozenset(found)
