@@ -1,8 +1,8 @@
 """Rule authors' commands that are not part of the running service.
 
-    python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
-    python -m authoring validate               clinical validation: every rule version over examples, real records
-                                               and the red-flag matrix; exit 1 on a safety failure
+python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
+python -m authoring validate               clinical validation: every rule version over examples, real records
+                                           and the red-flag matrix; exit 1 on a safety failure
 """
 
 from __future__ import annotations

@@ -122,6 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from service.engine.cards import CardContext, render_card
     from service.engine.evaluate import evaluate
     from service.engine.trace import trace_decisions
+    from service.engine.unreadable import find_unreadable
     from service.errors import InvalidFhir
     from service.fhir.bundle import read_patient_bundle
     from service.fhir.record import build_record
@@ -139,7 +140,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
     decisions = evaluate(ruleset, record, now)
-    card = render_card(decisions, ruleset, CardContext(patient.patient_id, now, random_uuid))
+    unreadable = tuple(find_unreadable(ruleset, record, decisions))
+    card = render_card(decisions, ruleset, CardContext(patient.patient_id, now, random_uuid, unreadable=unreadable))
     if args.json:
         traces = [t.model_dump(mode="json") for t in trace_decisions(decisions)]
         print(json.dumps({"cards": [card.dump()] if card else [], "trace": traces}, indent=2))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from service.fhir.record import PatientRecord
 
 
 class Metrics:
@@ -36,7 +40,21 @@ class Metrics:
         self.feedback = Counter(
             "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry
         )
+        self.set_aside = Counter(
+            "mscc_resources_set_aside",
+            "Input resources not used, by reason (invalid, no-subject, other-patient, entered-in-error, refuted, "
+            "cancelled, out-of-range)",
+            ["category"],
+            registry=self.registry,
+        )
         self.ruleset = Gauge("mscc_ruleset_info", "The rule-set revision served", ["revision"], registry=self.registry)
+
+    def count_set_aside(self, record: PatientRecord) -> dict[str, int]:
+        """Count the record's set-aside resources by category; return the counts (for a log line: no ids)."""
+        counts: Tally[str] = Tally(item.category for item in record.set_aside)
+        for category, n in counts.items():
+            self.set_aside.labels(category).inc(n)
+        return dict(counts)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -34,7 +34,7 @@ def test_evaluate_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     bundle = PROJECT_ROOT / "fhir_examples/patients/02-mscc-lung-cancer-cauda-equina-icd10cm.json"
     assert main(["evaluate", str(bundle), "--now", "2026-11-20T09:00:00+00:00"]) == 0
     out = capsys.readouterr().out
-    assert "FIRES  mscc-suspected@2.0.0" in out
+    assert "FIRES  mscc-suspected@3.0.0" in out
     assert "card: [critical]" in out
 
 
@@ -68,7 +68,7 @@ def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.
 
     changed_rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", changed_rules)
-    rule = changed_rules / "spinal-metastasis-pain/2.0.0.yaml"
+    rule = changed_rules / "spinal-metastasis-pain/3.0.0.yaml"
     rule.write_text(rule.read_text().replace("mri_recent_window: P14D", "mri_recent_window: P1D"))
     monkeypatch.setattr(diff, "_ruleset_at", lambda *args: diff.load_ruleset(PROJECT_ROOT / "rules"))
     changes = {c.example: c for c in diff.diff_against_git(changed_rules, "HEAD", PROJECT_ROOT / "fhir_examples")}

@@ -38,7 +38,11 @@ def test_example_gives_its_expected_response(client: TestClient, example: dict) 
     else:
         [card] = body["cards"]
         assert card["indicator"] == expect["indicator"]
-        assert card["extension"]["org.mscc-cds.decision"]["rules"] == expect["rules"]
+        assert card["extension"]["org.mscc-cds.decision"].get("rules", []) == expect["rules"]
+        if not expect["rules"]:  # the check could not complete: a notice naming what could not be read, no orders
+            assert card["extension"]["org.mscc-cds.decision"]["unreadable"]
+            assert "suggestions" not in card
+            return
         mri = [s for s in card.get("suggestions", []) if "MRI" in s["label"]]
         assert len(mri) == (1 if expect.get("mri_offered", True) else 0)
         assert any(
@@ -49,7 +53,8 @@ def test_example_gives_its_expected_response(client: TestClient, example: dict) 
 
 @pytest.mark.parametrize("example", [e for e in MANIFEST["examples"] if "service" not in e], ids=lambda e: e["id"])
 def test_evaluate_endpoint_agrees_with_the_hook(client: TestClient, example: dict) -> None:
-    answer = client.post("/evaluate", params={"now": MANIFEST["now"]}, json=patient_bundle(example["id"]))
+    params = {"now": MANIFEST["now"], "strict": "false"}  # lenient, as the hook is
+    answer = client.post("/evaluate", params=params, json=patient_bundle(example["id"]))
     hook = load_json(EXAMPLES / "responses" / f"{example['id']}.json")
     summaries = [c["summary"] for c in answer.json()["cards"]]
     assert summaries == [c["summary"] for c in hook["cards"]]

@@ -16,6 +16,7 @@ from service.engine.cards import CardContext, render_card
 from service.engine.evaluate import evaluate
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
+from service.engine.unreadable import find_unreadable
 from service.errors import InvalidFhir
 from service.fhir.bundle import BundleType, read_patient_bundle
 from service.fhir.record import build_record
@@ -118,7 +119,11 @@ def evaluate_bundle(
         raise InvalidFhir("the Bundle holds invalid FHIR", problems)
     at = now or runtime.clock()
     decisions = evaluate(runtime.ruleset, record, at, rules=_chosen_rules(runtime.ruleset, rule))
-    card = render_card(decisions, runtime.ruleset, CardContext(patient.patient_id, at, runtime.new_uuid))
+    unreadable = tuple(find_unreadable(runtime.ruleset, record, decisions))
+    ctx = CardContext(patient.patient_id, at, runtime.new_uuid, unreadable=unreadable)
+    card = render_card(decisions, runtime.ruleset, ctx)
+    if runtime.metrics is not None:
+        runtime.metrics.count_set_aside(record)
     body = EvaluateResponse(
         patient=patient.patient_id,
         evaluatedAt=at.isoformat(timespec="seconds"),

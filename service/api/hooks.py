@@ -32,16 +32,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 ServiceId = Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])]
 
 
-def _observe(runtime: Runtime, service_id: str, status: int, started: float, outcome: CallOutcome | None) -> None:
+def _observe(
+    runtime: Runtime, service_id: str, status: int, started: float, outcome: CallOutcome | None
+) -> dict[str, int]:
+    """Count the call in /metrics; return the set-aside counts by category for the log line."""
     metrics = runtime.metrics
     if metrics is None:
-        return
+        return {}
     metrics.calls.labels(service_id, str(status)).inc()
     metrics.latency.labels(service_id).observe(time.perf_counter() - started)
     if outcome is not None:
         for card in outcome.response.cards:
             lead = next((d.ref for d in outcome.decisions if d.fired), "none")
             metrics.cards.labels(lead, card.indicator).inc()
+        return metrics.count_set_aside(outcome.record)
+    return {}
 
 
 @router.post(
@@ -83,7 +88,7 @@ async def call_service(
     background.add_task(
         write_decision, runtime, decision_row(runtime, decision_id, service_id, request, outcome, issuer)
     )
-    _observe(runtime, service_id, 200, started, outcome)
+    set_aside = _observe(runtime, service_id, 200, started, outcome)
     log.info(
         "hook answered",
         extra={
@@ -92,6 +97,8 @@ async def call_service(
                 "service": service_id,
                 "patient": hash_patient_id(outcome.record.patient_id, runtime.settings.patient_hash_salt),
                 "cards": [c.indicator for c in outcome.response.cards],
+                "set_aside": set_aside,
+                "input_issues": len(outcome.record.issues),
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             }
         },

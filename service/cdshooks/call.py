@@ -16,6 +16,7 @@ from service.cdshooks.prefetch import PrefetchResult, read_prefetch, render_quer
 from service.engine.cards import CardContext, render_card
 from service.engine.evaluate import Decision, evaluate
 from service.engine.model import ServiceEntry
+from service.engine.unreadable import find_unreadable
 from service.errors import BadRequest, PreconditionFailed
 from service.fhir.dates import parse_fhir_time
 from service.fhir.record import PatientRecord, build_record
@@ -135,7 +136,13 @@ async def answer_call(
     card = None
     if service.draft_orders is None or matched:
         card_context = CardContext(
-            context.patientId, now, runtime.new_uuid, context.userId, context.encounterId, order_notes(matched)
+            context.patientId,
+            now,
+            runtime.new_uuid,
+            context.userId,
+            context.encounterId,
+            order_notes(matched),
+            tuple(find_unreadable(runtime.ruleset, record, decisions)),
         )
         card = render_card(decisions, runtime.ruleset, card_context)
     extension: dict[str, Any] = {

@@ -15,6 +15,7 @@ from typing import Any
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.engine.evaluate import CriterionResult, Decision
 from service.engine.ruleset import RuleSet
+from service.engine.unreadable import UnreadableSign
 from service.fhir.record import Fact
 
 EXTENSION_KEY = "org.mscc-cds.decision"
@@ -31,6 +32,7 @@ class CardContext:
     user_id: str | None = None
     encounter_id: str | None = None
     notes: tuple[str, ...] = ()
+    unreadable: tuple[UnreadableSign, ...] = ()
 
 
 def _cell(text: str) -> str:
@@ -69,6 +71,20 @@ def _evidence_table(facts: list[Fact]) -> list[str]:
     return ["| Resource | Finding | Date |", "| --- | --- | --- |", *(_fact_line(f) for f in facts)]
 
 
+def _unreadable_table(signs: tuple[UnreadableSign, ...]) -> list[str]:
+    if not signs:
+        return []
+    rows = [f"| {_cell(s.reference)} | {_cell(s.label)} | {_cell(s.date_text)} | {_cell(s.problem)} |" for s in signs]
+    return [
+        "",
+        "**Could not be read** (check these entries in the record: they may be warning signs):",
+        "",
+        "| Resource | Finding | Date | Problem |",
+        "| --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardContext) -> str:
     spec = lead.rule.spec
     lines = [spec.card.detail.strip(), ""]
@@ -87,6 +103,7 @@ def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardC
             refs = ", ".join(f"{f.reference} ({f.date_text})" for f in reason.evidence)
             why = reason.description[:1].lower() + reason.description[1:]
             lines += ["", f"No {ruleset.config.orders[order].description} is offered: {why} ({refs})."]
+    lines += _unreadable_table(ctx.unreadable)
     lines += [
         "",
         f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{ruleset.revision}`; "
@@ -115,11 +132,37 @@ def _service_request(
     return resource
 
 
+def _unreadable_card(ruleset: RuleSet, ctx: CardContext) -> Card:
+    """No rule fired, yet a possible warning sign could not be read: the check is incomplete, and the card says so."""
+    config = ruleset.config
+    notice = config.unreadable_card
+    lines = [notice.detail.strip(), *_unreadable_table(ctx.unreadable)]
+    lines += ["", f"Rule set revision `{ruleset.revision}`; evaluated {ctx.now.isoformat(timespec='seconds')}."]
+    return Card(
+        uuid=ctx.new_uuid(),
+        summary=notice.summary,
+        indicator=notice.indicator,
+        detail="\n".join(lines),
+        source=Source(
+            label=notice.source.label,
+            url=str(notice.source.url),
+            topic=Coding(system=config.topic.system, code=config.topic.code, display=config.topic.display),
+        ),
+        extension={
+            EXTENSION_KEY: {
+                "rulesetRevision": ruleset.revision,
+                "unreadable": [{"reference": s.reference, "problem": s.problem} for s in ctx.unreadable],
+            }
+        },
+    )
+
+
 def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -> Card | None:
-    """One card for the fired decisions (most urgent first), or None when nothing fired."""
+    """One card for the fired decisions (most urgent first); a notice card when nothing fired but a possible
+    warning sign could not be read; None when nothing fired and everything was read."""
     fired = [d for d in decisions if d.fired]
     if not fired:
-        return None
+        return _unreadable_card(ruleset, ctx) if ctx.unreadable else None
     lead, others = fired[0], fired[1:]
     template = lead.rule.spec.card
     evidence = list({f.reference: f for d in fired for f in d.evidence}.values())
@@ -165,6 +208,11 @@ def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -
                 "rules": [d.ref for d in fired],
                 "rulesetRevision": ruleset.revision,
                 "evidence": [{"reference": f.reference, "date": f.date_text} for f in evidence],
+                **(
+                    {"unreadable": [{"reference": s.reference, "problem": s.problem} for s in ctx.unreadable]}
+                    if ctx.unreadable
+                    else {}
+                ),
             }
         },
     )

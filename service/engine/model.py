@@ -136,6 +136,15 @@ class Source(StrictModel):
     citation: str | None = None
 
 
+class NoticeCard(StrictModel):
+    """A card the rule set shows when it cannot complete its check (a warning sign in the record could not be read)."""
+
+    indicator: Literal["info", "warning", "critical"]
+    summary: str = Field(min_length=1, max_length=139, description="one sentence, under 140 characters")
+    detail: str = Field(min_length=1, description="markdown; the service appends the entries it could not read")
+    source: Source = Field(description="the guideline behind the advice in `detail`")
+
+
 class RuleVersion(StrictModel):
     """One version of one rule: `rules/<id>/<version>.yaml`."""
 
@@ -226,4 +235,7 @@ class RuleSetConfig(StrictModel):
     override_reason_system: str
     override_reasons: dict[Slug, str] = Field(description="code: display")
     orders: dict[Slug, OrderTemplate]
+    unreadable_card: NoticeCard = Field(
+        description="shown when no rule fired but a possible warning sign in the record could not be read"
+    )
     services: list[ServiceEntry] = Field(min_length=1)

@@ -30,6 +30,10 @@ class Expectation(_Strict):
     fires: bool
     criteria: dict[str, bool] = Field(default_factory=dict, description="criterion name: whether it must hold")
     evidence: list[str] = Field(default_factory=list, description="references (Type/id) that must be evidence")
+    input_issues: list[str] = Field(
+        default_factory=list,
+        description="locations of the input problems the case is about (e.g. Observation.status); any other fails it",
+    )
 
 
 class Case(_Strict):
@@ -94,8 +98,9 @@ def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path:
     except (OSError, ValueError, InvalidFhir) as error:
         return CaseResult(rule_id, rule.version, label, case.name, False, f"cannot read the patient: {error}")
     record = build_record(patient_id, resources, patient_aliases=aliases)
-    if record.issues:
-        listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in record.issues)
+    unexpected = [i for i in record.issues if i.location not in case.expect.input_issues]
+    if unexpected:
+        listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in unexpected)
         return CaseResult(rule_id, rule.version, label, case.name, False, f"invalid FHIR in the case: {listing}")
     decision = evaluate_rule(rule, FactIndex(record, ruleset.codes), now)
     failures: list[str] = []
@@ -109,6 +114,8 @@ def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path:
             failures.append(f"criterion {name!r}: expected {expected}, got {result.held}")
     evidence = {f.reference for f in decision.evidence}
     failures += [f"{ref} is not in the evidence" for ref in case.expect.evidence if ref not in evidence]
+    found = {i.location for i in record.issues}
+    failures += [f"no input issue at {loc}" for loc in case.expect.input_issues if loc not in found]
     return CaseResult(rule_id, rule.version, label, case.name, not failures, "; ".join(failures), case.expect.fires)
 
 

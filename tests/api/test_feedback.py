@@ -1,6 +1,7 @@
 """Feedback as CDS Hooks 2.0 defines it: stored every item or none, surviving restarts, and reported per rule."""
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
 from service.app import create_app
-from service.config import Settings
+from service.config import PROJECT_ROOT, Settings
 from service.examples import seeded_uuids
 from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shared
 
@@ -59,15 +60,15 @@ def test_feedback_is_stored_and_survives_a_restart(tmp_path: Path) -> None:
         assert answer.json() == {"stored": 2}
     with make_client(db, "two") as restarted:
         report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
-    assert report["mscc-suspected@2.0.0"] == {
-        "rule": "mscc-suspected@2.0.0",
+    assert report["mscc-suspected@3.0.0"] == {
+        "rule": "mscc-suspected@3.0.0",
         "shown": 1,
         "accepted": 1,
         "overridden": 0,
         "acceptance_rate": 1.0,
         "override_reasons": {},
     }
-    assert report["spinal-metastasis-pain@2.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
+    assert report["spinal-metastasis-pain@3.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
 
 
 def test_report_as_csv(tmp_path: Path) -> None:
@@ -78,7 +79,7 @@ def test_report_as_csv(tmp_path: Path) -> None:
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
         "rule,shown,accepted,overridden,acceptance_rate,override_reasons,shadow_fired",
-        "mscc-suspected@2.0.0,1,0,1,0.0,other-cause-known=1,",
+        "mscc-suspected@3.0.0,1,0,1,0.0,other-cause-known=1,",
     ]
 
 
@@ -196,14 +197,24 @@ def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
         client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
         text = client.get("/metrics").text
     assert 'mscc_hook_calls_total{service="mscc-patient-view",status="200"} 1.0' in text
-    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@2.0.0"} 1.0' in text
+    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@3.0.0"} 1.0' in text
     assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
     assert "mscc_hook_latency_seconds_bucket" in text
 
 
 def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: Path) -> None:
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 's.sqlite3'}", shadow_drafts=True)
-    numbness_without_pain = {
+    """A draft with a 60-day window fires on numbness 45 days old; the active 30-day version does not."""
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    active = (rules / "mscc-suspected/3.0.0.yaml").read_text(encoding="utf-8")
+    draft = active.replace("version: 3.0.0", "version: 4.0.0").replace("status: active", "status: draft")
+    (rules / "mscc-suspected/4.0.0.yaml").write_text(draft.replace("current_window: P30D", "current_window: P60D"))
+    with (rules / "mscc-suspected/CHANGELOG.md").open("a", encoding="utf-8") as changelog:
+        changelog.write("\n## 4.0.0 (draft)\n\n- a 60-day window, on trial\n")
+    settings = Settings(
+        dev_mode=True, database_url=f"sqlite:///{tmp_path / 's.sqlite3'}", shadow_drafts=True, rules_dir=rules
+    )
+    old_numbness = {
         "resourceType": "Bundle",
         "type": "searchset",
         "entry": [
@@ -222,7 +233,7 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
                     "id": "numb",
                     "subject": {"reference": "Patient/s1"},
                     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44077006"}]},
-                    "recordedDate": "2026-11-18",
+                    "recordedDate": "2026-10-06",
                 }
             },
         ],
@@ -230,14 +241,14 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
     body = hook_request("09-no-cancer-low-back-pain-only")
     body["context"]["patientId"] = "s1"
     body["prefetch"] = {
-        "conditions": numbness_without_pain,
+        "conditions": old_numbness,
         "observations": None,
         "imaging_orders": None,
         "imaging_studies": None,
     }
     with TestClient(create_app(settings, clock=lambda: NOW)) as client:
         answer = client.post(URL, json=body)
-        assert answer.json()["cards"] == []  # the active 2.0.0 needs spinal pain or a bone metastasis
+        assert answer.json()["cards"] == []  # the active 3.0.0 looks back 30 days
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
-    assert report["mscc-suspected@3.0.0"]["shadow_fired"] == 1
-    assert report["mscc-suspected@3.0.0"]["shown"] == 0
+    assert report["mscc-suspected@4.0.0"]["shadow_fired"] == 1
+    assert report["mscc-suspected@4.0.0"]["shown"] == 0

@@ -21,7 +21,7 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
     assert answer.status_code == 200
     cards = answer.json()["cards"]
     assert [c["indicator"] for c in cards] == ["critical"]
-    assert "mscc-suspected@2.0.0" in cards[0]["detail"]
+    assert "mscc-suspected@3.0.0" in cards[0]["detail"]
 
 
 def test_no_card_is_an_empty_array(client: TestClient) -> None:
@@ -109,8 +109,15 @@ def test_invalid_resource_is_reported_in_the_extension_not_fatal(
     assert answer.status_code == 200
     issues = answer.json()["extension"]["org.mscc-cds.evaluation"]["inputIssues"]
     assert issues[0]["resource"] == "Observation/p01-weakness"
-    assert "last tuesday" not in json.dumps(issues)
-    assert answer.json()["cards"] == []  # the weakness was the only neurological sign
+    assert issues[0]["outcome"] == "counted"
+    assert "last tuesday" not in json.dumps(answer.json())
+    # The weakness was the only neurological sign and its date cannot be read: never silent, a card says so.
+    [card] = answer.json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["extension"]["org.mscc-cds.decision"]["unreadable"] == [
+        {"reference": "Observation/p01-weakness", "problem": "could not read Observation.effectiveDateTime"}
+    ]
+    assert "Observation/p01-weakness" in card["detail"]
 
 
 def test_evaluation_time_extension_is_ignored_outside_dev_mode(tmp_path, request_body: dict[str, Any]) -> None:

@@ -33,13 +33,13 @@ def test_one_card_and_one_mri_when_several_rules_fire(ruleset, both_fire) -> Non
     assert len(mri) == 1
     assert mri[0].actions[0].resource["priority"] == "stat"
     assert "**Also met:**" in card.detail
-    assert "spinal-metastasis-pain@2.0.0" in card.detail
-    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@2.0.0", "spinal-metastasis-pain@2.0.0"]
+    assert "spinal-metastasis-pain@3.0.0" in card.detail
+    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@3.0.0", "spinal-metastasis-pain@3.0.0"]
 
 
 def test_card_names_rule_version_evidence_and_dates(ruleset, both_fire) -> None:
     card = card_for(ruleset, both_fire)
-    assert "Rule `mscc-suspected@2.0.0`" in card.detail
+    assert "Rule `mscc-suspected@3.0.0`" in card.detail
     for line in ("| Condition/ca | ca | 2020-01-01 |", "| Observation/weak | (no display) | 2026-11-19 |"):
         assert line in card.detail
     assert {e["reference"] for e in card.extension[EXTENSION_KEY]["evidence"]} == {
@@ -61,7 +61,8 @@ def test_suggested_orders_are_valid_fhir_ready_to_sign(ruleset, both_fire) -> No
         assert resource["requester"] == {"reference": "Practitioner/dr"}
         assert {r["reference"] for r in resource["reasonReference"]} >= {"Condition/ca", "Observation/weak"}
     mri = card.suggestions[0].actions[0].resource
-    assert mri["code"]["coding"][0]["code"] == "241645008"
+    # LOINC names the whole spine; the region-free SNOMED CT concept travels with it
+    assert [c["code"] for c in mri["code"]["coding"]] == ["42698-1", "241645008"]
     assert "whole spine" in mri["code"]["text"]
 
 

@@ -10,7 +10,7 @@ from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset, revision_of
 from service.errors import RuleSetInvalid
 
-RULE = "mscc-suspected/2.0.0.yaml"
+RULE = "mscc-suspected/3.0.0.yaml"
 
 
 @pytest.fixture
@@ -40,11 +40,11 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("status: active", "status: activ", "rules/mscc-suspected/2.0.0.yaml: status: Input should be"),
+        ("status: active", "status: activ", "rules/mscc-suspected/3.0.0.yaml: status: Input should be"),
         (
             "    finding: {valueset: cancer, include_resolved: true}",
             "    finding: {valueset: cancr, include_resolved: true}",
-            "rules/mscc-suspected/2.0.0.yaml: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
+            "rules/mscc-suspected/3.0.0.yaml: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
         ),
         (
             "    all_of: [cancer, mscc_presentation]",
@@ -52,11 +52,11 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
             "criteria.suspected_mscc.all_of: criterion 'mscc_presentaton' is not defined",
         ),
         (
-            "    any_of: [spinal_pain, bone_metastasis]",
-            "    any_of: [spinal_pain, suspected_mscc]",
+            "    any_of: [mscc_diagnosis, neuro_symptom, radicular_pain]",
+            "    any_of: [mscc_diagnosis, suspected_mscc]",
             "criteria refer to each other in a cycle",
         ),
-        ("version: 2.0.0", "version: 2.0.1", "version: must equal the file name (2.0.0)"),
+        ("version: 3.0.0", "version: 3.0.1", "version: must equal the file name (3.0.0)"),
         (
             "  indicator: critical\n",
             "  indicator: critical\n  colour: red\n",
@@ -84,23 +84,23 @@ def test_broken_rule_files_are_refused_naming_file_field_and_problem(
 
 
 def test_two_active_versions_are_refused(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/2.1.0.yaml")
-    edit(rules, "mscc-suspected/2.1.0.yaml", lambda t: t.replace("version: 2.0.0", "version: 2.1.0"))
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 2.1.0\n\n- copy\n")
+    shutil.copy(rules / RULE, rules / "mscc-suspected/3.1.0.yaml")
+    edit(rules, "mscc-suspected/3.1.0.yaml", lambda t: t.replace("version: 3.0.0", "version: 3.1.0"))
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 3.1.0\n\n- copy\n")
     assert any("exactly one version must be active; found 2" in p for p in problems(rules))
 
 
 def test_a_draft_beside_the_active_version_is_fine(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/2.1.0.yaml")
+    shutil.copy(rules / RULE, rules / "mscc-suspected/3.1.0.yaml")
     edit(
         rules,
-        "mscc-suspected/2.1.0.yaml",
-        lambda t: t.replace("version: 2.0.0", "version: 2.1.0").replace("status: active", "status: draft"),
+        "mscc-suspected/3.1.0.yaml",
+        lambda t: t.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft"),
     )
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 2.1.0\n\n- draft\n")
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 3.1.0\n\n- draft\n")
     ruleset = load_ruleset(rules)
-    assert ruleset.version("mscc-suspected").version == "2.0.0"  # type: ignore[union-attr]
-    assert ruleset.version("mscc-suspected", "2.1.0").spec.status == "draft"  # type: ignore[union-attr]
+    assert ruleset.version("mscc-suspected").version == "3.0.0"  # type: ignore[union-attr]
+    assert ruleset.version("mscc-suspected", "3.1.0").spec.status == "draft"  # type: ignore[union-attr]
     assert ruleset.version("mscc-suspected", "1.0.0").spec.status == "retired"  # type: ignore[union-attr]
 
 
@@ -122,13 +122,13 @@ def test_bad_regex_and_fhirpath_are_refused(rules: Path) -> None:
         rules,
         RULE,
         lambda t: t.replace(
-            "    finding: {valueset: bone-metastasis, include_resolved: true}",
+            "    finding: {valueset: radicular-pain, within: $current_window}",
             "    fhirpath: {resource_type: Condition, expression: 'code.coding.where('}",
         ),
     )
     found = problems(rules)
     assert any("night_pain.finding.text_matches: not a valid regular expression" in p for p in found)
-    assert any("bone_metastasis.fhirpath.expression: not valid FHIRPath" in p for p in found)
+    assert any("radicular_pain.fhirpath.expression: not valid FHIRPath" in p for p in found)
 
 
 def test_broken_value_set_and_ruleset_file(rules: Path) -> None:

@@ -113,7 +113,8 @@ def test_include_problems_are_named() -> None:
         {**vs([{"valueSet": ["https://x.org/ValueSet/none"]}]), "id": "c", "url": "https://x.org/ValueSet/c"}, "c"
     )
     problems = resolve_includes({"a": a, "b": b, "c": c})
-    assert "itself" in problems["a"] and "itself" in problems["b"]
+    assert "itself" in problems["a"]
+    assert "itself" in problems["b"]
     assert "unknown" in problems["c"]
 
 

@@ -1,0 +1,107 @@
+"""Warning signs the record holds but the engine could not read: they must reach the clinician, never vanish.
+
+A resource that is invalid where it matters, names no patient, carries a score off its scale, is coded without a
+code system, or whose date or status could not be read can still be a cord compression or a cancer. When its codes
+belong to a value set a rule reads, it is listed here; the card then names it (or, when no rule fired, a card of its
+own says the check is incomplete). Clinical statements (entered-in-error, refuted, another patient's) are honoured,
+not listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from service.engine.evaluate import Decision
+from service.engine.ruleset import CompiledRule, RuleSet
+from service.fhir.record import Fact, Key, PatientRecord, SetAside
+
+# Fields whose problems can change what the engine reads: when a problem sits elsewhere, the fact is intact.
+_READ_FIELDS = frozenset(
+    {
+        "code",
+        "valueCodeableConcept",
+        "valueBoolean",
+        "valueQuantity",
+        "valueInteger",
+        "valueString",
+        "status",
+        "clinicalStatus",
+        "verificationStatus",
+        "onsetDateTime",
+        "onsetPeriod",
+        "recordedDate",
+        "abatementDateTime",
+        "effectiveDateTime",
+        "effectiveInstant",
+        "effectivePeriod",
+        "issued",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableSign:
+    """A possible warning sign that could not be read, as the clinician should see it."""
+
+    reference: str
+    label: str
+    date_text: str
+    problem: str
+
+
+def _valuesets_read(rules: Iterable[CompiledRule]) -> frozenset[str]:
+    """The value sets that finding and measurement criteria read: the codes that can be warning signs."""
+    found: set[str] = set()
+    for rule in rules:
+        for criterion in rule.criteria.values():
+            body = criterion.spec.finding or criterion.spec.measurement
+            if body is not None:
+                found.add(body.valueset)
+    return frozenset(found)
+
+
+def _hits(ruleset: RuleSet, keys: Iterable[Key], systemless: Iterable[str], wanted: frozenset[str]) -> bool:
+    return any(ruleset.codes.lookup(k) & wanted for k in keys) or any(
+        ruleset.codes.lookup_any_system(c) & wanted for c in systemless
+    )
+
+
+def _read_field_problems(fact: Fact) -> list[str]:
+    """The fact's input problems that sit in a field the engine reads (`Observation.effectiveDateTime: ...`)."""
+    problems = []
+    for problem in fact.problems:
+        location = problem.split(":", 1)[0]
+        field = location.split(".")[1].split("[")[0] if "." in location else ""
+        if field in _READ_FIELDS:
+            problems.append(location)
+    return problems
+
+
+def _from_set_aside(item: SetAside) -> UnreadableSign:
+    return UnreadableSign(item.reference, item.label or "(no display)", item.date_text, item.reason)
+
+
+def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Decision]) -> list[UnreadableSign]:
+    """Possible warning signs in the record that the engine could not use, for the decisions' rules."""
+    wanted = _valuesets_read(d.rule for d in decisions)
+    if not wanted:
+        return []
+    signs = [
+        _from_set_aside(item)
+        for item in record.set_aside
+        if item.unreadable and _hits(ruleset, item.keys, item.systemless, wanted)
+    ]
+    used = {f.reference for d in decisions if d.fired for f in d.evidence}
+    for fact in record.facts:
+        if fact.reference in used:
+            continue
+        if fact.systemless and _hits(ruleset, (), fact.systemless, wanted):
+            codes = ", ".join(fact.systemless)
+            signs.append(UnreadableSign(fact.reference, fact.label, fact.date_text, f"coded {codes} with no system"))
+            continue
+        problems = _read_field_problems(fact)
+        if problems and _hits(ruleset, fact.keys, (), wanted):
+            where = ", ".join(problems)
+            signs.append(UnreadableSign(fact.reference, fact.label, fact.date_text, f"could not read {where}"))
+    return signs
