@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install lint pytest contract dockerlint rules-check rules-test rules-diff examples openapi schemas bench clean
+.PHONY: run test install lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand examples openapi schemas bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ rules-test: $(STAMP)
 
 rules-diff: $(STAMP)
 	$(BIN)/python -m service rules diff
+
+## Clinical validation: every rule version over the examples, the real records and the red-flag matrix.
+validate: $(STAMP)
+	$(BIN)/python -m authoring validate
+
+## Rebuild the value sets made from ../shared/clinical/published-codes by the review rules.
+valuesets: $(STAMP)
+	$(BIN)/python -m authoring valuesets
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

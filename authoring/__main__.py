@@ -23,8 +23,8 @@ def _valuesets(check: bool) -> int:
         for path in stale:
             print(f"out of date: {path} (run `python -m authoring valuesets`)")
         return 1 if stale else 0
-    for path in write():
-        print(f"wrote {path}")
+    for written in write():
+        print(f"wrote {written}")
     return 0
 
 

@@ -230,9 +230,9 @@ def build(spec: Generated, read: Callable[[str], list[PublishedCode]] = read_lis
     review = io.StringIO()
     writer = csv.writer(review, lineterminator="\n")
     writer.writerow(["code", "display", "reason", "list"])
-    for code, (row, reason) in sorted(excluded.items()):
-        if code not in kept:
-            writer.writerow([code, row.display, reason, row.file])
+    for key, (row, reason) in sorted(excluded.items()):
+        if key not in kept:
+            writer.writerow([key, row.display, reason, row.file])
     return valueset, review.getvalue()
 
 

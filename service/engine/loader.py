@@ -26,6 +26,7 @@ from service.fhir.validate import validate_resource
 
 RULESET_FILE = "ruleset.yaml"
 VALUESET_DIR = "valuesets"
+VALIDATION_DIR = "validation"  # the reviewed clinical-validation table (python -m authoring validate), not a rule
 _VERSION_FILE = re.compile(r"^\d+\.\d+\.\d+\.yaml$")
 _DURATION = TypeAdapter(timedelta)
 _PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
@@ -73,7 +74,8 @@ def _read_yaml(path: Path, problems: _Problems) -> Any:
 
 
 def _rule_folders(root: Path) -> list[Path]:
-    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name != VALUESET_DIR and not p.name.startswith(".")]
+    not_rules = (VALUESET_DIR, VALIDATION_DIR)
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in not_rules and not p.name.startswith(".")]
 
 
 def revision_of(root: Path) -> str:
