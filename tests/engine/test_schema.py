@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from service.config import PROJECT_ROOT
+from service.engine.loader import VALIDATION_DIR, VALUESET_DIR
 from service.engine.schema import SCHEMAS, schema_text
 from service.engine.yamlfile import load_yaml
 
@@ -21,7 +22,7 @@ def test_schema_files_are_current(name: str) -> None:
 
 def files_for(name: str) -> list[Path]:
     if name == "rule.schema.json":
-        return [p for p in RULES.glob("*/*.yaml") if p.parent.name != "valuesets"]
+        return [p for p in RULES.glob("*/*.yaml") if p.parent.name not in (VALUESET_DIR, VALIDATION_DIR)]
     if name == "tests.schema.json":
         return list(RULES.glob("*/tests/*.yaml"))
     return [RULES / "ruleset.yaml"]
