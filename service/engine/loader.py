@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,13 @@ def _check_triggers(root: Path, config: RuleSetConfig, valuesets: dict[str, Valu
                     problems.add(root / RULESET_FILE, where, f"value set {wanted!r} does not exist")
 
 
+@lru_cache(maxsize=64)
+def _parse_valueset_file(text: str, valueset_id: str) -> ValueSetDef:
+    """Parse a value-set file's text; cached by content, since a large expansion takes a tenth of a second to
+    validate and the same bytes always give the same value set (reloads and tests read unchanged files)."""
+    return parse_valueset(json.loads(text), valueset_id)
+
+
 def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
     found: dict[str, ValueSetDef] = {}
     folder = root / VALUESET_DIR
@@ -142,14 +150,13 @@ def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
         return found
     for path in sorted(folder.glob("*.json")):
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            problems.add(path, "", f"not valid JSON: {error}")
-            continue
-        try:
-            found[path.stem] = parse_valueset(raw, path.stem)
-        except ValueSetError as error:
+            found[path.stem] = _parse_valueset_file(path.read_text(encoding="utf-8"), path.stem)
+        except ValueSetError as error:  # before ValueError, which it extends
             problems.add(path, error.location, error.message)
+        except OSError as error:
+            problems.add(path, "", f"cannot be read: {error.strerror}")
+        except ValueError as error:
+            problems.add(path, "", f"not valid JSON: {error}")
     for vs_id, problem in resolve_includes(found).items():
         problems.add(folder / f"{vs_id}.json", "ValueSet.compose.include.valueSet", problem)
     return found
