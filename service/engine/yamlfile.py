@@ -7,7 +7,6 @@ from typing import Any
 
 import yaml
 
-
 # libyaml's parser when PyYAML was built with it (ten times faster on the rule files), the same semantics either way.
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
