@@ -41,6 +41,10 @@ rules-diff: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/python -m authoring validate
 
+## Fill is-a value sets from a terminology server: make expand SERVER=https://tx.example.org/fhir
+expand: $(STAMP)
+	$(BIN)/python -m service rules expand --server $(SERVER)
+
 ## Rebuild the value sets made from ../shared/clinical/published-codes by the review rules.
 valuesets: $(STAMP)
 	$(BIN)/python -m authoring valuesets

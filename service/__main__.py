@@ -1,6 +1,6 @@
 """Command line for operators and rule authors.
 
-python -m service serve | rules check | rules test | rules diff | rules schema | evaluate FILE | openapi
+python -m service serve | rules check | rules test | rules diff | rules expand | rules schema | evaluate FILE | openapi
 """
 
 from __future__ import annotations
@@ -110,6 +110,21 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
 
 
+def cmd_rules_expand(args: argparse.Namespace) -> int:
+    from authoring.expand import ExpandError, expand_all
+
+    try:
+        done = expand_all(args.rules / "valuesets", args.server, args.token, args.valueset)
+    except ExpandError as error:
+        print(f"expansion failed: {error}", file=sys.stderr)
+        return 1
+    for item in done:
+        print(f"expanded {item.path.name}: {item.codes} codes")
+    if not done:
+        print("no value set needs a terminology server (no is-a on SNOMED CT or LOINC)")
+    return 0
+
+
 def cmd_rules_schema(args: argparse.Namespace) -> int:
     from service.engine.schema import write_schemas
 
@@ -208,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "diff":
             p.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
             p.add_argument("--fail-on-change", action="store_true")
+    expand = rules.add_parser("expand", help="fill ValueSet.expansion from a terminology server's $expand (is-a)")
+    expand.add_argument("--server", required=True, help="FHIR terminology server base URL")
+    expand.add_argument("--token", default=os.environ.get("MSCC_TERMINOLOGY_TOKEN"), help="bearer token, if needed")
+    expand.add_argument("--valueset", help="only this value set (file name without .json)")
+    expand.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    expand.set_defaults(func=cmd_rules_expand)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a FHIR Bundle file and explain the result")
     evaluate.add_argument("file")
