@@ -30,3 +30,25 @@ def test_json_formatter_writes_one_object_per_line() -> None:
     assert line["message"] == "boom now"
     assert line["decision_id"] == "d1"
     assert line["level"] == "ERROR"
+
+
+def test_set_aside_resources_are_counted_and_logged_by_category_without_ids(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = hook_request("10-entered-in-error-and-refuted")
+    observations = body["prefetch"]["observations"]["entry"]
+    other = json.loads(json.dumps(observations[0]))
+    other["resource"]["id"] = "someone-elses"
+    other["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    observations.append(other)
+    with caplog.at_level(logging.INFO):
+        assert client.post("/cds-services/mscc-patient-view", json=body).status_code == 200
+    [line] = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.getMessage() == "hook answered"]
+    assert line["set_aside"]["other-patient"] == 1
+    assert line["set_aside"]["entered-in-error"] >= 1
+    assert "refuted" in line["set_aside"]
+    assert "someone" not in json.dumps(line)
+    assert "p10" not in json.dumps(line)
+    metrics = client.get("/metrics").text
+    assert 'mscc_resources_set_aside_total{category="other-patient"} 1.0' in metrics
+    assert 'mscc_resources_set_aside_total{category="refuted"}' in metrics

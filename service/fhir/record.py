@@ -421,11 +421,11 @@ def build_record(
         resource = checked.resource
         reference = reference_of(resource)
         record.issues.extend(checked.issues)
-        if checked.fatal:
-            record.set_aside.append(_set_aside(resource, "not valid FHIR R4 (see issues)", "invalid", unreadable=True))
-            continue
         if subject_reference(resource) is None:
             record.set_aside.append(_set_aside(resource, "names no subject", "no-subject", unreadable=True))
+            continue
+        if checked.fatal:
+            record.set_aside.append(_set_aside(resource, "not valid FHIR R4 (see issues)", "invalid", unreadable=True))
             continue
         if not names_patient(resource, patient_refs):
             record.set_aside.append(_set_aside(resource, "subject is not the patient in context", "other-patient"))

@@ -1,0 +1,94 @@
+"""A warning sign that could not be read reaches the clinician; a clinical statement or a harmless problem does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.engine.cards import EXTENSION_KEY, CardContext, render_card
+from service.engine.evaluate import evaluate
+from service.engine.unreadable import find_unreadable
+from service.fhir.codes import ICD10CM, SNOMED
+from service.fhir.record import build_record
+from tests.conftest import NOW
+
+CANCER = {
+    "resourceType": "Condition",
+    "id": "ca",
+    "subject": {"reference": "Patient/p"},
+    "recordedDate": "2024-01-01",
+    "code": {"coding": [{"system": SNOMED, "code": "254837009", "display": "Malignant neoplasm of breast"}]},
+}
+
+
+def condition(cid: str, system: str | None, code: str, **extra: Any) -> dict[str, Any]:
+    coding = {"code": code, "display": cid} | ({"system": system} if system else {})
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+            "code": {"coding": [coding]}, "recordedDate": "2026-11-19", **extra}  # fmt: skip
+
+
+def card_for(ruleset, resources: list[dict[str, Any]]):
+    record = build_record("p", resources)
+    decisions = evaluate(ruleset, record, NOW)
+    signs = find_unreadable(ruleset, record, decisions)
+    return signs, render_card(decisions, ruleset, CardContext("p", NOW, lambda: "u", unreadable=tuple(signs)))
+
+
+def test_a_cord_compression_without_a_subject_gets_a_card_of_its_own(ruleset) -> None:
+    no_subject = {k: v for k, v in condition("scc", SNOMED, "71286001").items() if k != "subject"}
+    signs, card = card_for(ruleset, [CANCER, no_subject])
+    assert [(s.reference, s.problem) for s in signs] == [("Condition/scc", "names no subject")]
+    assert card is not None
+    assert card.indicator == "warning"
+    assert "Condition/scc" in (card.detail or "")
+    assert card.suggestions is None  # no orders on data that could not be read
+
+
+def test_an_unreadable_entry_beside_a_fired_rule_is_named_on_its_card(ruleset) -> None:
+    broken = {"resourceType": "Observation", "id": "walk", "status": "final", "subject": {"reference": "Patient/p"},
+              "code": {"coding": [{"system": SNOMED, "code": "719232003"}]}, "effectiveDateTime": "soon"}  # fmt: skip
+    signs, card = card_for(ruleset, [CANCER, condition("scc", ICD10CM, "G95.20"), broken])
+    assert card is not None
+    assert card.indicator == "critical"
+    assert [(s.reference, s.problem) for s in signs] == [
+        ("Observation/walk", "could not read Observation.effectiveDateTime")
+    ]
+    assert card.extension[EXTENSION_KEY]["unreadable"][0]["reference"] == "Observation/walk"  # type: ignore[index]
+    assert "**Could not be read**" in (card.detail or "")
+
+
+def test_a_cancer_coded_without_system_is_named_and_the_card_does_not_claim_no_cancer(ruleset) -> None:
+    resources = [
+        condition("ca", None, "C50.911"),
+        condition("lbp", SNOMED, "279039007"),
+        condition("ret", SNOMED, "267064002"),
+    ]
+    signs, card = card_for(ruleset, resources)
+    assert [s.problem for s in signs] == ["coded C50.911 with no system"]
+    assert card is not None
+    assert "No recognised cancer code" in (card.detail or "")
+    assert "No cancer is recorded" not in (card.detail or "")
+
+
+def test_a_score_off_its_scale_is_named(ruleset) -> None:
+    score = {"resourceType": "Observation", "id": "s", "status": "final", "subject": {"reference": "Patient/p"},
+             "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+             "effectiveDateTime": "2026-11-19", "valueInteger": 11}  # fmt: skip
+    signs, _ = card_for(ruleset, [CANCER, condition("lbp", SNOMED, "279039007"), score])
+    assert [s.problem for s in signs] == ["score 11 is outside its scale 0-10"]
+
+
+def test_clinical_statements_and_harmless_problems_raise_no_alarm(ruleset) -> None:
+    refuted = condition("scc", SNOMED, "71286001", verificationStatus={"coding": [{"code": "refuted"}]})
+    theirs = condition("walk", SNOMED, "719232003", subject={"reference": "Patient/other"})
+    odd_note = condition("lbp", SNOMED, "279039007", note="not an array")  # a field the rules never read
+    signs, card = card_for(ruleset, [CANCER, refuted, theirs, odd_note])
+    assert signs == []
+    assert card is None
+
+
+def test_an_unreadable_entry_no_rule_reads_raises_no_alarm(ruleset) -> None:
+    glucose = condition("dm", SNOMED, "44054006")
+    del glucose["subject"]
+    signs, card = card_for(ruleset, [glucose])
+    assert signs == []
+    assert card is None
