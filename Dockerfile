@@ -16,6 +16,7 @@ RUN mkdir -p service && touch service/__init__.py \
 
 # The code runs from /app (python -m service), so rules/ and fhir_examples/ sit where the service looks.
 COPY service ./service
+COPY authoring ./authoring
 COPY fhir_examples ./fhir_examples
 COPY rules ./rules
 RUN useradd --system --uid 10001 --home-dir /app cds \
