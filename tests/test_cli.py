@@ -1,6 +1,7 @@
 """The commands rule authors and operators type."""
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,12 @@ def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.
     assert "offers spinal-mdt-referral" in mri_done.before.clinical
     assert "offers whole-spine-mri, spinal-mdt-referral" in mri_done.after.clinical
     assert not changes["01-mscc-breast-cancer-leg-weakness"].changed
+
+
+def test_rules_diff_shows_the_card_for_data_that_could_not_be_read() -> None:
+    from service.engine import diff
+    from service.engine.loader import load_ruleset
+
+    patient = PROJECT_ROOT / "fhir_examples/patients/23-cancer-coded-without-system-and-numbness.json"
+    found = diff.outcome(load_ruleset(PROJECT_ROOT / "rules"), patient, datetime(2026, 11, 20, 9, tzinfo=UTC))
+    assert found.clinical == "warning: could not read [Condition/p23-cancer]"

@@ -16,6 +16,7 @@ from service.config import PROJECT_ROOT
 from service.engine.evaluate import evaluate
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
+from service.engine.unreadable import find_unreadable
 from service.engine.yamlfile import load_yaml
 from service.errors import RuleSetInvalid
 from service.fhir.bundle import read_patient_bundle
@@ -52,13 +53,19 @@ def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> Outcome:
         return Outcome("(base rule set invalid)", "")
     patient = read_patient_bundle(json.loads(bundle.read_text(encoding="utf-8")))
     record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
-    fired = [d for d in evaluate(ruleset, record, now) if d.fired]
+    decisions = evaluate(ruleset, record, now)
+    fired = [d for d in decisions if d.fired]
+    unreadable = sorted(s.reference for s in find_unreadable(ruleset, record, decisions))
+    could_not_read = f"could not read [{', '.join(unreadable)}]" if unreadable else ""
     if not fired:
-        return Outcome("no card", "")
+        notice = f"{ruleset.config.unreadable_card.indicator}: {could_not_read}" if unreadable else "no card"
+        return Outcome(notice, "")
     lead = fired[0]
     offered = [s.order for s in lead.rule.spec.card.suggestions if s.order not in lead.dropped_suggestions]
     parts = [f"{d.rule.id} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in fired]
     clinical = f"{lead.rule.spec.card.indicator}: " + "; ".join(parts) + f"; offers {', '.join(offered) or 'nothing'}"
+    if could_not_read:
+        clinical += f"; {could_not_read}"
     return Outcome(clinical, ", ".join(d.ref for d in fired))
 
 
