@@ -37,8 +37,8 @@ def _all_resources() -> list[dict[str, Any]]:
     return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class FhirJsonHandler(BaseHTTPRequestHandler):
+    """A quiet handler that answers FHIR JSON: the base of every stub server the tests run on 127.0.0.1."""
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -50,6 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class _Handler(FhirJsonHandler):
+    server: _Server
 
     def do_GET(self) -> None:
         behaviour = self.server.behaviour

@@ -7,7 +7,7 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 from service.fhir.codes import SNOMED
+from tests.fhirserver import FhirJsonHandler
 
 # A corner of the SNOMED CT hierarchy: is-a 363346000 Malignant neoplastic disease.
 DESCENDANTS = {
@@ -32,11 +33,8 @@ DESCENDANTS = {
 PAGE_SIZE = 2
 
 
-class _Terminology(BaseHTTPRequestHandler):
+class _Terminology(FhirJsonHandler):
     server: _Server
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -69,14 +67,6 @@ class _Terminology(BaseHTTPRequestHandler):
             "contains": [{"system": SNOMED, "code": c, "display": d} for c, d in page],
         }
         self._send(200, {"resourceType": "ValueSet", "status": "active", "expansion": expansion})
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/fhir+json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 class _Server(ThreadingHTTPServer):
