@@ -36,7 +36,7 @@ PAGE_SIZE = 2
 class _Terminology(FhirJsonHandler):
     server: _Server
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append(body)
         if self.server.fail or self.path != "/fhir/ValueSet/$expand":
