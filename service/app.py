@@ -15,6 +15,7 @@ from datetime import datetime
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
 from service.api import discovery, evaluate, feedback, hooks, ops, reports
@@ -66,7 +67,17 @@ def create_app(
     store = Store(engine)
 
     async def remember_token(token_id: str, expires: datetime) -> bool:
-        return await asyncio.to_thread(store.remember_token, token_id, expires)
+        """The replay check every replica shares; when storage fails, the verifier's per-process check stands
+        alone (counted and logged) and the call is answered: decision support never waits on the database."""
+        try:
+            return await asyncio.to_thread(store.remember_token, token_id, expires)
+        except SQLAlchemyError as error:
+            metrics.replay_fallbacks.inc()
+            log.warning(
+                "replay check used this process only: storage unavailable",
+                extra={"fields": {"error": type(error).__name__}},
+            )
+            return True
 
     verifier = None
     if not settings.dev_mode:

@@ -37,6 +37,11 @@ class Metrics:
         self.log_failures = Counter(
             "mscc_decision_log_failures", "Decision-log writes that failed after retries", registry=self.registry
         )
+        self.replay_fallbacks = Counter(
+            "mscc_replay_check_fallbacks",
+            "JWT replay checks done by this process alone because storage was unavailable",
+            registry=self.registry,
+        )
         self.feedback = Counter(
             "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry
         )

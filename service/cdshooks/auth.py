@@ -8,6 +8,7 @@ within the token's lifetime. Every refusal is a 401 whose message says which che
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -122,6 +123,12 @@ class JwtVerifier:
             raise Unauthorized("the token's jti was already used")
         self._seen_jti[jti_key] = True
         expires = datetime.fromtimestamp(int(verified.claims["exp"]) + LEEWAY_SECONDS, UTC)
-        if self.remember is not None and not await self.remember(jti_key[:400], expires):
+        if self.remember is not None and not await self.remember(_token_key(jti_key), expires):
             raise Unauthorized("the token's jti was already used")
         return VerifiedCaller(claims["iss"], verified.claims.get("sub"), verified.claims.get("tenant"), jti_key)
+
+
+def _token_key(jti_key: str) -> str:
+    """A fixed-size key for the shared replay table: two long jtis never collide by a common prefix, and a jti
+    with a lone surrogate (valid JSON, not valid UTF-8) is still stored."""
+    return hashlib.sha256(jti_key.encode("utf-8", "surrogatepass")).hexdigest()

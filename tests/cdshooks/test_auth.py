@@ -218,3 +218,27 @@ def test_feedback_needs_a_token_signed_for_the_service_or_its_feedback_url(clien
         client.post(feedback, json={"feedback": [item]}, headers={"Authorization": f"Bearer {wrong}"}).status_code
         == 401
     )
+
+
+def test_a_storage_outage_does_not_stop_decision_support(client: TestClient, signer: Signer, monkeypatch) -> None:
+    """The shared replay check fails: the call is still answered (with its card), the per-process check still
+    refuses a replay, and the fallback is counted."""
+    from sqlalchemy.exc import OperationalError
+
+    def down(*args: object) -> bool:
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(client.app.state.runtime.store, "remember_token", down)  # type: ignore[attr-defined]
+    token = signer.token()
+    body = hook_request("01-mscc-breast-cancer-leg-weakness")
+    answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+    assert call(client, token, body) == (401, "the token's jti was already used")
+    assert "mscc_replay_check_fallbacks_total 1.0" in client.get("/metrics").text
+
+
+def test_long_jtis_sharing_a_prefix_are_different_tokens(client: TestClient, signer: Signer) -> None:
+    prefix = "x" * 450
+    assert call(client, signer.token(jti=prefix + "a"))[0] == 200
+    assert call(client, signer.token(jti=prefix + "b"))[0] == 200
