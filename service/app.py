@@ -31,6 +31,7 @@ from service.engine.loader import load_ruleset
 from service.metrics import Metrics
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
 from service.store.db import Store, make_engine, migrate
+from service.store.spool import DecisionSpool
 
 log = logging.getLogger("service")
 
@@ -65,6 +66,7 @@ def create_app(
     metrics = Metrics()
     metrics.ruleset.labels(ruleset.revision).set(1)
     store = Store(engine)
+    spool = DecisionSpool(settings.decision_spool_dir)
 
     async def remember_token(token_id: str, expires: datetime) -> bool:
         """The replay check every replica shares; when storage fails, the verifier's per-process check stands
@@ -100,13 +102,29 @@ def create_app(
         ),
         store=store,
         metrics=metrics,
+        spool=spool,
     )
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
 
+    async def drain_spool() -> None:
+        """Write spooled decision rows back whenever storage takes them (rows other workers left, too)."""
+        while True:
+            try:
+                written = await asyncio.to_thread(spool.drain, store)
+                metrics.spool_pending.set(await asyncio.to_thread(spool.pending))
+            except OSError as error:
+                log.error("decision spool could not be read", extra={"fields": {"error": type(error).__name__}})
+            else:
+                if written:
+                    log.info("spooled decision rows written", extra={"fields": {"rows": written}})
+            await asyncio.sleep(settings.spool_drain_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        drainer = asyncio.create_task(drain_spool())
         yield
+        drainer.cancel()
         await client.aclose()
         engine.dispose()
 

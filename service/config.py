@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default=["*"])
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     patient_hash_salt: str = Field(default="", description="salt for hashed patient ids in the decision log")
+    spool_dir: Path | None = Field(
+        default=None,
+        description="where decision-log rows wait while the database is down (default: beside an SQLite file, "
+        "else var/spool)",
+    )
+    spool_drain_seconds: float = Field(default=5.0, gt=0, le=300, description="how often spooled rows are retried")
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
     )
@@ -48,6 +54,14 @@ class Settings(BaseSettings):
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise ValueError("MSCC_PUBLIC_BASE_URL must be an http(s) URL")
         return self
+
+    @property
+    def decision_spool_dir(self) -> Path:
+        if self.spool_dir is not None:
+            return self.spool_dir
+        if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
+            return Path(self.database_url.removeprefix("sqlite:///") + ".spool")
+        return PROJECT_ROOT / "var" / "spool"
 
     @property
     def allow_clock_override(self) -> bool:

@@ -1,7 +1,8 @@
 """The decision log: one row per hook call, written after the answer has gone, never blocking or failing it.
 
-A write that fails is retried; when every retry fails the error is logged with the decision id (and no patient
-data) and counted in `mscc_decision_log_failures`, so a lost row is never silent.
+A write that fails is retried; when every retry fails the row goes to the on-disk spool (`store/spool.py`) and is
+written when storage returns. Only when the disk refuses it too is a row lost: that is logged with the decision id
+(and no patient data) and counted in `mscc_decision_log_failures`, never silent.
 """
 
 from __future__ import annotations
@@ -64,9 +65,17 @@ async def write_decision(runtime: Runtime, row: dict[str, Any]) -> None:
     try:
         await asyncio.to_thread(store.write_decision, row)
     except SQLAlchemyError as error:
+        fields = {"decision_id": row["id"], "service": row["service_id"], "error": type(error).__name__}
+        if runtime.spool is not None:
+            try:
+                await asyncio.to_thread(runtime.spool.put, row)
+            except OSError as disk:
+                fields["spool_error"] = type(disk).__name__
+            else:
+                if runtime.metrics is not None:
+                    runtime.metrics.decisions_spooled.inc()
+                log.warning("decision log write failed; row spooled to disk", extra={"fields": fields})
+                return
         if runtime.metrics is not None:
             runtime.metrics.log_failures.inc()
-        log.error(
-            "decision log write failed after retries",
-            extra={"fields": {"decision_id": row["id"], "service": row["service_id"], "error": type(error).__name__}},
-        )
+        log.error("decision log row lost: storage and spool both failed", extra={"fields": fields})

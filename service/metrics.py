@@ -42,6 +42,14 @@ class Metrics:
             "JWT replay checks done by this process alone because storage was unavailable",
             registry=self.registry,
         )
+        self.decisions_spooled = Counter(
+            "mscc_decision_log_spooled",
+            "Decision-log rows kept on disk because storage failed (written later by the drainer)",
+            registry=self.registry,
+        )
+        self.spool_pending = Gauge(
+            "mscc_decision_log_spool_pending", "Decision-log rows waiting on disk for storage", registry=self.registry
+        )
         self.feedback = Counter(
             "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry
         )

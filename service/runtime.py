@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from service.cdshooks.issuers import IssuerRegistry
     from service.metrics import Metrics
     from service.store.db import Store
+    from service.store.spool import DecisionSpool
 
 Clock = Callable[[], datetime]
 UuidFactory = Callable[[], str]
@@ -44,3 +45,4 @@ class Runtime:
     fetcher: FhirFetcher | None = None
     store: Store | None = None
     metrics: Metrics | None = None
+    spool: DecisionSpool | None = None

@@ -38,6 +38,8 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     if runtime.store is not None:
         checks["database"] = "ok" if await asyncio.to_thread(runtime.store.ping) else "failing"
     ready = all(v == "ok" for v in checks.values())
+    if runtime.spool is not None:  # informative, not a readiness failure: hook calls are answered meanwhile
+        checks["decisionSpool"] = f"{await asyncio.to_thread(runtime.spool.pending)} rows waiting"
     body = Health(
         status="ok" if ready else "unavailable",
         version=__version__,

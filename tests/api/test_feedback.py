@@ -142,14 +142,17 @@ def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
         monkeypatch.setattr(store, "write_decision", broken)
-        with caplog.at_level(logging.ERROR, logger="service.decisionlog"):
+        with caplog.at_level(logging.WARNING, logger="service.decisionlog"):
             answer = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
         assert answer.status_code == 200
         assert answer.json()["cards"][0]["indicator"] == "critical"
         [record] = [r for r in caplog.records if r.name == "service.decisionlog"]
         assert record.fields["decision_id"] == calls[0]  # type: ignore[attr-defined]
+        assert "spooled" in record.getMessage()  # kept on disk until storage returns (tests/store/test_spool.py)
         assert "p01" not in caplog.text
-        assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
+        metrics = client.get("/metrics").text
+        assert "mscc_decision_log_spooled_total 1.0" in metrics
+        assert "mscc_decision_log_failures_total 0.0" in metrics
 
 
 def test_decision_log_write_retries_before_giving_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,92 @@
+"""Decision-log rows that storage could not take yet, kept on local disk until it can.
+
+A hook call is answered before its decision row is written; when the database is down, the row goes here (one
+JSON line per row, one file per process) instead of being dropped. A drainer in each worker writes spooled rows
+back when storage returns and removes them; a row id already in the database counts as written, so a row is
+never stored twice, and a file is drained by one process at a time (an exclusive lock), including files a
+stopped worker left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from service.store.db import Store
+
+_PATTERN = "decisions-*.jsonl"
+
+
+def _encode(row: dict[str, Any]) -> str:
+    return json.dumps({**row, "created_at": row["created_at"].isoformat()}, ensure_ascii=True)
+
+
+def _decode(line: str) -> dict[str, Any]:
+    row: dict[str, Any] = json.loads(line)
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
+    return row
+
+
+class DecisionSpool:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / f"decisions-{os.getpid()}.jsonl"
+
+    def put(self, row: dict[str, Any]) -> None:
+        """Append one row, flushed to disk before returning; raises OSError when the disk refuses it."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(_encode(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def pending(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        total = 0
+        for path in self.folder.glob(_PATTERN):
+            with path.open(encoding="utf-8") as handle:
+                total += sum(1 for line in handle if line.strip())
+        return total
+
+    def drain(self, store: Store) -> int:
+        """Write every spooled row storage accepts; keep the rest. Returns how many rows left the spool."""
+        if not self.folder.is_dir():
+            return 0
+        moved = 0
+        for path in sorted(self.folder.glob(_PATTERN)):
+            moved += self._drain_file(path, store)
+        return moved
+
+    def _drain_file(self, path: Path, store: Store) -> int:
+        with path.open("r+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another process is draining or appending to it
+            lines = [line for line in handle.read().splitlines() if line.strip()]
+            done = 0
+            for line in lines:
+                try:
+                    store.write_decision(_decode(line), attempts=1)
+                except IntegrityError:
+                    pass  # already written (a drain that stopped after the insert): written once, as it must be
+                except SQLAlchemyError:
+                    break  # storage still down: keep this row and the rest
+                done += 1
+            remaining = lines[done:]
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(line + "\n" for line in remaining))
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not remaining and path != self.path:
+            path.unlink(missing_ok=True)  # a stopped worker's file, now empty
+        return done

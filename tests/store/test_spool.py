@@ -1,0 +1,117 @@
+"""Decision rows survive a storage outage: spooled to disk, written once when storage returns, never lost silently."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+
+from service.app import create_app
+from service.config import Settings
+from service.examples import seeded_uuids
+from service.store.db import Store, make_engine, migrate
+from service.store.spool import DecisionSpool
+from tests.conftest import NOW, hook_request
+
+URL = "/cds-services/mscc-patient-view"
+
+
+def row(card: str | None = None) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "created_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
+        "service_id": "mscc-patient-view",
+        "hook": "patient-view",
+        "hook_instance": str(uuid.uuid4()),
+        "patient_hash": "abc",
+        "issuer": None,
+        "ruleset_revision": "rev",
+        "rules_evaluated": ["r@1.0.0"],
+        "rules_fired": ["r@1.0.0"],
+        "lead_rule": "r@1.0.0",
+        "indicator": "critical",
+        "card_uuid": card or str(uuid.uuid4()),
+        "suggestions": [{"uuid": "s1", "label": "MRI"}],
+        "evidence": ["Condition/x"],
+        "fetched_keys": [],
+        "shadow_fired": None,
+        "data_ms": 1.0,
+        "evaluate_ms": 0.5,
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    return Store(engine)
+
+
+def down(*args: object, **kwargs: object) -> None:
+    raise OperationalError("INSERT", {}, Exception("database is down"))
+
+
+def test_spooled_rows_are_written_once_when_storage_returns(tmp_path: Path, store: Store, monkeypatch) -> None:
+    spool = DecisionSpool(tmp_path / "spool")
+    rows = [row() for _ in range(3)]
+    for r in rows:
+        spool.put(r)
+    assert spool.pending() == 3
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "write_decision", down)
+        assert spool.drain(store) == 0  # storage still down: everything stays
+    assert spool.pending() == 3
+    store.write_decision(rows[0])  # written meanwhile by another path: the id makes it a duplicate, not a second row
+    assert spool.drain(store) == 3
+    assert spool.pending() == 0
+    assert store.count()["decisions"] == 3
+
+
+def test_a_stopped_workers_spool_is_drained_and_removed(tmp_path: Path, store: Store) -> None:
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    orphan = folder / "decisions-999999.jsonl"
+    r = row()
+    orphan.write_text(json.dumps({**r, "created_at": r["created_at"].isoformat()}) + "\n")
+    assert DecisionSpool(folder).drain(store) == 1
+    assert not orphan.exists()
+    assert store.count()["decisions"] == 1
+
+
+def test_the_database_down_during_a_hook_call_loses_no_decision_row(tmp_path: Path, monkeypatch) -> None:
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", spool_drain_seconds=300)
+    with TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids("spool"))) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        real_write = runtime.store.write_decision
+        monkeypatch.setattr(runtime.store, "write_decision", down)
+        answer = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        assert answer.status_code == 200
+        card = answer.json()["cards"][0]
+        assert runtime.spool.pending() == 1
+        assert "mscc_decision_log_spooled_total 1.0" in client.get("/metrics").text
+        assert client.get("/readyz").json()["checks"]["decisionSpool"] == "1 rows waiting"
+        monkeypatch.setattr(runtime.store, "write_decision", real_write)
+        assert runtime.spool.drain(runtime.store) == 1
+        feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
+    assert settings.decision_spool_dir == tmp_path / "db.sqlite3.spool"
+
+
+def test_a_row_neither_storage_nor_disk_takes_is_counted_and_logged(tmp_path: Path, monkeypatch, caplog) -> None:
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", spool_drain_seconds=300)
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        monkeypatch.setattr(runtime.store, "write_decision", down)
+
+        def disk_full(_row: dict) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(runtime.spool, "put", disk_full)
+        assert client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).status_code == 200
+        assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
+    assert any("row lost" in r.getMessage() for r in caplog.records)
