@@ -1,5 +1,6 @@
 """Feedback as CDS Hooks 2.0 defines it: stored every item or none, surviving restarts, and reported per rule."""
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -255,3 +256,50 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
     assert report["mscc-suspected@4.0.0"]["shadow_fired"] == 1
     assert report["mscc-suspected@4.0.0"]["shown"] == 0
+
+
+@pytest.mark.parametrize(
+    ("raw_comment", "why"),
+    [
+        ('"a\\u0000b"', "NUL character"),
+        ('"\\ud800"', "lone surrogate"),
+    ],
+)
+def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Path, raw_comment: str, why: str) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        body = json.dumps({"feedback": [{**item, "overrideReason": {"userComment": "COMMENT"}}]})
+        body = body.replace('"COMMENT"', raw_comment)  # raw JSON escapes: json.dumps would not write them
+        answer = client.post(f"{URL}/feedback", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400
+        assert why in answer.json()["details"][0]
+        assert "nothing was stored" in answer.json()["message"]
+        assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
+
+
+def test_an_over_long_code_is_400(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+        item = {
+            "card": card["uuid"],
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-20T09:05:00Z",
+            "overrideReason": {"reason": {"system": "https://x.org", "code": "c" * 101}},
+        }
+        answer = client.post(f"{URL}/feedback", json={"feedback": [item]})
+        assert answer.status_code == 400
+        assert answer.json()["details"] == ["feedback[0].overrideReason.reason.code: longer than 100 characters"]
+
+
+def test_values_the_database_refuses_are_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import DataError
+
+    with make_client(tmp_path / "s.sqlite3") as client:
+        card = card_from(client)
+
+        def refuse(*args: object) -> int:
+            raise DataError("INSERT", {}, Exception("value too long for type character varying(40)"))
+
+        monkeypatch.setattr(client.app.state.runtime.store, "record_feedback", refuse)  # type: ignore[attr-defined]
+        assert client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]}).status_code == 400
