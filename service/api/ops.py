@@ -31,12 +31,14 @@ def healthz(runtime: RuntimeDep) -> JSONResponse:
     "/readyz",
     response_model=Health,
     responses={503: {"model": Health, "description": "Not ready: a check failed"}},
-    summary="Readiness: rules loaded and storage reachable",
+    summary="Readiness: rules loaded and storage writable",
 )
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks = {"rules": "ok"}
     if runtime.store is not None:
-        checks["database"] = "ok" if await asyncio.to_thread(runtime.store.ping) else "failing"
+        store = runtime.store
+        writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
+        checks["database"] = "ok" if writable else "failing"
     ready = all(v == "ok" for v in checks.values())
     if runtime.spool is not None:  # informative, not a readiness failure: hook calls are answered meanwhile
         checks["decisionSpool"] = f"{await asyncio.to_thread(runtime.spool.pending)} rows waiting"

@@ -24,6 +24,8 @@ from sqlalchemy.pool import StaticPool
 from service.store.tables import DecisionRow, FeedbackRow, SeenTokenRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLite errors after which a connection cannot be trusted to write again (files made read-only, disk trouble).
+_CANNOT_WRITE = ("readonly database", "disk i/o error", "unable to open database", "database disk image is malformed")
 
 
 def make_engine(url: str) -> Engine:
@@ -31,17 +33,34 @@ def make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 5})
+            engine = create_engine(url, connect_args={"timeout": 5}, pool_pre_ping=True)
         else:  # in memory: one shared connection, or every thread would see its own empty database
             engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA busy_timeout=5000")
+            # SQLite opens a write-protected file read-only without a word, and such a connection would stay in
+            # the pool after the file is writable again: prove it can write (a no-op header write), or fail now.
+            try:
+                version = cursor.execute("PRAGMA user_version").fetchone()[0]
+                cursor.execute(f"PRAGMA user_version = {int(version)}")
+            except Exception:
+                # Close it now, cursor first: SQLite keeps a closed connection open while a statement is alive,
+                # and an open read-only connection keeps the file's shared WAL index read-only for every later
+                # connection of this process, even after the file is writable again.
+                cursor.close()
+                connection.close()
+                raise
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "handle_error")
+        def _discard_unwritable(context: Any) -> None:
+            if any(sign in str(context.original_exception).lower() for sign in _CANNOT_WRITE):
+                context.is_disconnect = True  # the pool drops this connection; the next one is made afresh
 
         return engine
     if url.startswith("postgresql://"):
@@ -84,6 +103,15 @@ class Store:
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def can_write(self) -> bool:
+        """Whether a write is possible now: a write statement that changes nothing (readiness must not lie)."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(text("UPDATE seen_tokens SET expires_at = expires_at WHERE 1 = 0"))
             return True
         except SQLAlchemyError:
             return False
