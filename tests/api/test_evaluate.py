@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import patient_bundle
@@ -93,3 +94,29 @@ def test_rules_list_shows_versions_and_status(client: TestClient) -> None:
         "2.0.0": ("retired", "rules/mscc-suspected/2.0.0.yaml"),
         "3.0.0": ("active", "rules/mscc-suspected/3.0.0.yaml"),
     }
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_an_extreme_evaluation_time_is_answered_not_a_500(client: TestClient, now: str) -> None:
+    answer = client.post("/evaluate", params={"now": now}, json=patient_bundle("01-mscc-breast-cancer-leg-weakness"))
+    assert answer.status_code == 200
+
+
+def test_extreme_dates_and_numbers_in_the_data_are_read_not_a_500(client: TestClient) -> None:
+    bundle = patient_bundle("04-myeloma-thoracic-pain-score-8")
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Condition":
+            resource["recordedDate"] = "9999-12-31"
+        if resource["resourceType"] == "Observation":
+            resource["valueQuantity"] = {"value": 10**400}
+    answer = client.post("/evaluate", params={"now": NOW, "strict": "false"}, json=bundle)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["cards"] == []  # nothing dated in the future counts, and no number that large is a score
+    assert any(
+        "after the evaluation time" in n["reason"]
+        for r in body["trace"]
+        for c in r["criteria"]
+        for n in c["notCounted"]
+    )
