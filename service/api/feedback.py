@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel
@@ -17,31 +17,6 @@ from service.errors import BadRequest, NotFound, ServiceError
 from service.store.db import UnknownCards, UnknownSuggestions
 
 router = APIRouter(tags=["CDS Hooks"])
-
-# The longest value each stored field takes (store/tables.py): longer feedback can never be stored, on any database.
-_LIMITS = {"card": 64, "outcomeTimestamp": 40, "system": 300, "code": 100, "display": 300}
-
-
-def _unstorable(value: Any, path: str = "feedback") -> list[str]:
-    """Why this feedback can never be stored (so "send it again" would be a lie): never the values themselves."""
-    problems: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problems += _unstorable(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            problems += _unstorable(item, f"{path}[{i}]")
-    elif isinstance(value, str):
-        if "\x00" in value:
-            problems.append(f"{path}: contains a NUL character")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            problems.append(f"{path}: contains a lone surrogate (not valid Unicode text)")
-        limit = _LIMITS.get(path.rsplit(".", 1)[-1])
-        if limit is not None and len(value) > limit:
-            problems.append(f"{path}: longer than {limit} characters")
-    return problems
 
 
 class ServiceUnavailable(ServiceError):
@@ -81,9 +56,6 @@ async def send_feedback(
     await authenticate(runtime, http_request, service_id, feedback=True)
     assert runtime.store is not None
     items = [item.model_dump(mode="json", exclude_none=True) for item in feedback.feedback]
-    problems = _unstorable(items)
-    if problems:
-        raise BadRequest("feedback cannot be stored as sent; nothing was stored", problems)
     try:
         stored = await asyncio.to_thread(runtime.store.record_feedback, service_id, items, runtime.clock())
     except UnknownCards as error:

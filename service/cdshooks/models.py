@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 T = TypeVar("T")
 NonEmpty = Annotated[list[T], Field(min_length=1)]
@@ -103,26 +103,58 @@ CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
 }
 
 
-class OverrideReasonChoice(Tolerant):
-    reason: Coding | None = None
-    userComment: str | None = None  # noqa: N815
+# Feedback is stored: its text must be text every database stores (no NUL, no lone surrogate) and fit its column
+# (store/tables.py). The schema says what JSON Schema can say portably (no NUL, the lengths); a lone surrogate
+# (valid JSON, not valid Unicode) is refused by the validator below. Either way a 400 names the field: feedback
+# that can never be stored is never answered "send it again".
+STORABLE = r"^[^\x00]*$"
 
 
-class AcceptedSuggestion(Tolerant):
-    id: str = Field(min_length=1)
+def _no_lone_surrogate(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate (not valid Unicode text)") from None
+    return value
 
 
-class FeedbackItem(Tolerant):
-    card: str = Field(min_length=1)
+class _Storable(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return _no_lone_surrogate(value)
+
+
+class FeedbackCoding(_Storable):
+    model_config = ConfigDict(extra="forbid")
+    system: str = Field(min_length=1, max_length=300, pattern=STORABLE)
+    code: str = Field(min_length=1, max_length=100, pattern=STORABLE)
+    display: str | None = Field(default=None, max_length=300, pattern=STORABLE)
+
+
+class OverrideReasonChoice(_Storable):
+    reason: FeedbackCoding | None = None
+    userComment: str | None = Field(default=None, max_length=10_000, pattern=STORABLE)  # noqa: N815
+
+
+class AcceptedSuggestion(_Storable):
+    id: str = Field(min_length=1, max_length=200, pattern=STORABLE)
+
+
+class FeedbackItem(_Storable):
+    card: str = Field(min_length=1, max_length=64, pattern=STORABLE)
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None  # noqa: N815
     overrideReason: OverrideReasonChoice | None = None  # noqa: N815
     outcomeTimestamp: str = Field(  # noqa: N815
-        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+        max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
     )
 
 
-class FeedbackRequest(Tolerant):
+class FeedbackRequest(_Storable):
     feedback: NonEmpty[FeedbackItem]
 
 

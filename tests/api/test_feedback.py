@@ -258,14 +258,9 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
     assert report["mscc-suspected@4.0.0"]["shown"] == 0
 
 
-@pytest.mark.parametrize(
-    ("raw_comment", "why"),
-    [
-        ('"a\\u0000b"', "NUL character"),
-        ('"\\ud800"', "lone surrogate"),
-    ],
-)
-def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Path, raw_comment: str, why: str) -> None:
+@pytest.mark.parametrize("raw_comment", ['"a\\u0000b"', '"\\ud800"'])
+def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Path, raw_comment: str) -> None:
+    """A NUL or a lone surrogate is valid JSON but no text a database stores: the schema says so, and it is a 400."""
     with make_client(tmp_path / "s.sqlite3") as client:
         card = card_from(client)
         item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
@@ -273,8 +268,7 @@ def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Pat
         body = body.replace('"COMMENT"', raw_comment)  # raw JSON escapes: json.dumps would not write them
         answer = client.post(f"{URL}/feedback", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400
-        assert why in answer.json()["details"][0]
-        assert "nothing was stored" in answer.json()["message"]
+        assert any("overrideReason.userComment" in d for d in answer.json()["details"])
         assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
 
 
@@ -289,7 +283,7 @@ def test_an_over_long_code_is_400(tmp_path: Path) -> None:
         }
         answer = client.post(f"{URL}/feedback", json={"feedback": [item]})
         assert answer.status_code == 400
-        assert answer.json()["details"] == ["feedback[0].overrideReason.reason.code: longer than 100 characters"]
+        assert any("overrideReason.reason.code" in d for d in answer.json()["details"])
 
 
 def test_values_the_database_refuses_are_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
