@@ -54,8 +54,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.logs import configure_logging
 
     configure_logging(settings.log_level)
+    from service.store.db import make_engine, migrate
+
+    engine = make_engine(settings.database_url)  # migrate once, before any worker starts (they never race)
+    migrate(engine)
+    engine.dispose()
     uvicorn.run(
-        "service.app:create_app",
+        "service.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,

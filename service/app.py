@@ -28,6 +28,7 @@ from service.cdshooks.issuers import IssuerRegistry
 from service.cdshooks.jwks import JwksCache
 from service.config import Settings
 from service.engine.loader import load_ruleset
+from service.logs import configure_logging
 from service.metrics import Metrics
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
 from service.store.db import Store, make_engine, migrate
@@ -49,8 +50,10 @@ def create_app(
     clock: Clock = system_clock,
     new_uuid: UuidFactory = random_uuid,
     transport: httpx.AsyncBaseTransport | None = None,
+    run_migrations: bool = True,
 ) -> FastAPI:
-    """Build the app. `transport` replaces the network for outbound calls (JWKS, FHIR) in tests."""
+    """Build the app. `transport` replaces the network for outbound calls (JWKS, FHIR) in tests;
+    `run_migrations=False` when the server already migrated once, before its workers started."""
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rules_dir)
     issuers = IssuerRegistry.load(settings.issuers_file)
@@ -62,7 +65,8 @@ def create_app(
         trust_env=False,
     )
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    if run_migrations:
+        migrate(engine)
     metrics = Metrics()
     metrics.ruleset.labels(ruleset.revision).set(1)
     store = Store(engine)
@@ -151,3 +155,11 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))
     return app
+
+
+def serve_app() -> FastAPI:
+    """The factory `python -m service serve` gives uvicorn: each worker process configures its own JSON logging
+    (a worker does not inherit the parent's) and skips the migrations the parent already ran once."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings, run_migrations=False)

@@ -87,3 +87,27 @@ def test_rules_diff_shows_the_card_for_data_that_could_not_be_read() -> None:
     patient = PROJECT_ROOT / "fhir_examples/patients/23-cancer-coded-without-system-and-numbness.json"
     found = diff.outcome(load_ruleset(PROJECT_ROOT / "rules"), patient, datetime(2026, 11, 20, 9, tzinfo=UTC))
     assert found.clinical == "warning: could not read [Condition/p23-cancer]"
+
+
+def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import uvicorn
+    from sqlalchemy import create_engine, inspect
+
+    from service.app import serve_app
+    from service.logs import JsonFormatter
+
+    database = tmp_path / "serve.sqlite3"
+    monkeypatch.setenv("MSCC_DATABASE_URL", f"sqlite:///{database}")
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(app=app, **options))
+    assert main(["serve", "--dev", "--workers", "2"]) == 0
+    assert seen["app"] == "service.app:serve_app"
+    assert seen["factory"] is True
+    assert seen["workers"] == 2
+    assert "seen_tokens" in inspect(create_engine(f"sqlite:///{database}")).get_table_names()  # migrated already
+    root = logging.getLogger()
+    root.handlers[:] = []
+    serve_app()  # what each worker runs: JSON logs of its own, no second migration
+    assert isinstance(root.handlers[0].formatter, JsonFormatter)
