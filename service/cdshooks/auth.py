@@ -81,9 +81,10 @@ class JwtVerifier:
 
     async def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False) -> VerifiedCaller:
         """Verify the call's JWT. A feedback call may be signed for the service URL or its /feedback URL."""
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:  # auth schemes are case-insensitive (RFC 9110)
             raise Unauthorized("a Bearer JWT is required in the Authorization header")
-        token = authorization.removeprefix("Bearer ").strip()
         try:
             unverified = jws.extract_compact(token.encode())
             header = dict(unverified.protected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -65,7 +66,7 @@ class FhirFetcher:
             if not isinstance(next_url, str):
                 break
             inside = normalise_base(next_url).startswith(base + "/") or next_url.startswith(base + "?")
-            if not inside or "/../" in next_url or next_url.endswith("/.."):
+            if not inside or _has_dot_segments(next_url):
                 raise PreconditionFailed("the FHIR server's next link leaves the allowed server")
             body = await self._get(next_url, headers)
             entries.extend(body.get("entry") or [])
@@ -96,3 +97,11 @@ class FhirFetcher:
             self.fail("bad_answer")
             raise
         return dict(zip(queries, results, strict=True))
+
+
+def _has_dot_segments(url: str) -> bool:
+    """Whether a URL's path climbs (`..`, also percent-encoded, once or twice, or with backslashes)."""
+    path = urlsplit(url).path
+    for _ in range(3):
+        path = unquote(path)
+    return any(segment in ("..", ".") for segment in path.replace("\\", "/").split("/"))

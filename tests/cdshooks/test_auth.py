@@ -242,3 +242,9 @@ def test_long_jtis_sharing_a_prefix_are_different_tokens(client: TestClient, sig
     prefix = "x" * 450
     assert call(client, signer.token(jti=prefix + "a"))[0] == 200
     assert call(client, signer.token(jti=prefix + "b"))[0] == 200
+
+
+def test_the_bearer_scheme_is_case_insensitive(client: TestClient, signer: Signer) -> None:
+    body = hook_request("09-no-cancer-low-back-pain-only")
+    answer = client.post(URL, json=body, headers={"Authorization": f"bearer {signer.token()}"})
+    assert answer.status_code == 200

@@ -180,3 +180,31 @@ def test_every_hook_gives_the_same_card_with_or_without_prefetch(tmp_path: Path,
 
     assert essence(fetched) == essence(prefetched)
     assert fetched
+
+
+@pytest.mark.parametrize(
+    ("url", "climbs"),
+    [
+        ("http://h/fhir/Condition?page=2", False),
+        ("http://h/fhir/../admin", True),
+        ("http://h/fhir/%2e%2e/admin", True),
+        ("http://h/fhir/%252E%252E/admin", True),
+        ("http://h/fhir/..%5cadmin", True),
+        ("http://h/fhir/./Condition", True),
+    ],
+)
+def test_dot_segments_are_found_however_they_are_encoded(url: str, climbs: bool) -> None:
+    from service.cdshooks.fetch import _has_dot_segments
+
+    assert _has_dot_segments(url) is climbs
+
+
+def test_a_percent_encoded_climb_in_a_next_link_is_not_followed(tmp_path: Path) -> None:
+    with (
+        running_fhir_server(Behaviour(page_size=1)) as (base, behaviour),
+        app_for(tmp_path, [base + "/fhir"]) as client,
+    ):
+        behaviour.evil_next = f"{base}/fhir/%2e%2e"  # next: {base}/fhir/%2e%2e/fhir/Condition?...: inside by prefix
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert answer.status_code == 412
+        assert "leaves the allowed server" in answer.json()["message"]
