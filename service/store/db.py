@@ -143,9 +143,17 @@ class Store:
         return session.scalar(select(DecisionRow).where(DecisionRow.card_uuid == card_uuid))
 
     def record_feedback(self, service_id: str, items: list[dict[str, Any]], received_at: datetime) -> int:
-        """Store every item or none: unknown cards or suggestions refuse the whole batch."""
+        """Store every item or none: unknown cards or suggestions refuse the whole batch. An item already stored
+        (same card, outcome and outcome time) is acknowledged again, never stored twice; returns the items held."""
+        try:
+            return self._record_feedback(service_id, items, received_at)
+        except IntegrityError:  # the same item arrived on another worker at the same moment: it is stored now
+            return self._record_feedback(service_id, items, received_at)
+
+    def _record_feedback(self, service_id: str, items: list[dict[str, Any]], received_at: datetime) -> int:
         with self.sessions.begin() as session:
             rows = []
+            held: set[tuple[str, str, str]] = set()
             unknown: list[str] = []
             bad_suggestions: list[str] = []
             for item in items:
@@ -157,6 +165,11 @@ class Store:
                 accepted = [s["id"] for s in item.get("acceptedSuggestions") or []]
                 bad_suggestions += [s for s in accepted if s not in offered]
                 reason = (item.get("overrideReason") or {}).get("reason") or {}
+                identity = (item["card"], item["outcome"], item["outcomeTimestamp"])
+                if identity in held or self._feedback_stored(session, identity):
+                    held.add(identity)
+                    continue
+                held.add(identity)
                 rows.append(
                     FeedbackRow(
                         received_at=received_at,
@@ -178,7 +191,15 @@ class Store:
             if bad_suggestions:
                 raise UnknownSuggestions(bad_suggestions)
             session.add_all(rows)
-            return len(rows)
+            return len(items)
+
+    @staticmethod
+    def _feedback_stored(session: Session, identity: tuple[str, str, str]) -> bool:
+        card, outcome, at = identity
+        query = select(FeedbackRow.id).where(
+            FeedbackRow.card_uuid == card, FeedbackRow.outcome == outcome, FeedbackRow.outcome_timestamp == at
+        )
+        return session.scalar(query) is not None
 
     def count(self) -> dict[str, int]:
         with self.sessions() as session:

@@ -70,7 +70,8 @@ def test_decisions_feedback_and_report(store: Store) -> None:
         "outcomeTimestamp": "2026-11-20T10:00:00Z",
         "acceptedSuggestions": [{"id": "s1"}],
     }
-    assert store.record_feedback("svc", [item, item], now) == 2  # the same feedback twice is allowed
+    assert store.record_feedback("svc", [item, item], now) == 2  # both acknowledged ...
+    assert store.record_feedback("svc", [item], now) == 1  # ... and again when it is sent again ...
     override = {
         "card": "card-2",
         "outcome": "overridden",
@@ -90,7 +91,7 @@ def test_decisions_feedback_and_report(store: Store) -> None:
         "override_reasons": {"patient-declines": 1},
     }
     assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1,"
-    assert store.count() == {"decisions": 3, "feedback": 3}
+    assert store.count() == {"decisions": 3, "feedback": 2}  # ... but stored once
     assert store.rule_report(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
 
 
@@ -134,3 +135,31 @@ def test_the_service_end_to_end_on_postgres() -> None:
         }
         assert client.get("/reports/rules").json()[0]["accepted"] == 1
         assert client.get("/readyz").json()["checks"]["database"] == "ok"
+
+
+def test_migration_0004_keeps_the_first_copy_of_feedback_stored_twice_before(tmp_path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from service.store.db import MIGRATIONS
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    store = Store(engine)
+    store.write_decision(decision("card-1"))
+    with engine.begin() as connection:
+        for _ in range(2):  # what 0003 allowed: the same feedback stored twice
+            connection.execute(
+                text(
+                    "INSERT INTO feedback (received_at, service_id, card_uuid, decision_id, rule, outcome, "
+                    "accepted_suggestions, outcome_timestamp) SELECT '2026-11-20 10:00:00', 'svc', 'card-1', id, "
+                    "'r@1.0.0', 'accepted', '[]', '2026-11-20T10:00:00Z' FROM decisions"
+                )
+            )
+    migrate(engine)
+    assert store.count()["feedback"] == 1
+    engine.dispose()
