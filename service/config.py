@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         "else var/spool)",
     )
     spool_drain_seconds: float = Field(default=5.0, gt=0, le=300, description="how often spooled rows are retried")
+    feedback_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="how long feedback for a card not yet in the decision log waits for its row (written after the "
+        "answer, possibly by another worker) before it is refused",
+    )
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
     )

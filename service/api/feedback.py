@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from service.api.errors import ErrorBody
 from service.api.security import authenticate
 from service.cdshooks.models import FeedbackRequest
 from service.errors import BadRequest, NotFound, ServiceError
+from service.runtime import Runtime
 from service.store.db import UnknownCards, UnknownSuggestions
 
 router = APIRouter(tags=["CDS Hooks"])
@@ -28,6 +30,20 @@ class FeedbackStored(BaseModel):
     stored: int
 
 
+async def _record_when_known(runtime: Runtime, service_id: str, items: list[dict[str, Any]]) -> int:
+    """Store the feedback; a card answered a moment ago may not be in the decision log yet (its row is written
+    after the answer, perhaps by another worker), so unknown cards are retried for a short while before 404."""
+    assert runtime.store is not None
+    deadline = time.monotonic() + runtime.settings.feedback_wait_seconds
+    while True:
+        try:
+            return await asyncio.to_thread(runtime.store.record_feedback, service_id, items, runtime.clock())
+        except UnknownCards:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 @router.post(
     "/cds-services/{service_id}/feedback",
     response_model=FeedbackStored,
@@ -38,9 +54,17 @@ class FeedbackStored(BaseModel):
             "value), or a suggestion the card did not offer",
         },
         401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
-        404: {"model": ErrorBody, "description": "No such service, or a card this service did not return"},
+        404: {
+            "model": ErrorBody,
+            "description": "No such service, or a card this service did not return (after waiting briefly for a "
+            "decision row still being written)",
+        },
         413: {"model": ErrorBody, "description": "Request body over the size limit"},
-        503: {"model": ErrorBody, "description": "Storage unavailable: nothing was stored, send it again"},
+        503: {
+            "model": ErrorBody,
+            "description": "Storage unavailable, or the card's decision still waiting to be stored: nothing was "
+            "stored, send it again",
+        },
     },
     summary="Send feedback on cards",
 )
@@ -57,8 +81,15 @@ async def send_feedback(
     assert runtime.store is not None
     items = [item.model_dump(mode="json", exclude_none=True) for item in feedback.feedback]
     try:
-        stored = await asyncio.to_thread(runtime.store.record_feedback, service_id, items, runtime.clock())
+        stored = await _record_when_known(runtime, service_id, items)
     except UnknownCards as error:
+        waiting = await asyncio.to_thread(runtime.spool.pending) if runtime.spool is not None else 0
+        if waiting:
+            raise ServiceUnavailable(
+                "feedback names cards whose decisions are not stored yet (storage is catching up); "
+                "nothing was stored, send it again",
+                error.uuids,
+            ) from None
         raise NotFound("feedback names cards this service did not return", error.uuids) from None
     except UnknownSuggestions as error:
         raise BadRequest("feedback accepts suggestions the card did not offer", error.ids) from None

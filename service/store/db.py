@@ -139,6 +139,10 @@ class Store:
                     raise
                 time.sleep(backoff * (2**attempt))
 
+    def has_decision(self, decision_id: str) -> bool:
+        with self.sessions() as session:
+            return session.get(DecisionRow, decision_id) is not None
+
     def decision_by_card(self, session: Session, card_uuid: str) -> DecisionRow | None:
         return session.scalar(select(DecisionRow).where(DecisionRow.card_uuid == card_uuid))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from service.store.db import Store
 
 _PATTERN = "decisions-*.jsonl"
+REJECTED = "rejected-decisions.jsonl"  # rows the database refused for good: for an operator to read
+log = logging.getLogger("service.decisionlog")
 
 
 def _encode(row: dict[str, Any]) -> str:
@@ -46,6 +49,19 @@ class DecisionSpool:
             handle.write(_encode(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    def _reject(self, line: str) -> None:
+        """Keep a row the database refuses for good beside the spool, and say so (its id, never its content)."""
+        with (self.folder / REJECTED).open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        try:
+            decision_id = json.loads(line).get("id")
+        except ValueError:
+            decision_id = None
+        log.error(
+            "spooled decision row refused by the database; kept in the rejected file",
+            extra={"fields": {"decision_id": decision_id}},
+        )
 
     def pending(self) -> int:
         if not self.folder.is_dir():
@@ -75,11 +91,15 @@ class DecisionSpool:
             done = 0
             for line in lines:
                 try:
-                    store.write_decision(_decode(line), attempts=1)
+                    row = _decode(line)
+                    store.write_decision(row, attempts=1)
                 except IntegrityError:
-                    pass  # already written (a drain that stopped after the insert): written once, as it must be
+                    if not store.has_decision(row["id"]):
+                        self._reject(line)  # the database will never take it: kept apart, reported, not retried
                 except SQLAlchemyError:
                     break  # storage still down: keep this row and the rest
+                except (ValueError, KeyError, TypeError):
+                    self._reject(line)  # not a row this service wrote
                 done += 1
             remaining = lines[done:]
             handle.seek(0)

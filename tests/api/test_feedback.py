@@ -17,8 +17,8 @@ from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shar
 URL = "/cds-services/mscc-patient-view"
 
 
-def make_client(db: Path, seed: str = "fb") -> TestClient:
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{db}")
+def make_client(db: Path, seed: str = "fb", feedback_wait_seconds: float = 0.1) -> TestClient:
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{db}", feedback_wait_seconds=feedback_wait_seconds)
     return TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids(seed)))
 
 
@@ -297,3 +297,34 @@ def test_values_the_database_refuses_are_400(tmp_path: Path, monkeypatch: pytest
 
         monkeypatch.setattr(client.app.state.runtime.store, "record_feedback", refuse)  # type: ignore[attr-defined]
         assert client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]}).status_code == 400
+
+
+def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_stored(tmp_path: Path) -> None:
+    """The row is written after the answer (here 0.3 s later, as another worker under load might): not a 404."""
+    import threading
+
+    with make_client(tmp_path / "s.sqlite3", feedback_wait_seconds=2.0) as client:
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        card = card_from(client)
+        with store.sessions.begin() as session:  # as if the row had not been written yet
+            row = store.decision_by_card(session, card["uuid"])
+            session.expunge(row)
+            session.delete(session.merge(row))
+        late = threading.Timer(
+            0.3, lambda: store.write_decision({c.name: getattr(row, c.name) for c in row.__table__.columns})
+        )
+        late.start()
+        answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
+        late.join()
+    assert answer.status_code == 200
+    assert answer.json() == {"stored": 1}
+
+
+def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(tmp_path: Path) -> None:
+    with make_client(tmp_path / "s.sqlite3") as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime.spool.put({"id": "d1", "created_at": NOW, "card_uuid": "c-spooled"})
+        body = {"feedback": [{"card": "c-spooled", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}
+        answer = client.post(f"{URL}/feedback", json=body)
+    assert answer.status_code == 503
+    assert "send it again" in answer.json()["message"]

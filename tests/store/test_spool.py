@@ -115,3 +115,20 @@ def test_a_row_neither_storage_nor_disk_takes_is_counted_and_logged(tmp_path: Pa
         assert client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).status_code == 200
         assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
     assert any("row lost" in r.getMessage() for r in caplog.records)
+
+
+def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dropped(
+    tmp_path: Path, store: Store, caplog
+) -> None:
+    spool = DecisionSpool(tmp_path / "spool")
+    broken = row()
+    del broken["hook"]  # NOT NULL: the database will never take it
+    good = row()
+    spool.put(broken)
+    spool.put(good)
+    assert spool.drain(store) == 2
+    assert spool.pending() == 0
+    assert store.has_decision(good["id"])
+    rejected = (tmp_path / "spool" / "rejected-decisions.jsonl").read_text()
+    assert broken["id"] in rejected
+    assert any(getattr(r, "fields", {}).get("decision_id") == broken["id"] for r in caplog.records)
