@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
 from service.cdshooks.orders import considered_drafts, match_drafts, order_notes
-from service.cdshooks.prefetch import PrefetchResult, read_prefetch, render_query, resources_of
+from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
 from service.engine.cards import CardContext, render_card
 from service.engine.evaluate import Decision, evaluate
 from service.engine.model import ServiceEntry
@@ -70,7 +70,10 @@ def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
     draft = getattr(context, "draftOrders", None)
     if not isinstance(draft, dict):
         return []
-    resources, _ = resources_of(draft, "context.draftOrders")
+    try:
+        resources, _, _ = resources_of(draft, "context.draftOrders")
+    except Unreadable:
+        return []
     return resources
 
 
@@ -100,9 +103,14 @@ async def _complete_prefetch(
             raise
         return [], list(prefetch.missing)
     for key, value in fetched.items():
-        resources, aliases = resources_of(value, key)
+        try:
+            resources, aliases, problems = resources_of(value, key)
+        except Unreadable as error:
+            prefetch.problems.append(error.issue)
+            continue
         prefetch.resources.extend(resources)
         prefetch.aliases.update(aliases)
+        prefetch.problems.extend(problems)
     return list(fetched), [k for k in prefetch.missing if k not in fetched]
 
 
@@ -150,8 +158,9 @@ async def answer_call(
         "evaluatedAt": now.isoformat(timespec="seconds"),
         "rules": [d.ref for d in decisions],
     }
-    if record.issues:
-        extension["inputIssues"] = [i.as_dict() for i in record.issues]
+    issues = [*prefetch.problems, *record.issues]
+    if issues:
+        extension["inputIssues"] = [i.as_dict() for i in issues]
     if unavailable:
         extension["unavailable"] = unavailable
     response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.errors import BadRequest
+from service.fhir.validate import InputIssue
 
 _TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 
@@ -21,6 +22,7 @@ class PrefetchResult:
     resources: list[dict[str, Any]] = field(default_factory=list)
     aliases: set[str] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
+    problems: list[InputIssue] = field(default_factory=list)  # malformed parts, named in the answer's issues
 
 
 def render_query(template: str, context: Mapping[str, Any]) -> str | None:
@@ -50,27 +52,40 @@ def render_query(template: str, context: Mapping[str, Any]) -> str | None:
     return None if failed else query
 
 
-def resources_of(value: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], set[str]]:
-    """The resources in one prefetch value (a resource or a Bundle), and the fullUrls of any Patient entries."""
+def resources_of(value: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], set[str], list[InputIssue]]:
+    """The resources in one prefetch value (a resource or a Bundle), the fullUrls of any Patient entries, and the
+    entries that could not be read (named, never dropped in silence). Raises Unreadable when the Bundle's entries
+    cannot be read at all."""
     if value.get("resourceType") != "Bundle":
-        return [value], set()
+        return [value], set(), []
     resources: list[dict[str, Any]] = []
     aliases: set[str] = set()
-    entries = value.get("entry") or []
+    problems: list[InputIssue] = []
+    entries = value.get("entry", [])
+    if entries is None:
+        entries = []
     if not isinstance(entries, list):
-        raise BadRequest(f"prefetch key {key!r}: Bundle.entry must be an array")
+        raise Unreadable(InputIssue(f"prefetch.{key}", "Bundle.entry", "must be an array", "set aside"))
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise BadRequest(f"prefetch key {key!r}: Bundle.entry[{i}] must be an object")
-        resource = entry.get("resource")
+        where = f"Bundle.entry[{i}]"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
+            problems.append(InputIssue(f"prefetch.{key}", where, "an entry without a resource object", "set aside"))
             continue
         if (entry.get("search") or {}).get("mode") == "outcome" or resource.get("resourceType") == "OperationOutcome":
             continue
         if resource.get("resourceType") == "Patient" and isinstance(entry.get("fullUrl"), str):
             aliases.add(entry["fullUrl"])
         resources.append(resource)
-    return resources, aliases
+    return resources, aliases, problems
+
+
+class Unreadable(Exception):
+    """A prefetch value whose content cannot be read at all: the key counts as not prefetched."""
+
+    def __init__(self, issue: InputIssue) -> None:
+        super().__init__(issue.message)
+        self.issue = issue
 
 
 def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | None) -> PrefetchResult:
@@ -89,7 +104,13 @@ def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | No
         if value["resourceType"] == "OperationOutcome":
             result.missing.append(key)
             continue
-        resources, aliases = resources_of(value, key)
+        try:
+            resources, aliases, problems = resources_of(value, key)
+        except Unreadable as error:  # never read as "no data": fetched instead, or a 412
+            result.problems.append(error.issue)
+            result.missing.append(key)
+            continue
         result.resources.extend(resources)
         result.aliases.update(aliases)
+        result.problems.extend(problems)
     return result

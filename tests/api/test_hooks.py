@@ -166,3 +166,21 @@ def test_resources_no_rule_reads_are_not_validated_on_the_hook_path(client: Test
     assert answer.status_code == 200
     assert "inputIssues" not in answer.json()["extension"]["org.mscc-cds.evaluation"]
     assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+
+
+def test_malformed_prefetch_is_named_in_the_answer_never_read_as_no_data(client: TestClient) -> None:
+    body = hook_request("01-mscc-breast-cancer-leg-weakness")
+    body["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": {}}
+    answer = client.post(URL, json=body)
+    assert answer.status_code == 412  # no FHIR server to fetch the conditions from: not an "all clear"
+    body = hook_request("01-mscc-breast-cancer-leg-weakness")
+    body["prefetch"]["observations"]["entry"].append({"resource": "not an object"})
+    answer = client.post(URL, json=body)
+    assert answer.status_code == 200
+    issues = answer.json()["extension"]["org.mscc-cds.evaluation"]["inputIssues"]
+    assert {
+        "resource": "prefetch.observations",
+        "location": "Bundle.entry[1]",
+        "message": "an entry without a resource object",
+        "outcome": "set aside",
+    } in issues

@@ -57,3 +57,18 @@ def test_render_query_fills_tokens() -> None:
     assert render_query("RelatedPerson/{{userRelatedPersonId}}", {"userId": "RelatedPerson/mum"}) == "RelatedPerson/mum"
     assert render_query("Practitioner/{{userPractitionerId}}", {"userId": "Patient/me"}) is None
     assert render_query("Bundle?x={{context.draftOrders}}", {"draftOrders": {"resourceType": "Bundle"}}) is None
+
+
+@pytest.mark.parametrize("entries", [{}, "x", 3])
+def test_a_bundle_whose_entries_cannot_be_read_is_not_prefetched_and_is_named(entries: object) -> None:
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    result = read_prefetch(TEMPLATES, {"conditions": bundle, "observations": None})
+    assert result.missing == ["conditions"]  # fetched from the FHIR server, or a 412: never "no data"
+    assert [(p.reference, p.location) for p in result.problems] == [("prefetch.conditions", "Bundle.entry")]
+
+
+def test_entries_without_a_resource_object_are_skipped_and_named() -> None:
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [7, {"resource": "x"}, {"resource": CONDITION}]}
+    result = read_prefetch(TEMPLATES, {"conditions": bundle, "observations": None})
+    assert result.resources == [CONDITION]
+    assert [p.location for p in result.problems] == ["Bundle.entry[0]", "Bundle.entry[1]"]
