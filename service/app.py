@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -141,6 +142,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.evaluate_slots = threading.BoundedSemaphore(settings.evaluate_concurrency)
     for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
         app.include_router(router)
     install_error_handlers(app)

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
         description="how long feedback for a card not yet in the decision log waits for its row (written after the "
         "answer, possibly by another worker) before it is refused",
     )
+    operator_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="when set, /evaluate, /reports and /metrics need `Authorization: Bearer <token>`",
+    )
+    evaluate_max_entries: int = Field(default=2_000, ge=1, description="larger Bundles on /evaluate get a 422")
+    evaluate_concurrency: int = Field(
+        default=2, ge=1, description="evaluations at once on /evaluate; more get a 503, so hook calls never starve"
+    )
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
     )

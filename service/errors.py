@@ -51,6 +51,13 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
+class ServiceUnavailable(ServiceError):
+    """Nothing was done; the same request may succeed later (storage down, the service busy)."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class InvalidFhir(ServiceError):
     status_code = 422
     code = "invalid_fhir"

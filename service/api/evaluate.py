@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from service.api.deps import RuntimeDep
+from service.api.deps import OperatorOnly, RuntimeDep
 from service.api.errors import FHIR_JSON, ErrorBody
 from service.api.examples import bundle_examples
 from service.cdshooks.models import Card
@@ -17,9 +19,10 @@ from service.engine.evaluate import evaluate
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
 from service.engine.unreadable import find_unreadable
-from service.errors import InvalidFhir
+from service.errors import InvalidFhir, ServiceUnavailable
 from service.fhir.bundle import BundleType, read_patient_bundle
 from service.fhir.record import build_record
+from service.runtime import Runtime
 
 router = APIRouter(tags=["Rules"])
 RuleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$", max_length=200)]
@@ -92,8 +95,11 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
 @router.post(
     "/evaluate",
     response_model=EvaluateResponse,
+    dependencies=[OperatorOnly],
     responses={
+        401: {"model": ErrorBody, "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it"},
         413: {"model": ErrorBody, "description": "Request body over the size limit"},
+        503: {"model": ErrorBody, "description": "Busy with other evaluations (hook calls come first): try again"},
         422: {
             "description": "Not valid FHIR R4: an OperationOutcome with one issue per problem",
             "content": {FHIR_JSON: {"schema": OperationOutcome.model_json_schema()}},
@@ -104,6 +110,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
 def evaluate_bundle(
     bundle: Annotated[BundleIn, Body(openapi_examples=bundle_examples())],
     runtime: RuntimeDep,
+    request: Request,
     now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
     rule: Annotated[
         list[RuleRef],
@@ -111,7 +118,22 @@ def evaluate_bundle(
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     strict: Annotated[bool, Query(description="true: any invalid resource is a 422 OperationOutcome")] = True,
 ) -> JSONResponse:
-    """Cards as the patient-view hook would answer, plus a trace of every rule and criterion with its evidence."""
+    """Cards as the patient-view hook would answer, plus a trace of every rule and criterion with its evidence.
+
+    A tester's tool, bounded so it cannot starve hook calls: a limit on entries and on evaluations at once."""
+    limit = runtime.settings.evaluate_max_entries
+    if len(bundle.entry or []) > limit:
+        raise InvalidFhir("the Bundle is too large to evaluate", [("Bundle.entry", f"at most {limit} entries")])
+    slots: threading.BoundedSemaphore = request.app.state.evaluate_slots
+    if not slots.acquire(blocking=False):
+        raise ServiceUnavailable("busy with other evaluations; hook calls come first: try again")
+    try:
+        return _evaluate(bundle, runtime, now, rule, strict)
+    finally:
+        slots.release()
+
+
+def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: list[str], strict: bool) -> JSONResponse:
     patient = read_patient_bundle(bundle.model_dump(exclude_none=True))
     record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
     if strict and record.issues:

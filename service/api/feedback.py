@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
@@ -14,16 +15,11 @@ from service.api.deps import RuntimeDep
 from service.api.errors import ErrorBody
 from service.api.security import authenticate
 from service.cdshooks.models import FeedbackRequest
-from service.errors import BadRequest, NotFound, ServiceError
+from service.errors import BadRequest, NotFound, ServiceUnavailable
 from service.runtime import Runtime
 from service.store.db import UnknownCards, UnknownSuggestions
 
 router = APIRouter(tags=["CDS Hooks"])
-
-
-class ServiceUnavailable(ServiceError):
-    status_code = 503
-    code = "unavailable"
 
 
 class FeedbackStored(BaseModel):
@@ -35,13 +31,25 @@ async def _record_when_known(runtime: Runtime, service_id: str, items: list[dict
     after the answer, perhaps by another worker), so unknown cards are retried for a short while before 404."""
     assert runtime.store is not None
     deadline = time.monotonic() + runtime.settings.feedback_wait_seconds
+    pause = 0.02
     while True:
         try:
             return await asyncio.to_thread(runtime.store.record_feedback, service_id, items, runtime.clock())
-        except UnknownCards:
-            if time.monotonic() >= deadline:
+        except UnknownCards as error:
+            # Only a card id this service could have made (a UUID) is worth waiting for, and the wait backs off:
+            # feedback for made-up cards costs one lookup, never a worker's time.
+            if time.monotonic() + pause > deadline or not all(_is_uuid(card) for card in error.uuids):
                 raise
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
+            pause *= 2
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from service import __version__
-from service.api.deps import RuntimeDep
+from service.api.deps import OperatorOnly, RuntimeDep
 
 router = APIRouter(tags=["Operations"])
 
@@ -56,6 +56,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
     summary="Prometheus metrics",
+    dependencies=[OperatorOnly],
 )
 def metrics(runtime: RuntimeDep) -> Response:
     body = runtime.metrics.render() if runtime.metrics is not None else b""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from service.api.deps import RuntimeDep
+from service.api.deps import OperatorOnly, RuntimeDep
 from service.store.db import report_csv
 
 router = APIRouter(tags=["Rules"])
@@ -32,6 +32,7 @@ class RuleReportRow(BaseModel):
     response_model=list[RuleReportRow],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     summary="Cards shown, accepted and overridden per rule version",
+    dependencies=[OperatorOnly],
 )
 async def rule_report(
     runtime: RuntimeDep,

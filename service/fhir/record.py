@@ -134,13 +134,21 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+MAX_TEXT = 500  # a display is a label: a longer one is cut, so a 4 MB display never travels into cards or traces
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
 def _texts(*concepts: Any) -> list[str]:
     texts: list[str] = []
     for concept in concepts:
         if isinstance(concept, dict):
             if concept.get("text"):
-                texts.append(str(concept["text"]))
-            texts.extend(str(c["display"]) for c in _codings(concept) if c.get("display"))
+                texts.append(_short(concept["text"]))
+            texts.extend(_short(c["display"]) for c in _codings(concept) if c.get("display"))
     return texts
 
 

@@ -1,5 +1,6 @@
 """POST /evaluate: cards plus a trace for a plain Bundle; invalid FHIR gets an OperationOutcome."""
 
+import json
 from typing import Any
 
 import pytest
@@ -120,3 +121,65 @@ def test_extreme_dates_and_numbers_in_the_data_are_read_not_a_500(client: TestCl
         for c in r["criteria"]
         for n in c["notCounted"]
     )
+
+
+def test_operator_endpoints_need_the_token_when_one_is_set(tmp_path) -> None:
+    from service.app import create_app
+    from service.config import Settings
+
+    token = "t" * 32
+    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", operator_token=token)
+    with TestClient(create_app(settings)) as client:
+        bundle = patient_bundle("09-no-cancer-low-back-pain-only")
+        for method, path, body in (
+            ("post", "/evaluate", bundle),
+            ("get", "/reports/rules", None),
+            ("get", "/metrics", None),
+        ):
+            assert client.request(method, path, json=body).status_code == 401, path
+            wrong = {"Authorization": "Bearer " + "x" * 32}
+            assert client.request(method, path, json=body, headers=wrong).status_code == 401, path
+            good = {"Authorization": f"Bearer {token}"}
+            assert client.request(method, path, json=body, headers=good).status_code == 200, path
+        assert client.get("/cds-services").status_code == 200  # discovery and hooks use the EHR's JWT, not this
+
+
+def test_a_short_operator_token_is_refused_at_start_up() -> None:
+    from pydantic import ValidationError
+
+    from service.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(dev_mode=True, operator_token="short")
+
+
+def test_evaluate_is_bounded(client: TestClient) -> None:
+    bundle = patient_bundle("09-no-cancer-low-back-pain-only")
+    entry = bundle["entry"][-1]
+    bundle["entry"] = bundle["entry"] + [entry] * 2_000
+    answer = client.post("/evaluate", params={"now": NOW}, json=bundle)
+    assert answer.status_code == 422
+    assert "at most 2000 entries" in json.dumps(answer.json())
+    slots = client.app.state.evaluate_slots  # type: ignore[attr-defined]
+    taken = [slots.acquire(blocking=False) for _ in range(2)]  # two evaluations already running
+    try:
+        assert (
+            client.post(
+                "/evaluate", params={"now": NOW}, json=patient_bundle("09-no-cancer-low-back-pain-only")
+            ).status_code
+            == 503
+        )
+    finally:
+        for got in taken:
+            if got:
+                slots.release()
+
+
+def test_a_huge_display_is_not_echoed_back(client: TestClient) -> None:
+    bundle = patient_bundle("04-myeloma-thoracic-pain-score-8")
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Condition":
+            entry["resource"]["code"]["coding"][0]["display"] = "x" * 1_000_000
+    answer = client.post("/evaluate", params={"now": NOW}, json=bundle)
+    assert answer.status_code == 200
+    assert len(answer.content) < 100_000
