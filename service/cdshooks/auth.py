@@ -69,10 +69,13 @@ class JwtVerifier:
         kid = header.get("kid")
         jku = header.get("jku")
         if jku is not None:
-            allowed = {normalise_base(u) for u in issuer.allowed_jku}
-            if not isinstance(jku, str) or normalise_base(jku) not in allowed:
+            allowed = {normalise_base(u): u for u in issuer.allowed_jku}
+            configured = allowed.get(normalise_base(jku)) if isinstance(jku, str) else None
+            if configured is None:
                 raise Unauthorized("the token's jku is not on the issuer's allow-list")
-            return await self.jwks.keys(jku, kid=kid)
+            # The configured URL is fetched, never the token's spelling of it: a query string or other variation
+            # added by a caller cannot make us fetch again, nor grow the cache.
+            return await self.jwks.keys(configured, kid=kid)
         if issuer.jwks is not None:
             return KeySet.import_key_set(cast(Any, issuer.jwks))
         if issuer.jwks_url:

@@ -16,6 +16,7 @@ from service.errors import Unauthorized
 CACHE_SECONDS = 3600.0
 MIN_REFRESH_SECONDS = 30.0
 MAX_JWKS_BYTES = 200_000
+MAX_ENTRIES = 256  # only configured URLs are ever fetched; the bound holds even so
 
 
 @dataclass
@@ -53,5 +54,8 @@ class JwksCache:
         if entry is not None and not known and now - entry.fetched_at < MIN_REFRESH_SECONDS:
             return entry.keys
         keys = await self._fetch(url)
+        if url not in self._entries and len(self._entries) >= MAX_ENTRIES:
+            oldest = min(self._entries, key=lambda known: self._entries[known].fetched_at)
+            del self._entries[oldest]
         self._entries[url] = _Entry(keys, now)
         return keys

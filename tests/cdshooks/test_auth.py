@@ -124,6 +124,17 @@ def test_keys_from_an_allow_listed_jku_are_fetched_and_cached(tmp_path: Path, si
         assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]
 
 
+def test_a_jku_with_a_query_string_added_fetches_the_configured_url_once(tmp_path: Path, signer: Signer) -> None:
+    with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
+        jku = f"{base}/jwks.json"
+        issuers = issuers_file(tmp_path / "i.yaml", signer, jku=[jku], inline=False)
+        with secure_client(tmp_path, issuers) as client:
+            for n in range(20):
+                assert call(client, signer.token(header={"jku": f"{jku}?n={n}"}))[0] == 200
+            assert len(client.app.state.runtime.verifier.jwks._entries) == 1  # type: ignore[attr-defined]
+        assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]  # the configured URL, once
+
+
 def test_unknown_kid_refreshes_the_cached_key_set_once(tmp_path: Path, signer: Signer) -> None:
     rotated = Signer(kid="ehr-key-2")
     with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
