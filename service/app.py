@@ -23,6 +23,7 @@ from service.api import discovery, evaluate, feedback, hooks, ops, reports
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
+from service.api.security import AuthenticateFirst
 from service.cdshooks.auth import JwtVerifier
 from service.cdshooks.fetch import FhirFetcher
 from service.cdshooks.issuers import IssuerRegistry
@@ -147,6 +148,7 @@ def create_app(
         app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)
+    app.add_middleware(AuthenticateFirst)  # innermost: behind CORS (refusals carry its headers), before the routes
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

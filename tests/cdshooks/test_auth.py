@@ -259,3 +259,35 @@ def test_the_bearer_scheme_is_case_insensitive(client: TestClient, signer: Signe
     body = hook_request("09-no-cancer-low-back-pain-only")
     answer = client.post(URL, json=body, headers={"Authorization": f"bearer {signer.token()}"})
     assert answer.status_code == 200
+
+
+def test_the_order_of_refusals_is_404_then_401_then_400(client: TestClient, signer: Signer) -> None:
+    """An unknown service first; then the token, checked before the body is parsed; then the body."""
+    malformed = b'{"hook": "patient-view", "hookInstance": '
+    headers = {"content-type": "application/json"}
+    assert client.post("/cds-services/no-such-service", content=malformed, headers=headers).status_code == 404
+    refused = client.post(URL, content=malformed, headers=headers)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    with_token = {**headers, "Authorization": f"Bearer {signer.token()}"}
+    assert client.post(URL, content=malformed, headers=with_token).status_code == 400
+
+
+def test_an_unauthenticated_call_never_has_its_body_read(client: TestClient, signer: Signer, monkeypatch) -> None:
+    from starlette.requests import Request
+
+    reads: list[str] = []
+    original = Request.body
+
+    async def spy(self: Request) -> bytes:
+        reads.append(self.url.path)
+        return await original(self)
+
+    monkeypatch.setattr(Request, "body", spy)
+    assert client.post(URL, json=hook_request("09-no-cancer-low-back-pain-only")).status_code == 401
+    assert client.post(f"{URL}/feedback", json={"feedback": []}).status_code == 401
+    assert reads == []
+    headers = {"Authorization": f"Bearer {signer.token()}"}
+    assert client.post(URL, json=hook_request("09-no-cancer-low-back-pain-only"), headers=headers).status_code == 200
+    assert set(reads) == {URL}  # the spy does see a body that is read
+    assert 'mscc_hook_calls_total{service="mscc-patient-view",status="401"} 1.0' in client.get("/metrics").text
