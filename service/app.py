@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
 from service.api import discovery, evaluate, feedback, hooks, ops, reports
-from service.api.errors import install_error_handlers
+from service.api.errors import CatchAll, install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
 from service.api.security import AuthenticateFirst
@@ -157,6 +157,7 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost of ours: nothing below it can drop a connection with a 500
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))
     return app
 

@@ -6,6 +6,7 @@ request data) and answered as a 500 JSON error that names a correlation id.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InvalidFhir, ServiceError
 
@@ -107,3 +109,40 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+class CatchAll:
+    """The last net: an unexpected error becomes a JSON 500 naming a logged incident, and is not raised further, so
+    the server keeps the client's keep-alive connection open (Starlette's own handler re-raises, and the server
+    then drops the connection and prints a traceback that can hold request data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            incident = str(uuid.uuid4())
+            log.error(
+                "unhandled error",
+                extra={"fields": {"incident": incident, "path": scope.get("path"), "error": type(error).__name__}},
+            )
+            if started:
+                return  # the answer had begun: nothing more can be said on this response
+            body = json.dumps(
+                {"error": "internal_error", "message": f"unexpected error; incident {incident} is logged"}
+            ).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
