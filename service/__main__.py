@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)  # migrate once, before any worker starts (they never race)
     migrate(engine)
     engine.dispose()
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and /metrics sums them (set before the workers import anything).
+        folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     uvicorn.run(
         "service.app:serve_app",
         factory=True,

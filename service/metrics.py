@@ -1,10 +1,16 @@
-"""Prometheus metrics, in a registry per app (so tests and workers never share counters by accident)."""
+"""Prometheus metrics, in a registry per app (so tests never share counters by accident).
+
+With several workers (`serve --workers N`), each worker is its own process: `serve` sets PROMETHEUS_MULTIPROC_DIR,
+every worker writes its values there, and `/metrics` sums them, whichever worker answers the scrape.
+"""
 
 from __future__ import annotations
 
+import os
 from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.fhir.record import PatientRecord
 
@@ -48,7 +54,10 @@ class Metrics:
             registry=self.registry,
         )
         self.spool_pending = Gauge(
-            "mscc_decision_log_spool_pending", "Decision-log rows waiting on disk for storage", registry=self.registry
+            "mscc_decision_log_spool_pending",
+            "Decision-log rows waiting on disk for storage",
+            registry=self.registry,
+            multiprocess_mode="max",  # every worker sees the same spool folder
         )
         self.feedback = Counter(
             "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry
@@ -60,7 +69,13 @@ class Metrics:
             ["category"],
             registry=self.registry,
         )
-        self.ruleset = Gauge("mscc_ruleset_info", "The rule-set revision served", ["revision"], registry=self.registry)
+        self.ruleset = Gauge(
+            "mscc_ruleset_info",
+            "The rule-set revision served",
+            ["revision"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
 
     def count_set_aside(self, record: PatientRecord) -> dict[str, int]:
         """Count the record's set-aside resources by category; return the counts (for a log line: no ids)."""
@@ -70,4 +85,9 @@ class Metrics:
         return dict(counts)
 
     def render(self) -> bytes:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:  # several workers: the sum of what every worker wrote
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -1,5 +1,6 @@
 """The commands rule authors and operators type."""
 
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,7 +103,12 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
     monkeypatch.setenv("MSCC_DATABASE_URL", f"sqlite:///{database}")
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(app=app, **options))
-    assert main(["serve", "--dev", "--workers", "2"]) == 0
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    try:
+        assert main(["serve", "--dev", "--workers", "2"]) == 0
+        assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir()  # the workers' metrics meet there
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by serve, not by monkeypatch: undo it by hand
     assert seen["app"] == "service.app:serve_app"
     assert seen["factory"] is True
     assert seen["workers"] == 2
