@@ -59,7 +59,10 @@ def _validation_problems(error: RequestValidationError) -> list[tuple[str, str]]
         loc = [str(p) for p in e.get("loc", ())]
         if loc and loc[0] == "body":
             loc = loc[1:]
-        problems.append((".".join(loc) or "(body)", str(e.get("msg", "invalid"))))
+        message = str(e.get("msg", "invalid"))
+        if e.get("type") == "json_invalid" and (e.get("ctx") or {}).get("error"):
+            message += f": {e['ctx']['error']}"  # the parser's reason, e.g. a key written twice (never a value)
+        problems.append((".".join(loc) or "(body)", message))
     return problems
 
 

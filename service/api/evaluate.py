@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from service.api.deps import OperatorOnly, RuntimeDep
 from service.api.errors import FHIR_JSON, ErrorBody
 from service.api.examples import bundle_examples
+from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.models import Card
 from service.engine.cards import CardContext, render_card
 from service.engine.evaluate import evaluate
@@ -24,7 +25,7 @@ from service.fhir.bundle import BundleType, read_patient_bundle
 from service.fhir.record import build_record
 from service.runtime import Runtime
 
-router = APIRouter(tags=["Rules"])
+router = APIRouter(tags=["Rules"], route_class=StrictJsonRoute)
 RuleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$", max_length=200)]
 
 

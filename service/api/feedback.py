@@ -14,12 +14,13 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from service.api.deps import RuntimeDep
 from service.api.errors import ErrorBody
 from service.api.security import authenticate
+from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.models import FeedbackRequest
 from service.errors import BadRequest, NotFound, ServiceUnavailable
 from service.runtime import Runtime
 from service.store.db import UnknownCards, UnknownSuggestions
 
-router = APIRouter(tags=["CDS Hooks"])
+router = APIRouter(tags=["CDS Hooks"], route_class=StrictJsonRoute)
 
 
 class FeedbackStored(BaseModel):

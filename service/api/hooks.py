@@ -13,6 +13,7 @@ from service.api.deps import RuntimeDep
 from service.api.errors import ErrorBody
 from service.api.examples import hook_request_examples
 from service.api.security import authenticate
+from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.call import CallOutcome, answer_call
 from service.cdshooks.models import CdsResponse, HookRequest
 from service.decisionlog import decision_row, write_decision
@@ -20,7 +21,7 @@ from service.errors import NotFound, ServiceError
 from service.logs import hash_patient_id
 from service.runtime import Runtime
 
-router = APIRouter(tags=["CDS Hooks"])
+router = APIRouter(tags=["CDS Hooks"], route_class=StrictJsonRoute)
 log = logging.getLogger("service.hooks")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed JSON, or a request that breaks CDS Hooks 2.0"},

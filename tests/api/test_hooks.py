@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import hook_request
+from tests.conftest import hook_request, patient_bundle
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -184,3 +184,28 @@ def test_malformed_prefetch_is_named_in_the_answer_never_read_as_no_data(client:
         "message": "an entry without a resource object",
         "outcome": "set aside",
     } in issues
+
+
+def test_a_key_written_twice_is_refused_never_the_last_one_silently(client: TestClient) -> None:
+    """A second patientId would otherwise switch the patient."""
+    text = json.dumps(hook_request("01-mscc-breast-cancer-leg-weakness"))
+    twice = text.replace('"patientId": "p01"', '"patientId": "p01", "patientId": "someone-else"', 1)
+    assert twice != text
+    answer = client.post(URL, content=twice, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert "'patientId' appears twice" in answer.json()["details"][0]
+    nested = text.replace('"status": "final"', '"status": "final", "status": "entered-in-error"', 1)
+    assert client.post(URL, content=nested, headers={"content-type": "application/json"}).status_code == 400
+    feedback = (
+        '{"feedback": [{"card": "a", "card": "b", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}'
+    )
+    answer = client.post(f"{URL}/feedback", content=feedback, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+
+
+def test_a_key_written_twice_in_an_evaluated_bundle_is_an_operation_outcome(client: TestClient) -> None:
+    text = json.dumps(patient_bundle("01-mscc-breast-cancer-leg-weakness"))
+    twice = text.replace('"type": "collection"', '"type": "collection", "type": "searchset"', 1)
+    answer = client.post("/evaluate", content=twice, headers={"content-type": "application/fhir+json"})
+    assert answer.status_code == 422
+    assert "appears twice" in json.dumps(answer.json())
