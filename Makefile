@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand examples openapi schemas bench clean
+.PHONY: run test install lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak examples openapi schemas bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ openapi: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m service rules schema
+
+## Soak and fault suite (3-5 minutes, loopback): kills a worker, stops PostgreSQL, makes SQLite read-only under load.
+soak: $(STAMP)
+	command -v setpriv >/dev/null && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || scripts/postgres.sh >/dev/null
+	$(BIN)/python scripts/soak.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py

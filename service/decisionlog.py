@@ -1,4 +1,4 @@
-"""The decision log: one row per hook call, written after the answer has gone, never blocking or failing it.
+"""The decision log: one row per hook call, stored before the answer leaves, never failing it.
 
 A write that fails is retried; when every retry fails the row goes to the on-disk spool (`store/spool.py`) and is
 written when storage returns. Only when the disk refuses it too is a row lost: that is logged with the decision id
@@ -63,7 +63,8 @@ async def write_decision(runtime: Runtime, row: dict[str, Any]) -> None:
     if store is None:
         return
     try:
-        await asyncio.to_thread(store.write_decision, row)
+        # On the answer path: quick retries (a locked file), then the spool; an outage costs ~60 ms, not seconds.
+        await asyncio.to_thread(store.write_decision, row, 3, 0.02)
     except SQLAlchemyError as error:
         fields = {"decision_id": row["id"], "service": row["service_id"], "error": type(error).__name__}
         if runtime.spool is not None:

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Path, Request
+from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import RuntimeDep
@@ -61,7 +61,6 @@ async def call_service(
     request: Annotated[HookRequest, Body(openapi_examples=hook_request_examples())],
     http_request: Request,
     runtime: RuntimeDep,
-    background: BackgroundTasks,
 ) -> JSONResponse:
     """Evaluate the rules for the patient in context and answer with at most one card.
 
@@ -86,9 +85,9 @@ async def call_service(
         _observe(runtime, service_id, error.status_code, started, None)
         raise
     decision_id = runtime.new_uuid()
-    background.add_task(
-        write_decision, runtime, decision_row(runtime, decision_id, service_id, request, outcome, issuer)
-    )
+    # Stored (or spooled to disk) before the answer leaves: a worker killed a moment later loses nothing it
+    # answered, and feedback sent the moment the card arrives finds its decision.
+    await write_decision(runtime, decision_row(runtime, decision_id, service_id, request, outcome, issuer))
     set_aside = _observe(runtime, service_id, 200, started, outcome)
     log.info(
         "hook answered",
