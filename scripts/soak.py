@@ -36,7 +36,12 @@ from tests.jwtkit import BASE_URL, Signer, issuers_file  # noqa: E402
 PHASE_SECONDS = float(os.environ.get("SOAK_PHASE_SECONDS", "90"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "4"))
 SERVICE = "mscc-patient-view"
-DROP_OVERRIDES = ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"]
+# Root ignores file permissions: the SQLite phase's server drops the capabilities that override them (util-linux).
+DROP_OVERRIDES = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
 
 
 @dataclass
@@ -141,7 +146,7 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
     prefix = DROP_OVERRIDES if phase.drop_overrides and os.geteuid() == 0 else []
     command = [*prefix, sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", "2"]
     log = (work / "server.log").open("w")
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     problems: list[str] = []
     tally = Tally()
     try:
@@ -224,7 +229,7 @@ def postgres(work: Path) -> tuple[str, list[str], object, object]:
 
     def pg(*args: str) -> None:
         command = " ".join([str(bin_dir / args[0]), *args[1:]])
-        subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True)  # noqa: S603, S607
+        subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True)
 
     pg("initdb", "-D", str(data), "-A", "trust", "-U", "postgres")
     options = f"'-p {port} -k /tmp -c listen_addresses=127.0.0.1'"
@@ -252,7 +257,7 @@ def main() -> int:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="mscc-soak-") as tmp:
         work = Path(tmp)
-        os.chmod(work, 0o755)
+        os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data folder inside
         sqlite_dir = work / "sqlite"
         sqlite_dir.mkdir()
         database = sqlite_dir / "soak.sqlite3"
