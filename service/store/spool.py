@@ -107,6 +107,20 @@ class DecisionSpool:
             handle.write("".join(line + "\n" for line in remaining))
             handle.flush()
             os.fsync(handle.fileno())
-        if not remaining and path != self.path:
-            path.unlink(missing_ok=True)  # a stopped worker's file, now empty
+        if not remaining and path != self.path and not _owner_alive(path):
+            # Only a dead worker's file: a live one may have it open, waiting for the lock, and would append its
+            # next row to a deleted file.
+            path.unlink(missing_ok=True)
         return done
+
+
+def _owner_alive(path: Path) -> bool:
+    """Whether the process named in `decisions-<pid>.jsonl` is running (a file of unknown owner counts as alive)."""
+    try:
+        pid = int(path.stem.removeprefix("decisions-"))
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True
+    return True

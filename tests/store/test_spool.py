@@ -132,3 +132,17 @@ def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dro
     rejected = (tmp_path / "spool" / "rejected-decisions.jsonl").read_text()
     assert broken["id"] in rejected
     assert any(getattr(r, "fields", {}).get("decision_id") == broken["id"] for r in caplog.records)
+
+
+def test_a_live_workers_spool_file_is_never_deleted(tmp_path: Path, store: Store) -> None:
+    """It may hold the file open, waiting for the lock: a deleted file would swallow its next row."""
+    import os
+
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    live = folder / f"decisions-{os.getppid()}.jsonl"  # a process that is running: the one that started pytest
+    r = row()
+    live.write_text(json.dumps({**r, "created_at": r["created_at"].isoformat()}) + "\n")
+    assert DecisionSpool(folder).drain(store) == 1
+    assert live.exists()
+    assert live.read_text() == ""
