@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     evaluate_max_entries: int = Field(default=2_000, ge=1, description="larger Bundles on /evaluate get a 422")
     evaluate_concurrency: int = Field(
-        default=2, ge=1, description="evaluations at once on /evaluate; more get a 503, so hook calls never starve"
+        default=1, ge=1, description="evaluations at once on /evaluate; more get a 503, so hook calls never starve"
     )
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
