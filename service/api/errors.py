@@ -143,9 +143,14 @@ class CatchAll:
             )
             if started:
                 return  # the answer had begun: nothing more can be said on this response
-            body = json.dumps(
-                {"error": "internal_error", "message": f"unexpected error; incident {incident} is logged"}
-            ).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, 500, "internal_error", f"unexpected error; incident {incident} is logged")
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """An error in the `ErrorBody` shape, sent from pure-ASGI code that runs outside the routes."""
+    body = json.dumps({"error": code, "message": message}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})

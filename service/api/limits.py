@@ -6,9 +6,10 @@ how the framework handles an error raised mid-read.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import send_error
+from service.errors import PayloadTooLarge
 
 
 class BodySizeLimit:
@@ -17,12 +18,8 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "payload_too_large", "message": f"request body is over the {self.max_bytes}-byte limit"}
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        too_large = PayloadTooLarge(f"request body is over the {self.max_bytes}-byte limit")
+        await send_error(send, too_large.status_code, too_large.code, too_large.message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):

@@ -7,12 +7,12 @@ unknown service is answered 404 before that. The routes read the verified caller
 
 from __future__ import annotations
 
-import json
 import re
 
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.errors import send_error
 from service.cdshooks.auth import VerifiedCaller
 from service.errors import NotFound, ServiceError, Unauthorized
 from service.runtime import Runtime
@@ -50,12 +50,8 @@ class AuthenticateFirst:
 
 
 async def _answer(send: Send, status: int, error: ServiceError) -> None:
-    body = json.dumps({"error": error.code, "message": error.message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    challenge = ((b"www-authenticate", b"Bearer"),) if status == 401 else ()
+    await send_error(send, status, error.code, error.message, challenge)
 
 
 async def authenticate(
