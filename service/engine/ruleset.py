@@ -33,6 +33,13 @@ class CompiledRule:
     criteria: dict[str, CompiledCriterion]
     order: tuple[str, ...]  # criteria in dependency order: children before parents
 
+    @cached_property
+    def finding_valuesets(self) -> frozenset[str]:
+        """The value sets its finding and measurement criteria read: codes that can be warning signs (once per rule)."""
+        return frozenset(
+            body.valueset for c in self.criteria.values() if (body := c.spec.finding or c.spec.measurement) is not None
+        )
+
     @property
     def id(self) -> str:
         return self.spec.id

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from service.engine.evaluate import Decision
-from service.engine.ruleset import CompiledRule, RuleSet
+from service.engine.ruleset import RuleSet
 from service.fhir.record import Fact, Key, PatientRecord, SetAside
 
 # Fields whose problems can change what the engine reads: when a problem sits elsewhere, the fact is intact.
@@ -50,17 +50,6 @@ class UnreadableSign:
     problem: str
 
 
-def _valuesets_read(rules: Iterable[CompiledRule]) -> frozenset[str]:
-    """The value sets that finding and measurement criteria read: the codes that can be warning signs."""
-    found: set[str] = set()
-    for rule in rules:
-        for criterion in rule.criteria.values():
-            body = criterion.spec.finding or criterion.spec.measurement
-            if body is not None:
-                found.add(body.valueset)
-    return frozenset(found)
-
-
 def _hits(ruleset: RuleSet, keys: Iterable[Key], systemless: Iterable[str], wanted: frozenset[str]) -> bool:
     return any(ruleset.codes.lookup(k) & wanted for k in keys) or any(
         ruleset.codes.lookup_any_system(c) & wanted for c in systemless
@@ -84,7 +73,7 @@ def _from_set_aside(item: SetAside) -> UnreadableSign:
 
 def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Decision]) -> list[UnreadableSign]:
     """Possible warning signs in the record that the engine could not use, for the decisions' rules."""
-    wanted = _valuesets_read(d.rule for d in decisions)
+    wanted = frozenset().union(*(d.rule.finding_valuesets for d in decisions))
     if not wanted:
         return []
     signs = [
