@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from service.engine.valuesets import ValueSetError, parse_valueset
+from service.engine.valuesets import parse_valueset
+from service.errors import ValueSetError
 from service.fhir.codes import ICD_SYSTEMS, canonical_system
 
 PAGE = 1000

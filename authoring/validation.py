@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from service.cdshooks.cards import CardContext, render_card
 from service.config import PROJECT_ROOT
-from service.engine.cards import CardContext, render_card
-from service.engine.evaluate import FactIndex, evaluate, evaluate_rule
+from service.engine.evaluate import FactIndex, evaluate_rule
+from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import CompiledRule, RuleSet
-from service.engine.unreadable import find_unreadable
 from service.engine.yamlfile import load_yaml
 from service.fhir.bundle import read_patient_bundle
 from service.fhir.codes import ICD10CM, LOINC, SNOMED
@@ -230,15 +230,11 @@ def _record(case: Case) -> PatientRecord:
 
 def active_card(ruleset: RuleSet, record: PatientRecord, now: datetime) -> tuple[str, str | None]:
     """(indicator or 'none', lead rule id) of the card the active rules give, as patient-view renders it."""
-    decisions = evaluate(ruleset, record, now, hook="patient-view")
-    ctx = CardContext(
-        record.patient_id, now, lambda: "u", unreadable=tuple(find_unreadable(ruleset, record, decisions))
-    )
-    card = render_card(decisions, ruleset, ctx)
+    evaluation = evaluate_record(ruleset, record, now, hook="patient-view")
+    card = render_card(evaluation, ruleset, CardContext(lambda: "u"))
     if card is None:
         return "none", None
-    lead = next((d.rule.id for d in decisions if d.fired), None)
-    return card.indicator, lead
+    return card.indicator, evaluation.lead.rule.id if evaluation.lead else None
 
 
 def _versions(ruleset: RuleSet) -> list[CompiledRule]:

@@ -142,8 +142,8 @@ def start(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
 def in_process(sizes: list[int]) -> list[dict[str, Any]]:
     from fhir.resources.R4B.bundle import Bundle
 
-    from service.engine.cards import CardContext, render_card
-    from service.engine.evaluate import evaluate
+    from service.cdshooks.cards import CardContext, render_card
+    from service.engine.evaluation import evaluate_record
     from service.engine.loader import load_ruleset
     from service.fhir.record import build_record
 
@@ -156,7 +156,7 @@ def in_process(sizes: list[int]) -> list[dict[str, Any]]:
 
         def ours(relevant: object = ruleset.relevant) -> object:
             record = build_record("bench", resources, relevant=relevant)  # type: ignore[arg-type]  # noqa: B023
-            return render_card(evaluate(ruleset, record, NOW), ruleset, CardContext("bench", NOW, lambda: "u"))
+            return render_card(evaluate_record(ruleset, record, NOW), ruleset, CardContext(lambda: "u"))
 
         def validate_all() -> object:
             return Bundle.model_validate(bundle)  # noqa: B023

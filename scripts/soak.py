@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import hook_request  # noqa: E402
+from tests.helpers import hook_request  # noqa: E402
 from tests.jwtkit import BASE_URL, Signer, issuers_file  # noqa: E402
 
 PHASE_SECONDS = float(os.environ.get("SOAK_PHASE_SECONDS", "90"))

@@ -25,12 +25,13 @@ if TYPE_CHECKING:  # imported lazily at run time so `--help` stays fast
 
 def _settings_or_exit() -> Settings:
     from service.config import Settings
+    from service.errors import field_problems, validation_errors
 
     try:
         return Settings()
     except ValidationError as error:
-        for e in error.errors(include_url=False, include_input=False):
-            print(f"configuration error: {e['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        for _, message in field_problems(validation_errors(error)):
+            print(f"configuration error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -78,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from service.engine.ruletests import lint_rule_tests, run_rule_tests
+    from authoring.ruletests import lint_rule_tests, run_rule_tests
 
     ruleset = _ruleset_or_exit(args.rules)
     problems = lint_rule_tests(run_rule_tests(ruleset))
@@ -97,7 +98,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    from service.engine.ruletests import lint_rule_tests, run_rule_tests
+    from authoring.ruletests import lint_rule_tests, run_rule_tests
 
     ruleset = _ruleset_or_exit(args.rules)
     results = [r for r in run_rule_tests(ruleset) if not args.k or args.k in f"{r.rule_id} {r.name}"]
@@ -113,7 +114,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_diff(args: argparse.Namespace) -> int:
-    from service.engine.diff import diff_against_git, print_diff
+    from authoring.diff import diff_against_git, print_diff
 
     changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples")
     print_diff(changes, args.base)
@@ -136,7 +137,7 @@ def cmd_rules_expand(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_schema(args: argparse.Namespace) -> int:
-    from service.engine.schema import write_schemas
+    from authoring.schema import write_schemas
 
     for path in write_schemas(args.rules):
         print(f"wrote {path}")
@@ -144,38 +145,33 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from service.engine.cards import CardContext, render_card
-    from service.engine.evaluate import evaluate
+    from service.cdshooks.cards import CardContext, render_card
+    from service.engine.evaluation import evaluate_record, record_of_bundle
     from service.engine.trace import trace_decisions
-    from service.engine.unreadable import find_unreadable
     from service.errors import InvalidFhir
-    from service.fhir.bundle import read_patient_bundle
-    from service.fhir.record import build_record
     from service.runtime import random_uuid
 
     ruleset = _ruleset_or_exit(args.rules)
     try:
-        patient = read_patient_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")))
+        record = record_of_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
         print(f"cannot read {args.file}: {error}", file=sys.stderr)
         return 2
     except InvalidFhir as error:
         print(f"{args.file}: {error.message}: " + "; ".join(error.details), file=sys.stderr)
         return 2
-    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
-    decisions = evaluate(ruleset, record, now)
-    unreadable = tuple(find_unreadable(ruleset, record, decisions))
-    card = render_card(decisions, ruleset, CardContext(patient.patient_id, now, random_uuid, unreadable=unreadable))
+    evaluation = evaluate_record(ruleset, record, now)
+    card = render_card(evaluation, ruleset, CardContext(random_uuid))
     if args.json:
-        traces = [t.model_dump(mode="json") for t in trace_decisions(decisions)]
+        traces = [t.model_dump(mode="json") for t in trace_decisions(evaluation.decisions)]
         print(json.dumps({"cards": [card.dump()] if card else [], "trace": traces}, indent=2))
         return 0
     for issue in record.issues:
         print(f"invalid: {issue.reference} {issue.location}: {issue.message}")
     for aside in record.set_aside:
         print(f"set aside: {aside.reference}: {aside.reason}")
-    for d in decisions:
+    for d in evaluation.decisions:
         print(f"{'FIRES' if d.fired else 'no   '}  {d.ref}")
         for name in reversed(d.rule.order):
             r = d.criteria[name]
@@ -198,7 +194,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 
 def cmd_examples_build(args: argparse.Namespace) -> int:
-    from service.examples import build_all
+    from authoring.examples import build_all
 
     for path in build_all():
         print(f"wrote {path.relative_to(PROJECT_ROOT)}")

@@ -25,15 +25,18 @@ from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
 from service.api.security import AuthenticateFirst
 from service.cdshooks.auth import JwtVerifier
+from service.cdshooks.call import CallOptions
 from service.cdshooks.fetch import FhirFetcher
 from service.cdshooks.issuers import IssuerRegistry
 from service.cdshooks.jwks import JwksCache
 from service.config import Settings
 from service.engine.loader import load_ruleset
+from service.hookcalls import HookCalls
 from service.logs import configure_logging
 from service.metrics import Metrics
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
 from service.store.db import Store, make_engine, migrate
+from service.store.decisions import DecisionLog
 from service.store.spool import DecisionSpool
 
 log = logging.getLogger("service")
@@ -92,24 +95,25 @@ def create_app(
         verifier = JwtVerifier(
             issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp(), remember_token
         )
-    runtime = Runtime(
-        settings,
-        ruleset,
-        clock,
-        new_uuid,
-        issuers=issuers,
-        verifier=verifier,
-        fetcher=FhirFetcher(
-            client,
-            issuers,
-            timeout_seconds=settings.fetch_timeout_seconds,
-            max_pages=settings.fetch_max_pages,
-            on_failure=lambda reason: metrics.fetch_failures.labels(reason).inc(),
-        ),
-        store=store,
-        metrics=metrics,
-        spool=spool,
+    fetcher = FhirFetcher(
+        client,
+        issuers,
+        timeout_seconds=settings.fetch_timeout_seconds,
+        max_pages=settings.fetch_max_pages,
+        on_failure=lambda reason: metrics.fetch_failures.labels(reason).inc(),
     )
+    options = CallOptions(settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override)
+    hook_calls = HookCalls(
+        ruleset,
+        options,
+        clock=clock,
+        new_uuid=new_uuid,
+        fetcher=fetcher,
+        decisions=DecisionLog(store, spool, metrics),
+        metrics=metrics,
+        patient_hash_salt=settings.patient_hash_salt,
+    )
+    runtime = Runtime(settings, ruleset, clock, new_uuid, issuers, verifier, store, spool, metrics, hook_calls)
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
 

@@ -2,18 +2,30 @@
 
 ServiceError
 ├── BadRequest (400)            the request breaks CDS Hooks (malformed JSON, wrong hook, bad context)
-├── Unauthorized (401)          missing or invalid JWT
-├── NotFound (404)              unknown service or card
-├── PayloadTooLarge (413)       body over the configured limit
+│   ├── UnknownRule             /evaluate?rule= names no rule version
+│   └── UnknownSuggestions      feedback accepts a suggestion the card did not offer
+├── Unauthorized (401)          missing or invalid JWT, or the operator token is missing
+├── NotFound (404)              unknown service
+│   └── UnknownCards            feedback names cards this service did not return
 ├── PreconditionFailed (412)    required FHIR data neither prefetched nor fetchable
-└── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
+├── PayloadTooLarge (413)       body over the configured limit
+├── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
+└── ServiceUnavailable (503)    nothing was done; the same request may succeed later
 
 RuleSetInvalid                  a rule set that does not validate: never served, start-up stops
+ValueSetError (ValueError)      one value set that cannot be served (becomes a RuleProblem of RuleSetInvalid)
+
+`field_errors` is the one way a pydantic validation error becomes text: location and message, never the input
+value (it may be patient data or a secret).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class ServiceError(Exception):
@@ -36,9 +48,25 @@ class Unauthorized(ServiceError):
     code = "unauthorized"
 
 
+class UnknownRule(BadRequest):
+    """A rule (or rule version) named in a request that the rule set does not hold."""
+
+
+class UnknownSuggestions(BadRequest):
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__("feedback accepts suggestions the card did not offer", ids)
+        self.ids = ids
+
+
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"
+
+
+class UnknownCards(NotFound):
+    def __init__(self, uuids: list[str]) -> None:
+        super().__init__("feedback names cards this service did not return", uuids)
+        self.uuids = uuids
 
 
 class PreconditionFailed(ServiceError):
@@ -87,3 +115,44 @@ class RuleSetInvalid(Exception):
         self.problems = problems
         listing = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"the rule set does not validate ({len(problems)} problem(s)):\n{listing}")
+
+
+class ValueSetError(ValueError):
+    """A value set that cannot be served, with the FHIRPath-like location of the problem."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location = location
+        self.message = message
+
+
+def _location(loc: Iterable[Any], fhirpath: bool) -> str:
+    if not fhirpath:
+        return ".".join(str(part) for part in loc)
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).removeprefix(".")
+
+
+def field_problems(
+    errors: Iterable[Mapping[str, Any]], whole: str = "(body)", *, fhirpath: bool = False
+) -> list[tuple[str, str]]:
+    """(location, message) for each pydantic error: dotted, or FHIRPath-like (`entry[0].resource`) for FHIR input,
+    and `whole` when it is about the whole input. A JSON syntax error keeps the parser's reason."""
+    problems = []
+    for e in errors:
+        location = _location(e.get("loc", ()), fhirpath)
+        message = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        reason = (e.get("ctx") or {}).get("error")
+        if e.get("type") == "json_invalid" and reason:
+            message += f": {reason}"  # e.g. a key written twice; never a value
+        problems.append((location or whole, message))
+    return problems
+
+
+def field_errors(error: ValidationError) -> list[str]:
+    """`location: message` lines for a validation error, without the input values."""
+    return [f"{location}: {message}" for location, message in field_problems(validation_errors(error))]
+
+
+def validation_errors(error: ValidationError) -> list[Any]:
+    """The error's items without the input values or documentation links."""
+    return list(error.errors(include_url=False, include_input=False))

@@ -1,10 +1,11 @@
-"""What a request handler needs at run time, built once per app: settings, rules, clock and id factory.
+"""What the routes need at run time, built once per app by `create_app`: every part is always there.
 
 The clock and the uuid factory are injected so tests and examples are deterministic.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from service.engine.ruleset import RuleSet
 
 if TYPE_CHECKING:
     from service.cdshooks.auth import JwtVerifier
-    from service.cdshooks.fetch import FhirFetcher
     from service.cdshooks.issuers import IssuerRegistry
+    from service.hookcalls import HookCalls
     from service.metrics import Metrics
     from service.store.db import Store
     from service.store.spool import DecisionSpool
@@ -34,15 +35,38 @@ def random_uuid() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass
+_SEEDED_NAMESPACE = uuid.UUID("6f1c2a52-3f0e-4a8e-9d51-6d8a4b3c2e10")
+
+
+def seeded_uuids(seed: str) -> UuidFactory:
+    """A uuid factory that gives the same sequence for the same seed (examples and tests)."""
+    counter = itertools.count()
+    return lambda: str(uuid.uuid5(_SEEDED_NAMESPACE, f"{seed}/{next(counter)}"))
+
+
+class ReseedableUuids:
+    """Seeded uuids whose seed can be changed between calls: one app answers every example with the ids it
+    would have had on its own (`reseed(example_id)` before each call)."""
+
+    def __init__(self, seed: str = "") -> None:
+        self._next = seeded_uuids(seed)
+
+    def reseed(self, seed: str) -> None:
+        self._next = seeded_uuids(seed)
+
+    def __call__(self) -> str:
+        return self._next()
+
+
+@dataclass(frozen=True)
 class Runtime:
     settings: Settings
     ruleset: RuleSet
-    clock: Clock = system_clock
-    new_uuid: UuidFactory = random_uuid
-    issuers: IssuerRegistry | None = None
-    verifier: JwtVerifier | None = None
-    fetcher: FhirFetcher | None = None
-    store: Store | None = None
-    metrics: Metrics | None = None
-    spool: DecisionSpool | None = None
+    clock: Clock
+    new_uuid: UuidFactory
+    issuers: IssuerRegistry
+    verifier: JwtVerifier | None  # None only in development mode: no JWT is checked
+    store: Store
+    spool: DecisionSpool
+    metrics: Metrics
+    hooks: HookCalls

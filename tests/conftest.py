@@ -1,30 +1,36 @@
-"""Shared fixtures: a development-mode app with a fixed clock and seeded uuids, and the shared/ spec material."""
+"""Fixtures: the rule set, and one app factory that builds the service as it runs, with a database under
+`tmp_path`, a fixed clock and seeded uuids. Helpers that are not fixtures are in `tests/helpers.py`."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
-from service.examples import seeded_uuids
-
-SHARED = PROJECT_ROOT.parent / "shared"
-CDSHOOKS = SHARED / "cdshooks"
-EXAMPLES = PROJECT_ROOT / "fhir_examples"
-NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from service.runtime import seeded_uuids
+from tests.helpers import NOW
 
 
-def load_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+class AppFactory(Protocol):
+    def __call__(
+        self,
+        *,
+        clock: Callable[[], datetime] = ...,
+        new_uuid: Callable[[], str] | None = None,
+        seed: str = "test",
+        transport: httpx.AsyncBaseTransport | None = None,
+        **settings: Any,
+    ) -> FastAPI: ...
 
 
 @pytest.fixture(scope="session")
@@ -33,24 +39,36 @@ def ruleset() -> RuleSet:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'test.sqlite3'}")
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.sqlite3'}"
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids("test"))
-    with TestClient(app) as test_client:
+def settings(database_url: str) -> Settings:
+    """Development mode over this test's own database (never var/ in the checkout)."""
+    return Settings(dev_mode=True, database_url=database_url)
+
+
+@pytest.fixture
+def make_app(settings: Settings) -> AppFactory:
+    """`make_app(**overrides)`: the app with these settings changed (e.g. `dev_mode=False`), its clock fixed at
+    NOW and its uuids seeded by `seed`, unless a `clock` or `new_uuid` is given."""
+
+    def build(
+        *,
+        clock: Callable[[], datetime] = lambda: NOW,
+        new_uuid: Callable[[], str] | None = None,
+        seed: str = "test",
+        transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: Any,
+    ) -> FastAPI:
+        chosen = Settings(**{**settings.model_dump(), **overrides}) if overrides else settings
+        return create_app(chosen, clock=clock, new_uuid=new_uuid or seeded_uuids(seed), transport=transport)
+
+    return build
+
+
+@pytest.fixture
+def client(make_app: AppFactory) -> Iterator[TestClient]:
+    with TestClient(make_app()) as test_client:
         yield test_client
-
-
-def patient_bundle(name: str) -> dict[str, Any]:
-    return load_json(EXAMPLES / "patients" / f"{name}.json")
-
-
-def hook_request(name: str) -> dict[str, Any]:
-    return load_json(EXAMPLES / "requests" / f"{name}.json")
-
-
-def requires_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not CDSHOOKS.is_dir(), reason="../shared/cdshooks is not beside the repository")

@@ -66,7 +66,7 @@ def test_serve_refuses_unsafe_configuration(
 
 def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compare the shipped rules with a copy whose MRI window is 1 day: example 16 gets its MRI back."""
-    from service.engine import diff
+    from authoring import diff
 
     changed_rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", changed_rules)
@@ -82,7 +82,7 @@ def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_rules_diff_shows_the_card_for_data_that_could_not_be_read() -> None:
-    from service.engine import diff
+    from authoring import diff
     from service.engine.loader import load_ruleset
 
     patient = PROJECT_ROOT / "fhir_examples/patients/23-cancer-coded-without-system-and-numbness.json"

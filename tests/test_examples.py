@@ -6,8 +6,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from service.examples import DEFAULT_SERVICE, build_request, manifest, seeded_uuids
-from tests.conftest import EXAMPLES, hook_request, load_json, patient_bundle
+from authoring.examples import DEFAULT_SERVICE, build_request, manifest
+from tests.helpers import EXAMPLES, hook_request, load_json, patient_bundle
 
 MANIFEST = manifest()
 IDS = [e["id"] for e in MANIFEST["examples"]]
@@ -21,14 +21,13 @@ def test_manifest_lists_every_patient_and_at_least_ten() -> None:
 
 
 @pytest.mark.parametrize("example", MANIFEST["examples"], ids=IDS)
-def test_example_gives_its_expected_response(client: TestClient, example: dict) -> None:
+def test_example_gives_its_expected_response(make_app, ruleset, example: dict) -> None:
     example_id = example["id"]
     request = hook_request(example_id)
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    service = runtime.ruleset.service(example.get("service", DEFAULT_SERVICE))
+    service = ruleset.service(example.get("service", DEFAULT_SERVICE))
     assert request == build_request(example, patient_bundle(example_id), MANIFEST["now"], service), REBUILD
-    runtime.new_uuid = seeded_uuids(example_id)
-    answer = client.post(f"/cds-services/{service.id}", json=request)
+    with TestClient(make_app(seed=example_id)) as client:
+        answer = client.post(f"/cds-services/{service.id}", json=request)
     assert answer.status_code == 200
     body = answer.json()
     assert body == load_json(EXAMPLES / "responses" / f"{example_id}.json"), REBUILD
@@ -61,7 +60,7 @@ def test_evaluate_endpoint_agrees_with_the_hook(client: TestClient, example: dic
 
 
 def test_readme_has_a_curl_line_per_example() -> None:
-    from service.examples import readme_text
+    from authoring.examples import readme_text
 
     readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     assert readme == readme_text(MANIFEST), REBUILD

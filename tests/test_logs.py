@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.logs import JsonFormatter, hash_patient_id
-from tests.conftest import hook_request
+from tests.helpers import hook_request
 
 
 def test_a_hook_call_logs_only_hashed_patient_ids(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:

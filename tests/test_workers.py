@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from service.config import PROJECT_ROOT
-from tests.conftest import hook_request
+from tests.helpers import hook_request
 
 
 def _free_port() -> int:

@@ -1,14 +1,27 @@
-"""`Annotated` dependencies shared by the routers."""
+"""`Annotated` dependencies the routes declare: each names one thing a route needs, and what it answers when
+that thing is missing (404 for an unknown service, 401 for a caller without a valid token or operator token).
+
+`AuthenticateFirst` (security.py) runs the same service and caller checks in front of the routes, before the
+body is read, so an unauthenticated request never costs a JSON parse; the dependencies then read its result.
+"""
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
-from service.errors import Unauthorized
-from service.runtime import Runtime
+from service.cdshooks.auth import VerifiedCaller
+from service.config import Settings
+from service.engine.model import ServiceEntry
+from service.engine.ruleset import RuleSet
+from service.errors import NotFound, Unauthorized
+from service.hookcalls import HookCalls
+from service.metrics import Metrics
+from service.runtime import Clock, Runtime
+from service.store.db import Store
+from service.store.spool import DecisionSpool
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -19,9 +32,93 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def require_operator(request: Request, runtime: RuntimeDep) -> None:
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+def get_ruleset(runtime: RuntimeDep) -> RuleSet:
+    return runtime.ruleset
+
+
+def get_store(runtime: RuntimeDep) -> Store:
+    return runtime.store
+
+
+def get_spool(runtime: RuntimeDep) -> DecisionSpool:
+    return runtime.spool
+
+
+def get_metrics(runtime: RuntimeDep) -> Metrics:
+    return runtime.metrics
+
+
+def get_clock(runtime: RuntimeDep) -> Clock:
+    return runtime.clock
+
+
+def get_hook_calls(runtime: RuntimeDep) -> HookCalls:
+    return runtime.hooks
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RuleSetDep = Annotated[RuleSet, Depends(get_ruleset)]
+StoreDep = Annotated[Store, Depends(get_store)]
+SpoolDep = Annotated[DecisionSpool, Depends(get_spool)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+HookCallsDep = Annotated[HookCalls, Depends(get_hook_calls)]
+
+
+def find_service(ruleset: RuleSet, service_id: str) -> ServiceEntry:
+    service = ruleset.service(service_id)
+    if service is None:
+        raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
+    return service
+
+
+def get_service(
+    service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
+    ruleset: RuleSetDep,
+) -> ServiceEntry:
+    return find_service(ruleset, service_id)
+
+
+ServiceDep = Annotated[ServiceEntry, Depends(get_service)]
+
+
+async def verify_caller(
+    runtime: Runtime, authorization: str | None, service_id: str, *, feedback: bool
+) -> VerifiedCaller | None:
+    """The verified JWT caller (None in development mode); raises Unauthorized with the reason."""
+    if runtime.verifier is None:
+        return None
+    return await runtime.verifier.verify(authorization, service_id, feedback=feedback)
+
+
+async def _caller(request: Request, service: ServiceEntry, runtime: Runtime, feedback: bool) -> VerifiedCaller | None:
+    if runtime.verifier is None:
+        return None
+    verified: VerifiedCaller | None = getattr(request.state, "caller", None)  # set by AuthenticateFirst
+    if verified is not None:
+        return verified
+    return await verify_caller(runtime, request.headers.get("authorization"), service.id, feedback=feedback)
+
+
+async def get_caller(request: Request, service: ServiceDep, runtime: RuntimeDep) -> VerifiedCaller | None:
+    return await _caller(request, service, runtime, feedback=False)
+
+
+async def get_feedback_caller(request: Request, service: ServiceDep, runtime: RuntimeDep) -> VerifiedCaller | None:
+    return await _caller(request, service, runtime, feedback=True)
+
+
+CallerDep = Annotated[VerifiedCaller | None, Depends(get_caller)]
+FeedbackCallerDep = Annotated[VerifiedCaller | None, Depends(get_feedback_caller)]
+
+
+def require_operator(request: Request, settings: SettingsDep) -> None:
     """With MSCC_OPERATOR_TOKEN set, the tester and operator endpoints need it (compared in constant time)."""
-    expected = runtime.settings.operator_token
+    expected = settings.operator_token
     if expected is None:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

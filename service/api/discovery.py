@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import RuntimeDep
+from service.api.deps import RuleSetDep
 from service.cdshooks.models import Discovery, DiscoveryService
 from service.engine.ruleset import RuleSet
 
@@ -41,6 +41,6 @@ def discovery_document(ruleset: RuleSet) -> Discovery:
 
 
 @router.get("/cds-services", response_model=Discovery, summary="Discover the CDS Services")
-def discovery(runtime: RuntimeDep) -> JSONResponse:
+def discovery(ruleset: RuleSetDep) -> JSONResponse:
     """The services, their hooks and prefetch templates, the rule-set revision and the active rule versions."""
-    return JSONResponse(discovery_document(runtime.ruleset).dump())
+    return JSONResponse(discovery_document(ruleset).dump())

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import InvalidFhir, ServiceError
+from service.errors import InvalidFhir, ServiceError, field_problems
 
 log = logging.getLogger("service.errors")
 FHIR_PATHS = ("/evaluate",)
@@ -54,16 +54,12 @@ def _is_fhir_path(request: Request) -> bool:
 
 
 def _validation_problems(error: RequestValidationError) -> list[tuple[str, str]]:
-    problems = []
+    """FastAPI's errors name the body as `body`: the location starts inside it."""
+    errors = []
     for e in error.errors():
-        loc = [str(p) for p in e.get("loc", ())]
-        if loc and loc[0] == "body":
-            loc = loc[1:]
-        message = str(e.get("msg", "invalid"))
-        if e.get("type") == "json_invalid" and (e.get("ctx") or {}).get("error"):
-            message += f": {e['ctx']['error']}"  # the parser's reason, e.g. a key written twice (never a value)
-        problems.append((".".join(loc) or "(body)", message))
-    return problems
+        loc = tuple(e.get("loc", ()))
+        errors.append({**e, "loc": loc[1:] if loc[:1] == ("body",) else loc})
+    return field_problems(errors)
 
 
 async def _on_validation(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -6,23 +6,21 @@ import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from service.api.deps import OperatorOnly, RuntimeDep
+from service.api.deps import OperatorOnly, RuleSetDep, RuntimeDep
 from service.api.errors import FHIR_JSON, ErrorBody
 from service.api.examples import bundle_examples
 from service.api.strictjson import StrictJsonRoute
+from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.models import Card
-from service.engine.cards import CardContext, render_card
-from service.engine.evaluate import evaluate
+from service.engine.evaluation import evaluate_record, record_of_bundle
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
-from service.engine.unreadable import find_unreadable
-from service.errors import InvalidFhir, ServiceUnavailable
-from service.fhir.bundle import BundleType, read_patient_bundle
-from service.fhir.record import build_record
+from service.errors import InvalidFhir, ServiceUnavailable, UnknownRule
+from service.fhir.bundle import BundleType
 from service.runtime import Runtime
 
 router = APIRouter(tags=["Rules"], route_class=StrictJsonRoute)
@@ -88,9 +86,15 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
         rule_id, _, version = item.partition("@")
         rule = ruleset.version(rule_id, version or None)
         if rule is None:
-            raise InvalidFhir("unknown rule", [("rule", f"no rule version {item!r}; see GET /rules")])
+            raise UnknownRule(f"no rule version {item!r}; see GET /rules")
         chosen.append(rule)
     return chosen
+
+
+def _evaluate_slots(request: Request) -> threading.BoundedSemaphore:
+    """How many evaluations may run at once (MSCC_EVALUATE_CONCURRENCY): hook calls come first."""
+    slots: threading.BoundedSemaphore = request.app.state.evaluate_slots
+    return slots
 
 
 @router.post(
@@ -98,6 +102,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
     response_model=EvaluateResponse,
     dependencies=[OperatorOnly],
     responses={
+        400: {"model": ErrorBody, "description": "`rule` names no rule version (see GET /rules)"},
         401: {"model": ErrorBody, "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it"},
         413: {"model": ErrorBody, "description": "Request body over the size limit"},
         503: {"model": ErrorBody, "description": "Busy with other evaluations (hook calls come first): try again"},
@@ -111,7 +116,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
 def evaluate_bundle(
     bundle: Annotated[BundleIn, Body(openapi_examples=bundle_examples())],
     runtime: RuntimeDep,
-    request: Request,
+    slots: Annotated[threading.BoundedSemaphore, Depends(_evaluate_slots)],
     now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
     rule: Annotated[
         list[RuleRef],
@@ -125,7 +130,6 @@ def evaluate_bundle(
     limit = runtime.settings.evaluate_max_entries
     if len(bundle.entry or []) > limit:
         raise InvalidFhir("the Bundle is too large to evaluate", [("Bundle.entry", f"at most {limit} entries")])
-    slots: threading.BoundedSemaphore = request.app.state.evaluate_slots
     if not slots.acquire(blocking=False):
         raise ServiceUnavailable("busy with other evaluations; hook calls come first: try again")
     try:
@@ -135,24 +139,20 @@ def evaluate_bundle(
 
 
 def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: list[str], strict: bool) -> JSONResponse:
-    patient = read_patient_bundle(bundle.model_dump(exclude_none=True))
-    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
+    chosen = _chosen_rules(runtime.ruleset, rule)
+    record = record_of_bundle(bundle.model_dump(exclude_none=True))
     if strict and record.issues:
         problems = [(f"{i.reference} {i.location}", i.message) for i in record.issues]
         raise InvalidFhir("the Bundle holds invalid FHIR", problems)
-    at = now or runtime.clock()
-    decisions = evaluate(runtime.ruleset, record, at, rules=_chosen_rules(runtime.ruleset, rule))
-    unreadable = tuple(find_unreadable(runtime.ruleset, record, decisions))
-    ctx = CardContext(patient.patient_id, at, runtime.new_uuid, unreadable=unreadable)
-    card = render_card(decisions, runtime.ruleset, ctx)
-    if runtime.metrics is not None:
-        runtime.metrics.count_set_aside(record)
+    evaluation = evaluate_record(runtime.ruleset, record, now or runtime.clock(), rules=chosen)
+    card = render_card(evaluation, runtime.ruleset, CardContext(runtime.new_uuid))
+    runtime.metrics.count_set_aside(record)
     body = EvaluateResponse(
-        patient=patient.patient_id,
-        evaluatedAt=at.isoformat(timespec="seconds"),
+        patient=record.patient_id,
+        evaluatedAt=evaluation.now.isoformat(timespec="seconds"),
         rulesetRevision=runtime.ruleset.revision,
         cards=[card] if card else [],
-        trace=trace_decisions(decisions),
+        trace=trace_decisions(evaluation.decisions),
         setAside=set_aside_out(record),
         issues=issues_out(record),
     )
@@ -160,8 +160,7 @@ def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: li
 
 
 @router.get("/rules", response_model=RuleListOut, summary="List the rules and their versions")
-def list_rules(runtime: RuntimeDep) -> RuleListOut:
-    ruleset = runtime.ruleset
+def list_rules(ruleset: RuleSetDep) -> RuleListOut:
     rules = []
     for rule_id, versions in sorted(ruleset.rules.items()):
         active = ruleset.version(rule_id)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from service import __version__
-from service.api.deps import OperatorOnly, RuntimeDep
+from service.api.deps import MetricsDep, OperatorOnly, RuleSetDep, SpoolDep, StoreDep
 
 router = APIRouter(tags=["Operations"])
 
@@ -22,8 +22,8 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness")
-def healthz(runtime: RuntimeDep) -> JSONResponse:
-    body = Health(status="ok", version=__version__, rulesetRevision=runtime.ruleset.revision)
+def healthz(ruleset: RuleSetDep) -> JSONResponse:
+    body = Health(status="ok", version=__version__, rulesetRevision=ruleset.revision)
     return JSONResponse(body.model_dump(exclude_none=True))
 
 
@@ -33,19 +33,16 @@ def healthz(runtime: RuntimeDep) -> JSONResponse:
     responses={503: {"model": Health, "description": "Not ready: a check failed"}},
     summary="Readiness: rules loaded and storage writable",
 )
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    checks = {"rules": "ok"}
-    if runtime.store is not None:
-        store = runtime.store
-        writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
-        checks["database"] = "ok" if writable else "failing"
+async def readyz(ruleset: RuleSetDep, store: StoreDep, spool: SpoolDep) -> JSONResponse:
+    writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
+    checks = {"rules": "ok", "database": "ok" if writable else "failing"}
     ready = all(v == "ok" for v in checks.values())
-    if runtime.spool is not None:  # informative, not a readiness failure: hook calls are answered meanwhile
-        checks["decisionSpool"] = f"{await asyncio.to_thread(runtime.spool.pending)} rows waiting"
+    # Informative, not a readiness failure: hook calls are answered meanwhile.
+    checks["decisionSpool"] = f"{await asyncio.to_thread(spool.pending)} rows waiting"
     body = Health(
         status="ok" if ready else "unavailable",
         version=__version__,
-        rulesetRevision=runtime.ruleset.revision,
+        rulesetRevision=ruleset.revision,
         checks=checks,
     )
     return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
@@ -58,6 +55,5 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     summary="Prometheus metrics",
     dependencies=[OperatorOnly],
 )
-def metrics(runtime: RuntimeDep) -> Response:
-    body = runtime.metrics.render() if runtime.metrics is not None else b""
-    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+def metrics(registry: MetricsDep) -> Response:
+    return Response(registry.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from service.api.deps import OperatorOnly, RuntimeDep
+from service.api.deps import OperatorOnly, StoreDep
 from service.store.db import report_csv
 
 router = APIRouter(tags=["Rules"])
@@ -35,12 +35,11 @@ class RuleReportRow(BaseModel):
     dependencies=[OperatorOnly],
 )
 async def rule_report(
-    runtime: RuntimeDep,
+    store: StoreDep,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
     since: Annotated[AwareDatetime | None, Query(description="only cards shown from this time")] = None,
 ) -> Response:
-    assert runtime.store is not None
-    rows = await asyncio.to_thread(runtime.store.rule_report, since)
+    rows = await asyncio.to_thread(store.rule_report, since)
     if format == "csv":
         return PlainTextResponse(report_csv(rows), media_type="text/csv")
     return JSONResponse(rows)

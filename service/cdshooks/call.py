@@ -10,17 +10,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
 from service.cdshooks.orders import considered_drafts, match_drafts, order_notes
 from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
-from service.engine.cards import CardContext, render_card
-from service.engine.evaluate import Decision, evaluate
+from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
-from service.engine.unreadable import find_unreadable
-from service.errors import BadRequest, PreconditionFailed
+from service.engine.ruleset import RuleSet
+from service.errors import BadRequest, PreconditionFailed, field_errors
 from service.fhir.dates import parse_fhir_time
-from service.fhir.record import PatientRecord, build_record
-from service.runtime import Runtime
+from service.fhir.record import build_record
+from service.fhir.validate import ValidateOnce
 
 EVALUATION_TIME_EXTENSION = "org.mscc-cds.evaluation-time"
 RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
@@ -29,22 +29,21 @@ RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
 Fetch = Callable[[HookRequest, dict[str, str]], Awaitable[dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class CallOptions:
+    """The settings a hook call reads (the protocol code never sees the app's container)."""
+
+    strict_fhir: bool = False
+    shadow_drafts: bool = False
+    allow_clock_override: bool = False
+
+
 @dataclass
 class CallOutcome:
     response: CdsResponse
-    decisions: list[Decision]
-    record: PatientRecord
-    now: datetime
+    evaluation: Evaluation
     fetched_keys: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
-    shadow: list[Decision] = field(default_factory=list)
-
-
-def _errors(error: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
-        for e in error.errors(include_url=False, include_input=False)
-    ]
 
 
 def read_context(request: HookRequest) -> PatientViewContext:
@@ -54,16 +53,16 @@ def read_context(request: HookRequest) -> PatientViewContext:
     try:
         return model.model_validate(request.context)
     except ValidationError as error:
-        raise BadRequest(f"context is not valid for the {request.hook} hook", _errors(error)) from None
+        raise BadRequest(f"context is not valid for the {request.hook} hook", field_errors(error)) from None
 
 
-def evaluation_time(runtime: Runtime, request: HookRequest) -> datetime:
+def evaluation_time(options: CallOptions, clock: Callable[[], datetime], request: HookRequest) -> datetime:
     """Now, unless development mode lets an example request carry its own evaluation time."""
-    if runtime.settings.allow_clock_override and request.extension:
+    if options.allow_clock_override and request.extension:
         stated = parse_fhir_time(str(request.extension.get(EVALUATION_TIME_EXTENSION, "")))
         if stated is not None:
             return stated.latest
-    return runtime.clock()
+    return clock()
 
 
 def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
@@ -115,7 +114,14 @@ async def _complete_prefetch(
 
 
 async def answer_call(
-    runtime: Runtime, service: ServiceEntry, request: HookRequest, fetch: Fetch | None = None
+    ruleset: RuleSet,
+    service: ServiceEntry,
+    request: HookRequest,
+    *,
+    options: CallOptions,
+    clock: Callable[[], datetime],
+    new_uuid: Callable[[], str],
+    fetch: Fetch | None = None,
 ) -> CallOutcome:
     started = time.perf_counter()
     if request.hook != service.hook:
@@ -125,38 +131,31 @@ async def answer_call(
     fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch)
     data_ready = time.perf_counter()
     drafts = _draft_order_resources(context)
-    resources = [*prefetch.resources, *drafts]
+    validator = ValidateOnce()
     record = build_record(
-        context.patientId, resources, patient_aliases=prefetch.aliases, relevant=runtime.ruleset.relevant
+        context.patientId,
+        [*prefetch.resources, *drafts],
+        patient_aliases=prefetch.aliases,
+        relevant=ruleset.relevant,
+        validator=validator,
     )
-    if runtime.settings.strict_fhir and record.issues:
+    if options.strict_fhir and record.issues:
         listing = [f"{i.reference} {i.location}: {i.message}" for i in record.issues]
         raise BadRequest("the prefetch holds invalid FHIR", listing)
-    now = evaluation_time(runtime, request)
-    chosen = runtime.ruleset.active() + (runtime.ruleset.drafts() if runtime.settings.shadow_drafts else [])
-    evaluated = evaluate(runtime.ruleset, record, now, hook=request.hook, rules=chosen)  # one fact index for all
-    decisions = [d for d in evaluated if d.rule.spec.status == "active"]
-    shadow = [d for d in evaluated if d.rule.spec.status == "draft"]
+    now = evaluation_time(options, clock, request)
+    evaluation = evaluate_record(ruleset, record, now, hook=request.hook, shadow_drafts=options.shadow_drafts)
     matched = []
     if service.draft_orders is not None:
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
-        matched = match_drafts(service, runtime.ruleset.codes, considered, context.patientId)
+        matched = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
     card = None
     if service.draft_orders is None or matched:
-        card_context = CardContext(
-            context.patientId,
-            now,
-            runtime.new_uuid,
-            context.userId,
-            context.encounterId,
-            order_notes(matched),
-            tuple(find_unreadable(runtime.ruleset, record, decisions)),
-        )
-        card = render_card(decisions, runtime.ruleset, card_context)
+        card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched))
+        card = render_card(evaluation, ruleset, card_context)
     extension: dict[str, Any] = {
-        "rulesetRevision": runtime.ruleset.revision,
+        "rulesetRevision": ruleset.revision,
         "evaluatedAt": now.isoformat(timespec="seconds"),
-        "rules": [d.ref for d in decisions],
+        "rules": [d.ref for d in evaluation.decisions],
     }
     issues = [*prefetch.problems, *record.issues]
     if issues:
@@ -166,4 +165,4 @@ async def answer_call(
     response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})
     finished = time.perf_counter()
     timings = {"data_ms": (data_ready - started) * 1000, "evaluate_ms": (finished - data_ready) * 1000}
-    return CallOutcome(response, decisions, record, now, fetched_keys, timings, shadow)
+    return CallOutcome(response, evaluation, fetched_keys, timings)

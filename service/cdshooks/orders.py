@@ -7,13 +7,14 @@ and repeating it on every unrelated order is alert fatigue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from service.engine.model import DraftOrderTrigger, ServiceEntry
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import coding_keys, names_patient
-from service.fhir.validate import reference_of, validate_resource
+from service.fhir.validate import Validated, reference_of, validate
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,16 @@ def considered_drafts(hook: str, drafts: list[dict[str, Any]], selections: list[
 
 
 def match_drafts(
-    service: ServiceEntry, codes: CodeIndex, drafts: list[dict[str, Any]], patient_id: str
+    service: ServiceEntry,
+    codes: CodeIndex,
+    drafts: list[dict[str, Any]],
+    patient_id: str,
+    validator: Callable[[dict[str, Any]], Validated] = validate,
 ) -> list[MatchedDraft]:
     matched = []
     patient = frozenset({f"Patient/{patient_id}"})
     for draft in drafts:
-        if validate_resource(draft) or not names_patient(draft, patient):
+        if validator(draft).issues or not names_patient(draft, patient):
             continue  # an invalid draft, or one for another patient, is never acted on
         for trigger in service.draft_orders or []:
             if draft.get("resourceType") != trigger.resource_type:

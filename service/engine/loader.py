@@ -20,9 +20,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
-from service.engine.valuesets import CodeIndex, ValueSetDef, ValueSetError, parse_valueset, resolve_includes
+from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import load_yaml
-from service.errors import RuleProblem, RuleSetInvalid
+from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems
 from service.fhir.validate import validate_resource
 
 RULESET_FILE = "ruleset.yaml"
@@ -53,8 +53,8 @@ class _Problems:
         self.items.append(RuleProblem(_relative(path, self.root), field, problem))
 
     def add_validation(self, path: Path, error: ValidationError) -> None:
-        for e in error.errors(include_url=False, include_input=False):
-            self.add(path, ".".join(str(p) for p in e["loc"]), e["msg"])
+        for location, message in field_problems(error.errors(include_url=False, include_input=False), whole=""):
+            self.add(path, location, message)
 
 
 def _relative(path: Path, root: Path) -> str:

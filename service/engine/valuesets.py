@@ -16,21 +16,13 @@ from typing import Any
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
+from service.errors import ValueSetError, field_problems
 from service.fhir.codes import ICD_SYSTEMS, coding_key, normalise_code
 
 Key = tuple[str, str]
 _BLOCK = re.compile(r"^([A-Z])(\d{2})-([A-Z])(\d{2})$")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 EXPAND_HINT = "run `python -m service rules expand --server URL` to fill ValueSet.expansion from a terminology server"
-
-
-class ValueSetError(ValueError):
-    """A value set that cannot be served, with the FHIRPath-like location of the problem."""
-
-    def __init__(self, location: str, message: str) -> None:
-        super().__init__(f"{location}: {message}")
-        self.location = location
-        self.message = message
 
 
 @dataclass
@@ -102,8 +94,8 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
     try:
         ValueSet.model_validate(raw)
     except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        raise ValueSetError("ValueSet." + ".".join(str(p) for p in first["loc"]), first["msg"]) from None
+        location, message = field_problems(error.errors(include_url=False, include_input=False), whole="")[0]
+        raise ValueSetError(f"ValueSet.{location}".rstrip("."), message) from None
     if raw.get("id") != expected_id:
         raise ValueSetError("ValueSet.id", f"must equal the file name {expected_id!r}")
     definition = ValueSetDef(expected_id, str(raw.get("url", "")), str(raw.get("title") or raw.get("name") or ""))

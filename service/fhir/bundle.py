@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from service.errors import InvalidFhir
+from service.errors import InvalidFhir, field_problems, validation_errors
 
 _ENTRY_FIELDS = frozenset(
     {"id", "extension", "modifierExtension", "link", "fullUrl", "resource", "search", "request", "response"}
@@ -38,10 +38,8 @@ class PatientBundle:
 
 
 def _problems(error: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    return [
-        (prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]), e["msg"])
-        for e in error.errors(include_url=False, include_input=False)
-    ]
+    found = field_problems(validation_errors(error), whole="", fhirpath=True)
+    return [(f"{prefix}.{location}" if location else prefix, message) for location, message in found]
 
 
 def read_patient_bundle(raw: Any) -> PatientBundle:

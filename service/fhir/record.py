@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.fhir.codes import LOINC, SNOMED, coding_key, normalise_code
 from service.fhir.dates import FhirTime, latest_of, parse_fhir_time
-from service.fhir.validate import VALIDATED_TYPES, InputIssue, reference_of, validate
+from service.fhir.validate import VALIDATED_TYPES, InputIssue, Validated, reference_of, validate
 
 Presence = Literal["present", "absent", "unknown"]
 _BOOLEAN = TypeAdapter(bool)
@@ -410,6 +410,7 @@ def build_record(
     *,
     patient_aliases: Iterable[str] = (),
     relevant: Callable[[dict[str, Any]], bool] | None = None,
+    validator: Callable[[dict[str, Any]], Validated] = validate,
 ) -> PatientRecord:
     """Validate, filter and normalise resources; never trust the sender to have filtered by patient or status.
 
@@ -425,7 +426,7 @@ def build_record(
             continue
         if relevant is not None and not relevant(raw):
             continue
-        checked = validate(raw)
+        checked = validator(raw)
         resource = checked.resource
         reference = reference_of(resource)
         record.issues.extend(checked.issues)

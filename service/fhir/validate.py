@@ -131,6 +131,22 @@ def validate(resource: dict[str, Any]) -> Validated:
     return Validated(resource, issues, True)
 
 
+class ValidateOnce:
+    """`validate` for one call, remembering each resource's result: a draft order is read both as part of the
+    record and as an order trigger, and is validated once."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, tuple[dict[str, Any], Validated]] = {}
+
+    def __call__(self, resource: dict[str, Any]) -> Validated:
+        hit = self._done.get(id(resource))
+        if hit is not None and hit[0] is resource:
+            return hit[1]
+        result = validate(resource)
+        self._done[id(resource)] = (resource, result)  # holding the resource keeps its id from being reused
+        return result
+
+
 def validate_resource(resource: dict[str, Any]) -> list[InputIssue]:
     """Problems with one resource; empty when it is valid FHIR R4 (as the R4B models read it)."""
     return validate(resource).issues

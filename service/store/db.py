@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -21,7 +21,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from service.errors import UnknownCards, UnknownSuggestions
 from service.store.tables import DecisionRow, FeedbackRow, SeenTokenRow
+
+if TYPE_CHECKING:
+    from service.store.decisions import DecisionRecord
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite errors after which a connection cannot be trusted to write again (files made read-only, disk trouble).
@@ -82,18 +86,6 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-class UnknownCards(Exception):
-    def __init__(self, uuids: list[str]) -> None:
-        super().__init__(", ".join(uuids))
-        self.uuids = uuids
-
-
-class UnknownSuggestions(Exception):
-    def __init__(self, ids: list[str]) -> None:
-        super().__init__(", ".join(ids))
-        self.ids = ids
-
-
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -127,12 +119,12 @@ class Store:
         except IntegrityError:
             return False
 
-    def write_decision(self, row: dict[str, Any], attempts: int = 3, backoff: float = 0.2) -> None:
+    def write_decision(self, record: DecisionRecord, attempts: int = 3, backoff: float = 0.2) -> None:
         """Insert one decision, retrying transient failures; raise the last error when every attempt fails."""
         for attempt in range(attempts):
             try:
                 with self.sessions.begin() as session:
-                    session.add(DecisionRow(**row))
+                    session.add(DecisionRow(**record.as_row()))
                 return
             except SQLAlchemyError:
                 if attempt == attempts - 1:

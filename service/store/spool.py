@@ -20,20 +20,22 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.store.db import Store
+from service.store.decisions import DecisionRecord
 
 _PATTERN = "decisions-*.jsonl"
 REJECTED = "rejected-decisions.jsonl"  # rows the database refused for good: for an operator to read
 log = logging.getLogger("service.decisionlog")
 
 
-def _encode(row: dict[str, Any]) -> str:
-    return json.dumps({**row, "created_at": row["created_at"].isoformat()}, ensure_ascii=True)
+def _encode(record: DecisionRecord) -> str:
+    row = record.as_row()
+    return json.dumps({**row, "created_at": record.created_at.isoformat()}, ensure_ascii=True)
 
 
-def _decode(line: str) -> dict[str, Any]:
+def _decode(line: str) -> DecisionRecord:
     row: dict[str, Any] = json.loads(line)
     row["created_at"] = datetime.fromisoformat(row["created_at"])
-    return row
+    return DecisionRecord.from_row(row)
 
 
 class DecisionSpool:
@@ -41,7 +43,7 @@ class DecisionSpool:
         self.folder = folder
         self.path = folder / f"decisions-{os.getpid()}.jsonl"
 
-    def put(self, row: dict[str, Any]) -> None:
+    def put(self, row: DecisionRecord) -> None:
         """Append one row, flushed to disk before returning; raises OSError when the disk refuses it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
@@ -94,7 +96,7 @@ class DecisionSpool:
                     row = _decode(line)
                     store.write_decision(row, attempts=1)
                 except IntegrityError:
-                    if not store.has_decision(row["id"]):
+                    if not store.has_decision(row.id):
                         self._reject(line)  # the database will never take it: kept apart, reported, not retried
                 except SQLAlchemyError:
                     break  # storage still down: keep this row and the rest

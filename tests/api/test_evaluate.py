@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import patient_bundle
+from tests.helpers import patient_bundle
 
 NOW = "2026-11-20T09:00:00Z"
 
@@ -45,8 +45,9 @@ def test_a_named_rule_version_can_be_evaluated(client: TestClient) -> None:
     body = client.post("/evaluate", params={"now": NOW, "rule": "spinal-metastasis-pain@2.0.0"}, json=bundle).json()
     assert [t["rule"] for t in body["trace"]] == ["spinal-metastasis-pain"]
     unknown = client.post("/evaluate", params={"rule": "nope@9.9.9"}, json=bundle)
-    assert unknown.status_code == 422
-    assert unknown.json()["resourceType"] == "OperationOutcome"
+    assert unknown.status_code == 400  # a mistake in the query, not invalid FHIR
+    assert unknown.json()["error"] == "bad_request"
+    assert "nope@9.9.9" in unknown.json()["message"]
 
 
 def outcome(answer) -> list[dict[str, Any]]:

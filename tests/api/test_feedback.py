@@ -9,17 +9,21 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
-from service.app import create_app
-from service.config import PROJECT_ROOT, Settings
-from service.examples import seeded_uuids
-from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shared
+from service.config import PROJECT_ROOT
+from service.store.decisions import DecisionRecord
+from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json, requires_shared
 
 URL = "/cds-services/mscc-patient-view"
 
 
-def make_client(db: Path, seed: str = "fb", feedback_wait_seconds: float = 0.1) -> TestClient:
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{db}", feedback_wait_seconds=feedback_wait_seconds)
-    return TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids(seed)))
+@pytest.fixture
+def make_client(make_app):
+    """A client of the app over this test's database; a second one is the same service restarted."""
+
+    def build(seed: str = "fb", feedback_wait_seconds: float = 0.1, **settings: object) -> TestClient:
+        return TestClient(make_app(seed=seed, feedback_wait_seconds=feedback_wait_seconds, **settings))
+
+    return build
 
 
 def card_from(client: TestClient, example: str = "01-mscc-breast-cancer-leg-weakness") -> dict:
@@ -51,15 +55,14 @@ def overridden(card: dict, code: str = "mri-done-or-booked") -> dict:
     }
 
 
-def test_feedback_is_stored_and_survives_a_restart(tmp_path: Path) -> None:
-    db = tmp_path / "store.sqlite3"
-    with make_client(db, "one") as client:
+def test_feedback_is_stored_and_survives_a_restart(make_client) -> None:
+    with make_client("one") as client:
         critical = card_from(client)
         warning = card_from(client, "03-prostate-cancer-bone-mets-new-back-pain")
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(critical), overridden(warning)]})
         assert answer.status_code == 200
         assert answer.json() == {"stored": 2}
-    with make_client(db, "two") as restarted:
+    with make_client("two") as restarted:
         report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
     assert report["mscc-suspected@3.0.0"] == {
         "rule": "mscc-suspected@3.0.0",
@@ -72,8 +75,8 @@ def test_feedback_is_stored_and_survives_a_restart(tmp_path: Path) -> None:
     assert report["spinal-metastasis-pain@3.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
 
 
-def test_report_as_csv(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_report_as_csv(make_client) -> None:
+    with make_client() as client:
         card = card_from(client)
         client.post(f"{URL}/feedback", json={"feedback": [overridden(card, "other-cause-known")]})
         answer = client.get("/reports/rules", params={"format": "csv"})
@@ -84,8 +87,8 @@ def test_report_as_csv(tmp_path: Path) -> None:
     ]
 
 
-def test_unknown_card_is_404_and_nothing_is_stored(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_unknown_card_is_404_and_nothing_is_stored(make_client) -> None:
+    with make_client() as client:
         card = card_from(client)
         ghost = {**accepted(card), "card": "00000000-0000-0000-0000-000000000000"}
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card), ghost]})
@@ -94,8 +97,8 @@ def test_unknown_card_is_404_and_nothing_is_stored(tmp_path: Path) -> None:
         assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
 
 
-def test_a_suggestion_the_card_did_not_offer_is_400(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_a_suggestion_the_card_did_not_offer_is_400(make_client) -> None:
+    with make_client() as client:
         card = card_from(client)
         bad = {**accepted(card), "acceptedSuggestions": [{"id": "not-offered"}]}
         assert client.post(f"{URL}/feedback", json={"feedback": [bad]}).status_code == 400
@@ -110,8 +113,8 @@ def test_a_suggestion_the_card_did_not_offer_is_400(tmp_path: Path) -> None:
         {"feedback": [{"card": "x", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]},
     ],
 )
-def test_malformed_feedback_is_400(tmp_path: Path, body: dict) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_malformed_feedback_is_400(make_client, body: dict) -> None:
+    with make_client() as client:
         assert client.post(f"{URL}/feedback", json=body).status_code == 400
 
 
@@ -119,27 +122,27 @@ def test_malformed_feedback_is_400(tmp_path: Path, body: dict) -> None:
 @pytest.mark.parametrize(
     "name", ["ex19-example-suggestion-accepted", "ex21-example-overridden-guidance-with-overridereason"]
 )
-def test_spec_feedback_for_cards_we_never_returned_is_404(tmp_path: Path, name: str) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_spec_feedback_for_cards_we_never_returned_is_404(make_client, name: str) -> None:
+    with make_client() as client:
         body = load_json(CDSHOOKS / "spec-2.0.1" / "examples" / f"{name}.json")
         assert client.post(f"{URL}/feedback", json=body).status_code == 404
 
 
-def test_feedback_to_an_unknown_service_is_404(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_feedback_to_an_unknown_service_is_404(make_client) -> None:
+    with make_client() as client:
         answer = client.post("/cds-services/nope/feedback", json={"feedback": [accepted(card_from(client))]})
         assert answer.status_code == 404
 
 
 def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+    with make_client() as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
         calls = []
 
-        def broken(row: dict, attempts: int = 3, backoff: float = 0.2) -> None:
-            calls.append(row["id"])
+        def broken(record: DecisionRecord, attempts: int = 3, backoff: float = 0.2) -> None:
+            calls.append(record.id)
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
         monkeypatch.setattr(store, "write_decision", broken)
@@ -156,8 +159,8 @@ def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
         assert "mscc_decision_log_failures_total 0.0" in metrics
 
 
-def test_decision_log_write_retries_before_giving_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_decision_log_write_retries_before_giving_up(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    with make_client() as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
         real = store.sessions
         failures = iter([True, True, False])
@@ -176,8 +179,8 @@ def test_decision_log_write_retries_before_giving_up(tmp_path: Path, monkeypatch
         assert store.count()["decisions"] == 1
 
 
-def test_storage_down_makes_readyz_503_and_feedback_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_storage_down_makes_readyz_503_and_feedback_503(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    with make_client() as client:
         card = card_from(client)
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
 
@@ -194,8 +197,8 @@ def test_storage_down_makes_readyz_503_and_feedback_503(tmp_path: Path, monkeypa
         assert "send it again" in answer.json()["message"]
 
 
-def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_metrics_count_calls_cards_and_feedback(make_client) -> None:
+    with make_client() as client:
         card = card_from(client)
         client.post(URL, json={"bad": 1})
         client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
@@ -206,7 +209,7 @@ def test_metrics_count_calls_cards_and_feedback(tmp_path: Path) -> None:
     assert "mscc_hook_latency_seconds_bucket" in text
 
 
-def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: Path) -> None:
+def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_client, tmp_path: Path) -> None:
     """A draft with a 60-day window fires on numbness 45 days old; the active 30-day version does not."""
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
@@ -215,9 +218,6 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
     (rules / "mscc-suspected/4.0.0.yaml").write_text(draft.replace("current_window: P30D", "current_window: P60D"))
     with (rules / "mscc-suspected/CHANGELOG.md").open("a", encoding="utf-8") as changelog:
         changelog.write("\n## 4.0.0 (draft)\n\n- a 60-day window, on trial\n")
-    settings = Settings(
-        dev_mode=True, database_url=f"sqlite:///{tmp_path / 's.sqlite3'}", shadow_drafts=True, rules_dir=rules
-    )
     old_numbness = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -250,7 +250,7 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
         "imaging_orders": None,
         "imaging_studies": None,
     }
-    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+    with make_client(shadow_drafts=True, rules_dir=rules) as client:
         answer = client.post(URL, json=body)
         assert answer.json()["cards"] == []  # the active 3.0.0 looks back 30 days
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
@@ -259,9 +259,9 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(tmp_path: 
 
 
 @pytest.mark.parametrize("raw_comment", ['"a\\u0000b"', '"\\ud800"'])
-def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Path, raw_comment: str) -> None:
+def test_feedback_no_database_can_store_is_400_never_send_it_again(make_client, raw_comment: str) -> None:
     """A NUL or a lone surrogate is valid JSON but no text a database stores: the schema says so, and it is a 400."""
-    with make_client(tmp_path / "s.sqlite3") as client:
+    with make_client() as client:
         card = card_from(client)
         item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
         body = json.dumps({"feedback": [{**item, "overrideReason": {"userComment": "COMMENT"}}]})
@@ -272,8 +272,8 @@ def test_feedback_no_database_can_store_is_400_never_send_it_again(tmp_path: Pat
         assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
 
 
-def test_an_over_long_code_is_400(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_an_over_long_code_is_400(make_client) -> None:
+    with make_client() as client:
         card = card_from(client)
         item = {
             "card": card["uuid"],
@@ -286,10 +286,10 @@ def test_an_over_long_code_is_400(tmp_path: Path) -> None:
         assert any("overrideReason.reason.code" in d for d in answer.json()["details"])
 
 
-def test_values_the_database_refuses_are_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_the_database_refuses_are_400(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import DataError
 
-    with make_client(tmp_path / "s.sqlite3") as client:
+    with make_client() as client:
         card = card_from(client)
 
         def refuse(*args: object) -> int:
@@ -299,11 +299,11 @@ def test_values_the_database_refuses_are_400(tmp_path: Path, monkeypatch: pytest
         assert client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]}).status_code == 400
 
 
-def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_stored(tmp_path: Path) -> None:
+def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_stored(make_client) -> None:
     """The row is written after the answer (here 0.3 s later, as another worker under load might): not a 404."""
     import threading
 
-    with make_client(tmp_path / "s.sqlite3", feedback_wait_seconds=2.0) as client:
+    with make_client(feedback_wait_seconds=2.0) as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
         card = card_from(client)
         with store.sessions.begin() as session:  # as if the row had not been written yet
@@ -311,7 +311,10 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
             session.expunge(row)
             session.delete(session.merge(row))
         late = threading.Timer(
-            0.3, lambda: store.write_decision({c.name: getattr(row, c.name) for c in row.__table__.columns})
+            0.3,
+            lambda: store.write_decision(
+                DecisionRecord(**{c.name: getattr(row, c.name) for c in row.__table__.columns})
+            ),
         )
         late.start()
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
@@ -320,10 +323,10 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
     assert answer.json() == {"stored": 1}
 
 
-def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(tmp_path: Path) -> None:
-    with make_client(tmp_path / "s.sqlite3") as client:
+def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(make_client) -> None:
+    with make_client() as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.spool.put({"id": "d1", "created_at": NOW, "card_uuid": "c-spooled"})
+        runtime.spool.put(decision_record("c-spooled"))
         body = {"feedback": [{"card": "c-spooled", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}
         answer = client.post(f"{URL}/feedback", json=body)
     assert answer.status_code == 503

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import hook_request, patient_bundle
+from tests.helpers import hook_request, patient_bundle
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -120,21 +120,21 @@ def test_invalid_resource_is_reported_in_the_extension_not_fatal(
     assert "Observation/p01-weakness" in card["detail"]
 
 
-def test_evaluation_time_extension_is_ignored_outside_dev_mode(tmp_path, request_body: dict[str, Any]) -> None:
-    from service.app import create_app
+def test_evaluation_time_extension_is_ignored_outside_dev_mode(
+    make_app, tmp_path, request_body: dict[str, Any]
+) -> None:
     from service.cdshooks.call import evaluation_time
     from service.cdshooks.models import HookRequest
-    from service.config import Settings
-    from tests.conftest import NOW
+    from tests.helpers import NOW
 
     issuers = tmp_path / "issuers.yaml"
     issuers.write_text("issuers: []\n")
-    app = create_app(
-        Settings(dev_mode=False, issuers_file=issuers, public_base_url="https://cds.example.org"),
-        clock=lambda: NOW,
-    )
+    production = make_app(dev_mode=False, issuers_file=issuers, public_base_url="https://cds.example.org")
     request = HookRequest.model_validate({**request_body, "extension": {"org.mscc-cds.evaluation-time": "2000-01-01"}})
-    assert evaluation_time(app.state.runtime, request) == NOW
+    calls = production.state.runtime.hooks
+    assert evaluation_time(calls.options, calls.clock, request) == NOW
+    development = make_app().state.runtime.hooks
+    assert evaluation_time(development.options, development.clock, request).year == 2000
 
 
 def test_response_is_json_with_cors_for_browser_clients(client: TestClient, request_body: dict[str, Any]) -> None:

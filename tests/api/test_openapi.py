@@ -15,6 +15,6 @@ def test_openapi_yaml_equals_the_served_document(client: TestClient) -> None:
 def test_every_operation_documents_its_errors(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/cds-services/{service_id}"]["post"]["responses"]) == {"200", "400", "401", "404", "412", "413"}
-    assert set(paths["/evaluate"]["post"]["responses"]) == {"200", "401", "413", "422", "503"}
+    assert set(paths["/evaluate"]["post"]["responses"]) == {"200", "400", "401", "413", "422", "503"}
     assert "application/fhir+json" in paths["/evaluate"]["post"]["responses"]["422"]["content"]
     assert paths["/cds-services/{service_id}"]["post"]["requestBody"]["content"]["application/json"]["examples"]

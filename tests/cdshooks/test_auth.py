@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import CDSHOOKS, NOW, hook_request, load_json, requires_shared
 from tests.fhirserver import Behaviour, running_fhir_server
+from tests.helpers import CDSHOOKS, NOW, hook_request, load_json, requires_shared
 from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
 
 URL = "/cds-services/mscc-patient-view"

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.examples import seeded_uuids
-from tests.conftest import NOW, hook_request
+from service.runtime import seeded_uuids
 from tests.fhirserver import Behaviour, running_fhir_server
+from tests.helpers import NOW, hook_request
 
 URL = "/cds-services/mscc-patient-view"
 

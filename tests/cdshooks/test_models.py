@@ -16,7 +16,7 @@ from service.cdshooks.models import (
     HookRequest,
     Source,
 )
-from tests.conftest import CDSHOOKS, load_json, requires_shared
+from tests.helpers import CDSHOOKS, load_json, requires_shared
 
 pytestmark = requires_shared()
 SPEC = CDSHOOKS / "spec-2.0.1" / "examples"

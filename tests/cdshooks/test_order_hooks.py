@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import CDSHOOKS, hook_request, load_json, requires_shared
+from tests.helpers import CDSHOOKS, hook_request, load_json, requires_shared
 
 
 def request_for(example: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.config import PROJECT_ROOT
-from tests.conftest import CDSHOOKS, requires_shared
+from tests.helpers import CDSHOOKS, requires_shared
 
 TSV = CDSHOOKS / "requirements" / "cds-hooks_2.0_service-actor_requirements.tsv"
 MAPPING = yaml.safe_load((Path(__file__).parent / "requirements.yaml").read_text(encoding="utf-8"))

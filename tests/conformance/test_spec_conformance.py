@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.examples import manifest
-from tests.conftest import EXAMPLES, load_json
+from authoring.examples import manifest
+from tests.helpers import EXAMPLES, load_json
 
 RESPONSES = [load_json(EXAMPLES / "responses" / f"{e['id']}.json") for e in manifest()["examples"]]
 CARDS = [card for response in RESPONSES for card in response["cards"]]

@@ -1,40 +1,12 @@
 from typing import Any
 
 from service.engine.evaluate import evaluate
-from service.fhir.codes import ICD10CM, SNOMED
 from service.fhir.record import build_record
-from tests.conftest import NOW
-
-
-def cond(cid: str, system: str, code: str, date: str = "2026-11-18", **extra: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": cid,
-        "subject": {"reference": "Patient/p"},
-        "code": {"coding": [{"system": system, "code": code, "display": cid}]},
-        "recordedDate": date,
-        **extra,
-    }
-
-
-def obs(oid: str, code: str, date: str, present: bool) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": oid,
-        "status": "final",
-        "subject": {"reference": "Patient/p"},
-        "code": {"coding": [{"system": SNOMED, "code": code}]},
-        "effectiveDateTime": date,
-        "valueBoolean": present,
-    }
+from tests.helpers import CANCER, NOW, PAIN, obs
 
 
 def fired(ruleset, resources: list[dict[str, Any]]) -> list[str]:
     return [d.ref for d in evaluate(ruleset, build_record("p", resources), NOW) if d.fired]
-
-
-CANCER = cond("ca", ICD10CM, "C50.911", "2020-01-01")
-PAIN = cond("pain", ICD10CM, "M54.6")
 
 
 def test_absent_finding_only_negates_the_same_code(ruleset) -> None:

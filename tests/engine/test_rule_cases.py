@@ -2,9 +2,9 @@
 
 import pytest
 
+from authoring.ruletests import lint_rule_tests, run_rule_tests
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
-from service.engine.ruletests import lint_rule_tests, run_rule_tests
 
 RESULTS = run_rule_tests(load_ruleset(PROJECT_ROOT / "rules"))
 

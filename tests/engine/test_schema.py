@@ -6,9 +6,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from authoring.schema import SCHEMAS, schema_text
 from service.config import PROJECT_ROOT
 from service.engine.loader import VALIDATION_DIR, VALUESET_DIR
-from service.engine.schema import SCHEMAS, schema_text
 from service.engine.yamlfile import load_yaml
 
 RULES = PROJECT_ROOT / "rules"

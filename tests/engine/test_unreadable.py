@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.engine.cards import EXTENSION_KEY, CardContext, render_card
-from service.engine.evaluate import evaluate
-from service.engine.unreadable import find_unreadable
+from service.cdshooks.cards import EXTENSION_KEY, CardContext, render_card
+from service.engine.evaluation import evaluate_record
 from service.fhir.codes import ICD10CM, SNOMED
 from service.fhir.record import build_record
-from tests.conftest import NOW
+from tests.helpers import NOW
 
 CANCER = {
     "resourceType": "Condition",
@@ -27,10 +26,8 @@ def condition(cid: str, system: str | None, code: str, **extra: Any) -> dict[str
 
 
 def card_for(ruleset, resources: list[dict[str, Any]]):
-    record = build_record("p", resources)
-    decisions = evaluate(ruleset, record, NOW)
-    signs = find_unreadable(ruleset, record, decisions)
-    return signs, render_card(decisions, ruleset, CardContext("p", NOW, lambda: "u", unreadable=tuple(signs)))
+    evaluation = evaluate_record(ruleset, build_record("p", resources), NOW)
+    return list(evaluation.unreadable), render_card(evaluation, ruleset, CardContext(lambda: "u"))
 
 
 def test_a_cord_compression_without_a_subject_gets_a_card_of_its_own(ruleset) -> None:

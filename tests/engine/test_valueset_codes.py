@@ -16,7 +16,7 @@ import simple_icd_10_cm as cm
 
 from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10, ICD10CM, LOINC, SNOMED, coding_key
-from tests.conftest import SHARED, requires_shared
+from tests.helpers import SHARED, requires_shared
 
 VALUESETS = PROJECT_ROOT / "rules" / "valuesets"
 REVIEW = SHARED / "clinical" / "codes-review.md"

@@ -2,7 +2,7 @@ import pytest
 
 from service.errors import InvalidFhir
 from service.fhir.bundle import read_patient_bundle
-from tests.conftest import patient_bundle
+from tests.helpers import patient_bundle
 
 
 def test_patient_and_aliases_come_from_the_bundle() -> None:

@@ -12,9 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.engine.cards import CardContext, render_card
-from service.engine.evaluate import evaluate
-from service.engine.unreadable import find_unreadable
+from service.cdshooks.cards import CardContext, render_card
+from service.engine.evaluation import evaluate_record
 from service.fhir.record import build_record
 
 NOW = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -72,9 +71,7 @@ records = st.lists(st.one_of(resource("Condition"), resource("Observation")), ma
 def test_nothing_crashes_and_nothing_disappears_in_silence(ruleset, resources: list[dict[str, Any]]) -> None:
     record = build_record("p", resources)
     assert len(record.facts) + len(record.set_aside) == len(resources)
-    decisions = evaluate(ruleset, record, NOW)
-    signs = find_unreadable(ruleset, record, decisions)
-    card = render_card(decisions, ruleset, CardContext("p", NOW, lambda: "u", unreadable=tuple(signs)))
+    card = render_card(evaluate_record(ruleset, record, NOW), ruleset, CardContext(lambda: "u"))
     if card is not None:
         assert len(card.summary) < 140
         for issue in record.issues:

@@ -1,13 +1,15 @@
 """The store against SQLite and, when MSCC_TEST_POSTGRES_URL is set (CI sets it), a real PostgreSQL server."""
 
 import os
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
-from service.store.db import Store, UnknownCards, make_engine, migrate, report_csv
+from service.errors import UnknownCards
+from service.store.db import Store, make_engine, migrate, report_csv
+from service.store.decisions import DecisionRecord
+from tests.helpers import decision_record
 
 POSTGRES = os.environ.get("MSCC_TEST_POSTGRES_URL")
 
@@ -35,27 +37,8 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:
     engine.dispose()
 
 
-def decision(card: str | None, rule: str | None = "r@1.0.0") -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "created_at": datetime(2026, 11, 20, tzinfo=UTC),
-        "service_id": "svc",
-        "hook": "patient-view",
-        "hook_instance": str(uuid.uuid4()),
-        "patient_hash": "abc",
-        "issuer": None,
-        "ruleset_revision": "rev",
-        "rules_evaluated": [rule] if rule else [],
-        "rules_fired": [rule] if card else [],
-        "lead_rule": rule if card else None,
-        "indicator": "critical" if card else None,
-        "card_uuid": card,
-        "suggestions": [{"uuid": "s1", "label": "MRI"}] if card else [],
-        "evidence": ["Condition/x"],
-        "fetched_keys": [],
-        "data_ms": 1.0,
-        "evaluate_ms": 1.0,
-    }
+def decision(card: str | None, rule: str | None = "r@1.0.0") -> DecisionRecord:
+    return decision_record(card, rule, service_id="svc", created_at=datetime(2026, 11, 20, tzinfo=UTC), data_ms=1.0)
 
 
 def test_decisions_feedback_and_report(store: Store) -> None:
@@ -114,7 +97,7 @@ def test_the_service_end_to_end_on_postgres() -> None:
 
     from service.app import create_app
     from service.config import Settings
-    from tests.conftest import NOW, hook_request
+    from tests.helpers import NOW, hook_request
 
     engine = make_engine(url)
     with engine.begin() as connection:

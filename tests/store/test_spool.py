@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
-from service.app import create_app
-from service.config import Settings
-from service.examples import seeded_uuids
 from service.store.db import Store, make_engine, migrate
+from service.store.decisions import DecisionRecord
 from service.store.spool import DecisionSpool
-from tests.conftest import NOW, hook_request
+from tests.helpers import decision_record, hook_request
 
 URL = "/cds-services/mscc-patient-view"
 
 
-def row(card: str | None = None) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        "created_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
-        "service_id": "mscc-patient-view",
-        "hook": "patient-view",
-        "hook_instance": str(uuid.uuid4()),
-        "patient_hash": "abc",
-        "issuer": None,
-        "ruleset_revision": "rev",
-        "rules_evaluated": ["r@1.0.0"],
-        "rules_fired": ["r@1.0.0"],
-        "lead_rule": "r@1.0.0",
-        "indicator": "critical",
-        "card_uuid": card or str(uuid.uuid4()),
-        "suggestions": [{"uuid": "s1", "label": "MRI"}],
-        "evidence": ["Condition/x"],
-        "fetched_keys": [],
-        "shadow_fired": None,
-        "data_ms": 1.0,
-        "evaluate_ms": 0.5,
-    }
+def row(card: str | None = None) -> DecisionRecord:
+    return decision_record(card or str(uuid.uuid4()))
 
 
 @pytest.fixture
@@ -77,15 +55,15 @@ def test_a_stopped_workers_spool_is_drained_and_removed(tmp_path: Path, store: S
     folder.mkdir()
     orphan = folder / "decisions-999999.jsonl"
     r = row()
-    orphan.write_text(json.dumps({**r, "created_at": r["created_at"].isoformat()}) + "\n")
+    orphan.write_text(json.dumps({**r.as_row(), "created_at": r.created_at.isoformat()}) + "\n")
     assert DecisionSpool(folder).drain(store) == 1
     assert not orphan.exists()
     assert store.count()["decisions"] == 1
 
 
-def test_the_database_down_during_a_hook_call_loses_no_decision_row(tmp_path: Path, monkeypatch) -> None:
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", spool_drain_seconds=300)
-    with TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids("spool"))) as client:
+def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tmp_path: Path, monkeypatch) -> None:
+    app = make_app(seed="spool", spool_drain_seconds=300)
+    with TestClient(app) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         real_write = runtime.store.write_decision
         monkeypatch.setattr(runtime.store, "write_decision", down)
@@ -99,16 +77,15 @@ def test_the_database_down_during_a_hook_call_loses_no_decision_row(tmp_path: Pa
         assert runtime.spool.drain(runtime.store) == 1
         feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
         assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
-    assert settings.decision_spool_dir == tmp_path / "db.sqlite3.spool"
+    assert app.state.runtime.settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
 
 
-def test_a_row_neither_storage_nor_disk_takes_is_counted_and_logged(tmp_path: Path, monkeypatch, caplog) -> None:
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", spool_drain_seconds=300)
-    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+def test_a_row_neither_storage_nor_disk_takes_is_counted_and_logged(make_app, monkeypatch, caplog) -> None:
+    with TestClient(make_app(spool_drain_seconds=300)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         monkeypatch.setattr(runtime.store, "write_decision", down)
 
-        def disk_full(_row: dict) -> None:
+        def disk_full(_row: object) -> None:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(runtime.spool, "put", disk_full)
@@ -121,17 +98,16 @@ def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dro
     tmp_path: Path, store: Store, caplog
 ) -> None:
     spool = DecisionSpool(tmp_path / "spool")
-    broken = row()
-    del broken["hook"]  # NOT NULL: the database will never take it
+    broken = dataclasses.replace(row(), hook=None)  # NOT NULL: the database will never take it
     good = row()
     spool.put(broken)
     spool.put(good)
     assert spool.drain(store) == 2
     assert spool.pending() == 0
-    assert store.has_decision(good["id"])
+    assert store.has_decision(good.id)
     rejected = (tmp_path / "spool" / "rejected-decisions.jsonl").read_text()
-    assert broken["id"] in rejected
-    assert any(getattr(r, "fields", {}).get("decision_id") == broken["id"] for r in caplog.records)
+    assert broken.id in rejected
+    assert any(getattr(r, "fields", {}).get("decision_id") == broken.id for r in caplog.records)
 
 
 def test_a_live_workers_spool_file_is_never_deleted(tmp_path: Path, store: Store) -> None:
@@ -142,7 +118,7 @@ def test_a_live_workers_spool_file_is_never_deleted(tmp_path: Path, store: Store
     folder.mkdir()
     live = folder / f"decisions-{os.getppid()}.jsonl"  # a process that is running: the one that started pytest
     r = row()
-    live.write_text(json.dumps({**r, "created_at": r["created_at"].isoformat()}) + "\n")
+    live.write_text(json.dumps({**r.as_row(), "created_at": r.created_at.isoformat()}) + "\n")
     assert DecisionSpool(folder).drain(store) == 1
     assert live.exists()
     assert live.read_text() == ""

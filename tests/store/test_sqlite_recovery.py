@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from service.config import PROJECT_ROOT
-from tests.conftest import EXAMPLES
+from tests.helpers import EXAMPLES
 
 # Root ignores file permissions: the child keeps uid 0 but drops the capabilities that override them (util-linux
 # setpriv), so a read-only file is read-only to it, as it is to the unprivileged user a real service runs as.

@@ -2,19 +2,17 @@ from typing import Any
 
 import pytest
 
-from service.engine.cards import EXTENSION_KEY, CardContext, render_card
-from service.engine.evaluate import evaluate
-from service.examples import seeded_uuids
+from service.cdshooks.cards import EXTENSION_KEY, CardContext, render_card
+from service.engine.evaluation import evaluate_record
 from service.fhir.record import build_record
 from service.fhir.validate import validate_resource
-from tests.conftest import NOW
-from tests.engine.test_evaluate import CANCER, PAIN, obs
+from service.runtime import seeded_uuids
+from tests.helpers import CANCER, NOW, PAIN, obs
 
 
 def card_for(ruleset, resources: list[dict[str, Any]]):
-    record = build_record("p", resources)
-    ctx = CardContext("p", NOW, seeded_uuids("cards"), "Practitioner/dr", "enc-1")
-    return render_card(evaluate(ruleset, record, NOW), ruleset, ctx)
+    evaluation = evaluate_record(ruleset, build_record("p", resources), NOW)
+    return render_card(evaluation, ruleset, CardContext(seeded_uuids("cards"), "Practitioner/dr", "enc-1"))
 
 
 @pytest.fixture

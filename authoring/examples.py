@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from service.config import PROJECT_ROOT
 from service.engine.model import ServiceEntry
 from service.engine.yamlfile import load_yaml
 from service.fhir.bundle import read_patient_bundle
+from service.runtime import ReseedableUuids
 
 EXAMPLES_DIR = PROJECT_ROOT / "fhir_examples"
 _NAMESPACE = uuid.UUID("6f1c2a52-3f0e-4a8e-9d51-6d8a4b3c2e10")
@@ -26,12 +26,6 @@ DEFAULT_SERVICE = "mscc-patient-view"
 def manifest(examples_dir: Path = EXAMPLES_DIR) -> dict[str, Any]:
     data: dict[str, Any] = load_yaml(examples_dir / "examples.yaml")
     return data
-
-
-def seeded_uuids(seed: str) -> Callable[[], str]:
-    """A uuid factory that gives the same sequence for the same seed."""
-    counter = iter(range(1_000_000))
-    return lambda: str(uuid.uuid5(_NAMESPACE, f"{seed}/{next(counter)}"))
 
 
 def _searchset(resources: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -93,7 +87,8 @@ def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
     from service.config import Settings
 
     data = manifest(examples_dir)
-    app = create_app(Settings(dev_mode=True, database_url="sqlite://"))
+    ids = ReseedableUuids()
+    app = create_app(Settings(dev_mode=True, database_url="sqlite://"), new_uuid=ids)
     written = []
     with TestClient(app) as client:
         for example in data["examples"]:
@@ -101,7 +96,7 @@ def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
             bundle = json.loads((examples_dir / "patients" / f"{example_id}.json").read_text(encoding="utf-8"))
             service = app.state.runtime.ruleset.service(example.get("service", DEFAULT_SERVICE))
             request = build_request(example, bundle, data["now"], service, examples_dir)
-            app.state.runtime.new_uuid = seeded_uuids(example_id)
+            ids.reseed(example_id)
             answer = client.post(f"/cds-services/{service.id}", json=request)
             answer.raise_for_status()
             for folder, body in (("requests", request), ("responses", answer.json())):

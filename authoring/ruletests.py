@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.engine.evaluate import FactIndex, evaluate_rule
+from service.engine.evaluation import evaluate_record
 from service.engine.ruleset import RuleSet
 from service.engine.yamlfile import load_yaml
 from service.errors import InvalidFhir
@@ -102,7 +102,7 @@ def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path:
     if unexpected:
         listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in unexpected)
         return CaseResult(rule_id, rule.version, label, case.name, False, f"invalid FHIR in the case: {listing}")
-    decision = evaluate_rule(rule, FactIndex(record, ruleset.codes), now)
+    decision = evaluate_record(ruleset, record, now, rules=[rule]).decisions[0]
     failures: list[str] = []
     if decision.fired != case.expect.fires:
         failures.append(f"expected fires={case.expect.fires}, got {decision.fired}")

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from authoring.ruletests import CaseFile
 from service.engine.model import RuleSetConfig, RuleVersion
-from service.engine.ruletests import CaseFile
 
 SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "rule.schema.json": (RuleVersion, "A version of a rule: rules/<rule-id>/<MAJOR.MINOR.PATCH>.yaml"),

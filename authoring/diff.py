@@ -13,14 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 from service.config import PROJECT_ROOT
-from service.engine.evaluate import evaluate
+from service.engine.evaluation import evaluate_bundle
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
-from service.engine.unreadable import find_unreadable
 from service.engine.yamlfile import load_yaml
 from service.errors import RuleSetInvalid
-from service.fhir.bundle import read_patient_bundle
-from service.fhir.record import build_record
 
 
 @dataclass
@@ -51,22 +48,19 @@ def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> Outcome:
     """Which active rules fire, with their evidence and the orders the card would offer, or `no card`."""
     if ruleset is None:
         return Outcome("(base rule set invalid)", "")
-    patient = read_patient_bundle(json.loads(bundle.read_text(encoding="utf-8")))
-    record = build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
-    decisions = evaluate(ruleset, record, now)
-    fired = [d for d in decisions if d.fired]
-    unreadable = sorted(s.reference for s in find_unreadable(ruleset, record, decisions))
+    evaluation = evaluate_bundle(ruleset, json.loads(bundle.read_text(encoding="utf-8")), now)
+    unreadable = sorted(s.reference for s in evaluation.unreadable)
     could_not_read = f"could not read [{', '.join(unreadable)}]" if unreadable else ""
-    if not fired:
+    lead = evaluation.lead
+    if lead is None:
         notice = f"{ruleset.config.unreadable_card.indicator}: {could_not_read}" if unreadable else "no card"
         return Outcome(notice, "")
-    lead = fired[0]
-    offered = [s.order for s in lead.rule.spec.card.suggestions if s.order not in lead.dropped_suggestions]
-    parts = [f"{d.rule.id} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in fired]
-    clinical = f"{lead.rule.spec.card.indicator}: " + "; ".join(parts) + f"; offers {', '.join(offered) or 'nothing'}"
+    parts = [f"{d.rule.id} [{', '.join(sorted(f.reference for f in d.evidence))}]" for d in evaluation.fired]
+    offered = ", ".join(evaluation.offered_orders) or "nothing"
+    clinical = f"{lead.rule.spec.card.indicator}: " + "; ".join(parts) + f"; offers {offered}"
     if could_not_read:
         clinical += f"; {could_not_read}"
-    return Outcome(clinical, ", ".join(d.ref for d in fired))
+    return Outcome(clinical, ", ".join(d.ref for d in evaluation.fired))
 
 
 def _ruleset_at(revision: str, rules_dir: Path, workdir: Path) -> RuleSet | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.engine.evaluate import CriterionResult, Decision
+from service.engine.evaluation import Evaluation
 from service.engine.ruleset import RuleSet
 from service.engine.unreadable import UnreadableSign
 from service.fhir.record import Fact
@@ -24,15 +24,12 @@ _REASON_TYPES = frozenset({"Condition", "Observation", "DiagnosticReport"})
 
 @dataclass(frozen=True)
 class CardContext:
-    """What a card needs to know about the call: who, where, when, and how to make ids."""
+    """What a card needs to know about the call beyond the evaluation: who is asking, where, and how to make ids."""
 
-    patient_id: str
-    now: datetime
     new_uuid: Callable[[], str]
     user_id: str | None = None
     encounter_id: str | None = None
     notes: tuple[str, ...] = ()
-    unreadable: tuple[UnreadableSign, ...] = ()
 
 
 def _cell(text: str) -> str:
@@ -85,8 +82,9 @@ def _unreadable_table(signs: tuple[UnreadableSign, ...]) -> list[str]:
     ]
 
 
-def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardContext) -> str:
+def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardContext) -> str:
     spec = lead.rule.spec
+    others = evaluation.fired[1:]
     lines = [spec.card.detail.strip(), ""]
     for note in ctx.notes:
         lines += [note, ""]
@@ -103,41 +101,46 @@ def _detail(lead: Decision, others: list[Decision], ruleset: RuleSet, ctx: CardC
             refs = ", ".join(f"{f.reference} ({f.date_text})" for f in reason.evidence)
             why = reason.description[:1].lower() + reason.description[1:]
             lines += ["", f"No {ruleset.config.orders[order].description} is offered: {why} ({refs})."]
-    lines += _unreadable_table(ctx.unreadable)
+    lines += _unreadable_table(evaluation.unreadable)
     lines += [
         "",
-        f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{ruleset.revision}`; "
-        f"evaluated {ctx.now.isoformat(timespec='seconds')}.",
+        f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{evaluation.revision}`; "
+        f"evaluated {evaluation.now.isoformat(timespec='seconds')}.",
     ]
     return "\n".join(lines)
 
 
 def _service_request(
-    template: dict[str, Any], priority: str, lead: Decision, evidence: list[Fact], ruleset: RuleSet, ctx: CardContext
+    template: dict[str, Any], priority: str, lead: Decision, evaluation: Evaluation, ctx: CardContext
 ) -> dict[str, Any]:
     resource = copy.deepcopy(template)
     resource.setdefault("status", "draft")
     resource.setdefault("intent", "order")
     resource["priority"] = priority
-    resource["subject"] = {"reference": f"Patient/{ctx.patient_id}"}
-    resource["authoredOn"] = ctx.now.isoformat(timespec="seconds")
+    resource["subject"] = {"reference": f"Patient/{evaluation.record.patient_id}"}
+    resource["authoredOn"] = evaluation.now.isoformat(timespec="seconds")
     if ctx.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
     if ctx.user_id and ctx.user_id.split("/")[0] in ("Practitioner", "PractitionerRole"):
         resource["requester"] = {"reference": ctx.user_id}
-    reasons = [{"reference": f.reference, "display": f.label} for f in evidence if f.resource_type in _REASON_TYPES]
+    reasons = [
+        {"reference": f.reference, "display": f.label} for f in evaluation.evidence if f.resource_type in _REASON_TYPES
+    ]
     if reasons:
         resource["reasonReference"] = reasons
-    resource["note"] = [{"text": f"Suggested by CDS rule {lead.ref}, rule set revision {ruleset.revision}."}]
+    resource["note"] = [{"text": f"Suggested by CDS rule {lead.ref}, rule set revision {evaluation.revision}."}]
     return resource
 
 
-def _unreadable_card(ruleset: RuleSet, ctx: CardContext) -> Card:
+def _unreadable_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext) -> Card:
     """No rule fired, yet a possible warning sign could not be read: the check is incomplete, and the card says so."""
     config = ruleset.config
     notice = config.unreadable_card
-    lines = [notice.detail.strip(), *_unreadable_table(ctx.unreadable)]
-    lines += ["", f"Rule set revision `{ruleset.revision}`; evaluated {ctx.now.isoformat(timespec='seconds')}."]
+    lines = [notice.detail.strip(), *_unreadable_table(evaluation.unreadable)]
+    lines += [
+        "",
+        f"Rule set revision `{evaluation.revision}`; evaluated {evaluation.now.isoformat(timespec='seconds')}.",
+    ]
     return Card(
         uuid=ctx.new_uuid(),
         summary=notice.summary,
@@ -150,22 +153,24 @@ def _unreadable_card(ruleset: RuleSet, ctx: CardContext) -> Card:
         ),
         extension={
             EXTENSION_KEY: {
-                "rulesetRevision": ruleset.revision,
-                "unreadable": [{"reference": s.reference, "problem": s.problem} for s in ctx.unreadable],
+                "rulesetRevision": evaluation.revision,
+                "unreadable": _unreadable_refs(evaluation.unreadable),
             }
         },
     )
 
 
-def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -> Card | None:
-    """One card for the fired decisions (most urgent first); a notice card when nothing fired but a possible
-    warning sign could not be read; None when nothing fired and everything was read."""
-    fired = [d for d in decisions if d.fired]
-    if not fired:
-        return _unreadable_card(ruleset, ctx) if ctx.unreadable else None
-    lead, others = fired[0], fired[1:]
+def _unreadable_refs(signs: tuple[UnreadableSign, ...]) -> list[dict[str, str]]:
+    return [{"reference": s.reference, "problem": s.problem} for s in signs]
+
+
+def render_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext) -> Card | None:
+    """One card for the fired decisions (the lead's suggestions, everyone's evidence); a notice card when nothing
+    fired but a possible warning sign could not be read; None when nothing fired and everything was read."""
+    lead = evaluation.lead
+    if lead is None:
+        return _unreadable_card(evaluation, ruleset, ctx) if evaluation.unreadable else None
     template = lead.rule.spec.card
-    evidence = list({f.reference: f for d in fired for f in d.evidence}.values())
     suggestions = [
         Suggestion(
             label=s.label,
@@ -176,7 +181,7 @@ def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -
                     type="create",
                     description=ruleset.config.orders[s.order].description,
                     resource=_service_request(
-                        ruleset.config.orders[s.order].resource, s.priority, lead, evidence, ruleset, ctx
+                        ruleset.config.orders[s.order].resource, s.priority, lead, evaluation, ctx
                     ),
                 )
             ],
@@ -189,7 +194,7 @@ def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -
         uuid=ctx.new_uuid(),
         summary=template.summary,
         indicator=template.indicator,
-        detail=_detail(lead, others, ruleset, ctx),
+        detail=_detail(evaluation, lead, ruleset, ctx),
         source=Source(
             label=lead.rule.spec.source.label,
             url=str(lead.rule.spec.source.url),
@@ -205,14 +210,10 @@ def render_card(decisions: list[Decision], ruleset: RuleSet, ctx: CardContext) -
         links=[Link(label=link.label, url=str(link.url), type="absolute") for link in template.links] or None,
         extension={
             EXTENSION_KEY: {
-                "rules": [d.ref for d in fired],
-                "rulesetRevision": ruleset.revision,
-                "evidence": [{"reference": f.reference, "date": f.date_text} for f in evidence],
-                **(
-                    {"unreadable": [{"reference": s.reference, "problem": s.problem} for s in ctx.unreadable]}
-                    if ctx.unreadable
-                    else {}
-                ),
+                "rules": [d.ref for d in evaluation.fired],
+                "rulesetRevision": evaluation.revision,
+                "evidence": [{"reference": f.reference, "date": f.date_text} for f in evaluation.evidence],
+                **({"unreadable": _unreadable_refs(evaluation.unreadable)} if evaluation.unreadable else {}),
             }
         },
     )

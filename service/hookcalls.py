@@ -1,0 +1,112 @@
+"""A hook call and what follows it: the answer (`cdshooks/call.py`), then its effects, kept out of the route.
+
+The decision row is stored (or spooled to disk) before the answer leaves: a worker killed a moment later loses
+nothing it answered, and feedback sent the moment the card arrives finds its decision. Every call, answered or
+refused, is counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from service.cdshooks.auth import VerifiedCaller
+from service.cdshooks.call import CallOptions, CallOutcome, answer_call
+from service.cdshooks.fetch import FhirFetcher
+from service.cdshooks.models import HookRequest
+from service.engine.model import ServiceEntry
+from service.engine.ruleset import RuleSet
+from service.errors import ServiceError
+from service.logs import hash_patient_id
+from service.metrics import Metrics
+from service.store.decisions import DecisionLog, DecisionRecord
+
+log = logging.getLogger("service.hooks")
+
+
+class HookCalls:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        options: CallOptions,
+        *,
+        clock: Callable[[], datetime],
+        new_uuid: Callable[[], str],
+        fetcher: FhirFetcher,
+        decisions: DecisionLog,
+        metrics: Metrics,
+        patient_hash_salt: str,
+    ) -> None:
+        self.ruleset = ruleset
+        self.options = options
+        self.clock = clock
+        self.new_uuid = new_uuid
+        self.fetcher = fetcher
+        self.decisions = decisions
+        self.metrics = metrics
+        self.salt = patient_hash_salt
+
+    async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> CallOutcome:
+        started = time.perf_counter()
+        issuer = caller.iss if caller else None
+
+        async def fetch(req: HookRequest, queries: dict[str, str]) -> dict[str, Any]:
+            return await self.fetcher.fetch(req, queries, issuer)
+
+        try:
+            outcome = await answer_call(
+                self.ruleset,
+                service,
+                request,
+                options=self.options,
+                clock=self.clock,
+                new_uuid=self.new_uuid,
+                fetch=fetch,
+            )
+        except ServiceError as error:
+            self._count(service.id, error.status_code, started)
+            raise
+        decision_id = self.new_uuid()
+        patient = hash_patient_id(outcome.evaluation.record.patient_id, self.salt)
+        card = outcome.response.cards[0] if outcome.response.cards else None
+        record = DecisionRecord.of(
+            outcome.evaluation,
+            card,
+            decision_id=decision_id,
+            created_at=self.clock(),
+            service_id=service.id,
+            hook=request.hook,
+            hook_instance=request.hookInstance,
+            patient_hash=patient,
+            issuer=issuer,
+            fetched_keys=outcome.fetched_keys,
+            timings_ms=outcome.timings_ms,
+        )
+        await self.decisions.write(record)
+        self._count(service.id, 200, started)
+        lead = record.lead_rule or "none"
+        for answered in outcome.response.cards:
+            self.metrics.cards.labels(lead, answered.indicator).inc()
+        set_aside = self.metrics.count_set_aside(outcome.evaluation.record)
+        log.info(
+            "hook answered",
+            extra={
+                "fields": {
+                    "decision_id": decision_id,
+                    "service": service.id,
+                    "patient": patient,
+                    "cards": [c.indicator for c in outcome.response.cards],
+                    "set_aside": set_aside,
+                    "input_issues": len(outcome.evaluation.record.issues),
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            },
+        )
+        return outcome
+
+    def _count(self, service_id: str, status: int, started: float) -> None:
+        self.metrics.calls.labels(service_id, str(status)).inc()
+        self.metrics.latency.labels(service_id).observe(time.perf_counter() - started)

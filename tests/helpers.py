@@ -1,0 +1,96 @@
+"""Test helpers (not fixtures): where the shared material and the examples are, and small FHIR builders.
+
+Fixtures live in `conftest.py`; test modules import helpers from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import PROJECT_ROOT
+from service.fhir.codes import ICD10CM, SNOMED
+from service.store.decisions import DecisionRecord
+
+SHARED = PROJECT_ROOT.parent / "shared"
+CDSHOOKS = SHARED / "cdshooks"
+EXAMPLES = PROJECT_ROOT / "fhir_examples"
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def patient_bundle(name: str) -> dict[str, Any]:
+    """An example patient's Bundle from fhir_examples/patients/."""
+    return load_json(EXAMPLES / "patients" / f"{name}.json")
+
+
+def hook_request(name: str) -> dict[str, Any]:
+    """An example's complete hook call from fhir_examples/requests/."""
+    return load_json(EXAMPLES / "requests" / f"{name}.json")
+
+
+def requires_shared() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not CDSHOOKS.is_dir(), reason="../shared/cdshooks is not beside the repository")
+
+
+def cond(cid: str, system: str, code: str, date: str = "2026-11-18", **extra: Any) -> dict[str, Any]:
+    """A Condition of patient `p`."""
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": system, "code": code, "display": cid}]},
+        "recordedDate": date,
+        **extra,
+    }
+
+
+def obs(oid: str, code: str, date: str, present: bool) -> dict[str, Any]:
+    """A SNOMED CT finding of patient `p`, recorded present (True) or absent (False)."""
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "effectiveDateTime": date,
+        "valueBoolean": present,
+    }
+
+
+CANCER = cond("ca", ICD10CM, "C50.911", "2020-01-01")
+PAIN = cond("pain", ICD10CM, "M54.6")
+
+
+def decision_record(card: str | None = "card", rule: str | None = "r@1.0.0", **changes: Any) -> DecisionRecord:
+    """A decision-log row: one rule evaluated, fired with a card when `card` is given."""
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "created_at": datetime(2026, 11, 20, 9, tzinfo=UTC),
+        "service_id": "mscc-patient-view",
+        "hook": "patient-view",
+        "hook_instance": str(uuid.uuid4()),
+        "patient_hash": "abc",
+        "issuer": None,
+        "ruleset_revision": "rev",
+        "rules_evaluated": [rule] if rule else [],
+        "rules_fired": [rule] if card and rule else [],
+        "lead_rule": rule if card else None,
+        "indicator": "critical" if card else None,
+        "card_uuid": card,
+        "suggestions": [{"uuid": "s1", "label": "MRI"}] if card else [],
+        "evidence": ["Condition/x"],
+        "fetched_keys": [],
+        "shadow_fired": None,
+        "data_ms": 1.0,
+        "evaluate_ms": 0.5,
+    }
+    return DecisionRecord(**{**fields, **changes})
