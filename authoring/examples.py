@@ -11,14 +11,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from authoring.ruletests import EXAMPLES_DIR
 from service.cdshooks.call import EVALUATION_TIME_EXTENSION
-from service.config import PROJECT_ROOT
 from service.engine.model import ServiceEntry
 from service.engine.yamlfile import load_yaml
 from service.fhir.bundle import read_patient_bundle
 from service.runtime import ReseedableUuids
 
-EXAMPLES_DIR = PROJECT_ROOT / "fhir_examples"
 _NAMESPACE = uuid.UUID("6f1c2a52-3f0e-4a8e-9d51-6d8a4b3c2e10")
 DEFAULT_SERVICE = "mscc-patient-view"
 

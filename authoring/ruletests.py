@@ -14,12 +14,15 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.config import PROJECT_ROOT
 from service.engine.evaluation import evaluate_record
 from service.engine.ruleset import RuleSet
 from service.engine.yamlfile import load_yaml
 from service.errors import InvalidFhir
 from service.fhir.bundle import read_patient_bundle
 from service.fhir.record import build_record
+
+EXAMPLES_DIR = PROJECT_ROOT / "fhir_examples"
 
 
 class _Strict(BaseModel):
@@ -42,13 +45,17 @@ class Case(_Strict):
     version: str | None = None
     patient_id: str | None = None
     resources: list[dict[str, Any]] | None = None
-    bundle: str | None = Field(default=None, description="path to a FHIR Bundle, relative to this file")
+    example: str | None = Field(
+        default=None, description="an example patient's id in fhir_examples/examples.yaml, e.g. 01-mscc-breast-cancer"
+    )
+    bundle: str | None = Field(default=None, description="path to another FHIR Bundle, relative to this file")
     expect: Expectation
 
     @model_validator(mode="after")
     def _one_patient_source(self) -> Case:
-        if (self.resources is None) == (self.bundle is None):
-            raise ValueError("a case needs exactly one of `resources` or `bundle`")
+        given = [name for name in ("resources", "example", "bundle") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a case needs exactly one of `resources`, `example` or `bundle`")
         return self
 
 
@@ -70,9 +77,17 @@ class CaseResult:
     expects_fire: bool = False
 
 
+def _example_bundle(example_id: str) -> Path:
+    path = EXAMPLES_DIR / "patients" / f"{example_id}.json"
+    if not path.is_file():
+        raise ValueError(f"no example patient {example_id!r} (see fhir_examples/examples.yaml)")
+    return path
+
+
 def _patient(case: Case, defaults: CaseFile, base: Path) -> tuple[str, set[str], list[dict[str, Any]]]:
-    if case.bundle is not None:
-        bundle = read_patient_bundle(json.loads((base / case.bundle).read_text(encoding="utf-8")))
+    file = _example_bundle(case.example) if case.example is not None else base / case.bundle if case.bundle else None
+    if file is not None:
+        bundle = read_patient_bundle(json.loads(file.read_text(encoding="utf-8")))
         return bundle.patient_id, bundle.aliases, bundle.resources
     patient_id = case.patient_id or defaults.patient_id
     resources = []

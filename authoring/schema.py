@@ -19,10 +19,11 @@ SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
 
 
 def schema_text(model: type[BaseModel], title: str) -> str:
+    # Our title and dialect last: the model's own title (its class name) must not replace the one editors show.
     schema: dict[str, Any] = {
+        **model.model_json_schema(),
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": title,
-        **model.model_json_schema(),
     }
     return json.dumps(schema, indent=2) + "\n"
 

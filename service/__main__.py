@@ -182,7 +182,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from service.api.openapi import openapi_yaml
+    from authoring.openapi import openapi_yaml
 
     text = openapi_yaml()
     if args.write:

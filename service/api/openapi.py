@@ -1,4 +1,4 @@
-"""The OpenAPI document as we serve it, and the same document kept in `openapi.yaml` (a test keeps them equal).
+"""The OpenAPI document as we serve it (`authoring/openapi.py` writes the same document to `openapi.yaml`).
 
 FastAPI documents a 422 for every body or query validation error; outside the FHIR endpoints we answer those with
 400 and an ErrorBody, so the generic 422 is replaced by that 400 in the document.
@@ -46,14 +46,3 @@ def install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def openapi_yaml() -> str:
-    """The document `openapi.yaml` holds: what a development-mode app serves (security does not change it)."""
-    import yaml
-
-    from service.app import create_app
-    from service.config import Settings
-
-    app = create_app(Settings(dev_mode=True))
-    return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=120)

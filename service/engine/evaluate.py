@@ -6,7 +6,7 @@ against (a later "absent" finding), and the facts not counted and why (resolved,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -162,7 +162,8 @@ def _order_or_study(c: CompiledCriterion, index: FactIndex, now: datetime) -> Cr
     return result
 
 
-def _fhirpath(c: CompiledCriterion, record: PatientRecord) -> CriterionResult:
+def _fhirpath(c: CompiledCriterion, index: FactIndex, now: datetime) -> CriterionResult:
+    record = index.record
     spec = c.spec.fhirpath
     assert spec is not None
     assert c.fhirpath is not None
@@ -200,22 +201,23 @@ def _unique(facts: Iterable[Fact]) -> list[Fact]:
     return list({f.reference: f for f in facts}.values())
 
 
+# The data criteria, by kind; all_of / any_of / none_of combine criteria already evaluated (`_combine`).
+_DATA_CRITERIA: dict[str, Callable[[CompiledCriterion, FactIndex, datetime], CriterionResult]] = {
+    "finding": _finding,
+    "measurement": _measurement,
+    "order_or_study": _order_or_study,
+    "fhirpath": _fhirpath,
+}
+_COMBINATORS = frozenset({"all_of", "any_of", "none_of"})
+
+
 def evaluate_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decision:
     """Evaluate one rule version against a record whose facts are already indexed."""
     done: dict[str, CriterionResult] = {}
-    for name in rule.order:
+    for name in rule.order:  # children before parents (the loader's topological order)
         c = rule.criteria[name]
         kind = c.spec.kind
-        if kind == "finding":
-            done[name] = _finding(c, index, now)
-        elif kind == "measurement":
-            done[name] = _measurement(c, index, now)
-        elif kind == "order_or_study":
-            done[name] = _order_or_study(c, index, now)
-        elif kind == "fhirpath":
-            done[name] = _fhirpath(c, index.record)
-        else:
-            done[name] = _combine(c, done)
+        done[name] = _combine(c, done) if kind in _COMBINATORS else _DATA_CRITERIA[kind](c, index, now)
     top = done[rule.spec.when]
     dropped = [s.order for s in rule.spec.card.suggestions if s.unless and done[s.unless].held]
     return Decision(rule, top.held, done, top.evidence if top.held else [], dropped)

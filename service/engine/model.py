@@ -106,7 +106,7 @@ class Criterion(StrictModel):
 KINDS = ("finding", "measurement", "order_or_study", "fhirpath", "all_of", "any_of", "none_of")
 
 
-class Suggestion(StrictModel):
+class SuggestionTemplate(StrictModel):
     order: Slug = Field(description="key of an order template in rules/ruleset.yaml")
     priority: Priority
     label: str = Field(min_length=1, max_length=120)
@@ -116,7 +116,7 @@ class Suggestion(StrictModel):
     )
 
 
-class Link(StrictModel):
+class LinkTemplate(StrictModel):
     label: str = Field(min_length=1)
     url: HttpUrl
 
@@ -125,12 +125,12 @@ class CardTemplate(StrictModel):
     indicator: Literal["info", "warning", "critical"]
     summary: str = Field(min_length=1, max_length=139, description="one sentence, under 140 characters")
     detail: str = Field(min_length=1, description="GitHub-flavoured markdown; evidence is appended by the service")
-    suggestions: list[Suggestion] = Field(default_factory=list)
+    suggestions: list[SuggestionTemplate] = Field(default_factory=list)
     override_reasons: list[Slug] = Field(default_factory=list, description="codes from rules/ruleset.yaml")
-    links: list[Link] = Field(default_factory=list)
+    links: list[LinkTemplate] = Field(default_factory=list)
 
 
-class Source(StrictModel):
+class GuidelineSource(StrictModel):
     label: str = Field(min_length=1)
     url: HttpUrl
     citation: str | None = None
@@ -142,7 +142,7 @@ class NoticeCard(StrictModel):
     indicator: Literal["info", "warning", "critical"]
     summary: str = Field(min_length=1, max_length=139, description="one sentence, under 140 characters")
     detail: str = Field(min_length=1, description="markdown; the service appends the entries it could not read")
-    source: Source = Field(description="the guideline behind the advice in `detail`")
+    source: GuidelineSource = Field(description="the guideline behind the advice in `detail`")
 
 
 class RuleVersion(StrictModel):
@@ -153,7 +153,7 @@ class RuleVersion(StrictModel):
     status: Literal["draft", "active", "retired"]
     title: str = Field(min_length=1, max_length=120)
     description: str = Field(min_length=1)
-    source: Source
+    source: GuidelineSource
     hooks: list[str] | None = Field(
         default=None, min_length=1, description="hooks this rule runs for; omit for every hook the rule set serves"
     )
@@ -163,7 +163,7 @@ class RuleVersion(StrictModel):
     card: CardTemplate
 
 
-class Coding(StrictModel):
+class TopicCoding(StrictModel):
     system: str
     code: str
     display: str
@@ -231,7 +231,7 @@ class RuleSetConfig(StrictModel):
 
     name: Slug
     title: str
-    topic: Coding
+    topic: TopicCoding
     override_reason_system: str
     override_reasons: dict[Slug, str] = Field(description="code: display")
     orders: dict[Slug, OrderTemplate]

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import uvicorn
 
-from service.app import create_app
-from service.config import Settings
 
-
-def test_an_unexpected_error_is_a_json_500_and_the_keep_alive_connection_stays_open(tmp_path: Path) -> None:
-    app = create_app(Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+def test_an_unexpected_error_is_a_json_500_and_the_keep_alive_connection_stays_open(make_app) -> None:
+    app = make_app()
 
     @app.get("/boom", include_in_schema=False)
     def boom() -> None:

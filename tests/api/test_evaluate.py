@@ -124,13 +124,9 @@ def test_extreme_dates_and_numbers_in_the_data_are_read_not_a_500(client: TestCl
     )
 
 
-def test_operator_endpoints_need_the_token_when_one_is_set(tmp_path) -> None:
-    from service.app import create_app
-    from service.config import Settings
-
+def test_operator_endpoints_need_the_token_when_one_is_set(make_app) -> None:
     token = "t" * 32
-    settings = Settings(dev_mode=True, database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", operator_token=token)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(operator_token=token)) as client:
         bundle = patient_bundle("09-no-cancer-low-back-pain-only")
         for method, path, body in (
             ("post", "/evaluate", bundle),

@@ -1,11 +1,8 @@
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.config import Settings
 
-
-def test_huge_bodies_are_413_by_header_and_by_stream(settings: Settings) -> None:
-    app = create_app(settings.model_copy(update={"max_body_bytes": 2_000}))
+def test_huge_bodies_are_413_by_header_and_by_stream(make_app) -> None:
+    app = make_app(max_body_bytes=2_000)
     with TestClient(app) as client:
         big = b'{"pad": "' + b"x" * 5_000 + b'"}'
         answer = client.post(

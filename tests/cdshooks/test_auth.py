@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.config import Settings
+from service.runtime import system_clock
 from tests.fhirserver import Behaviour, running_fhir_server
 from tests.helpers import CDSHOOKS, NOW, hook_request, load_json, requires_shared
 from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
@@ -14,17 +13,15 @@ from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
 URL = "/cds-services/mscc-patient-view"
 
 
-def secure_client(tmp_path: Path, issuers: Path, **settings: object) -> TestClient:
-    app = create_app(
-        Settings(
-            dev_mode=False,
-            issuers_file=issuers,
-            public_base_url=BASE_URL,
-            database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-            **settings,
-        )
-    )
-    return TestClient(app)
+@pytest.fixture
+def secure_client(make_app):
+    """`secure_client(issuers, **settings)`: production mode (JWT checked) on the real clock, as tokens expire."""
+
+    def build(issuers: Path, **settings: object) -> TestClient:
+        app = make_app(clock=system_clock, dev_mode=False, issuers_file=issuers, public_base_url=BASE_URL, **settings)
+        return TestClient(app)
+
+    return build
 
 
 @pytest.fixture
@@ -33,8 +30,8 @@ def signer() -> Signer:
 
 
 @pytest.fixture
-def client(tmp_path: Path, signer: Signer) -> TestClient:
-    with secure_client(tmp_path, issuers_file(tmp_path / "issuers.yaml", signer)) as test_client:
+def client(secure_client, tmp_path: Path, signer: Signer) -> TestClient:
+    with secure_client(issuers_file(tmp_path / "issuers.yaml", signer)) as test_client:
         yield test_client
 
 
@@ -48,9 +45,9 @@ def test_a_valid_token_is_accepted(client: TestClient, signer: Signer) -> None:
     assert call(client, signer.token())[0] == 200
 
 
-def test_rs384_is_accepted_too(tmp_path: Path) -> None:
+def test_rs384_is_accepted_too(secure_client, tmp_path: Path) -> None:
     rsa = Signer(kind="RSA")
-    with secure_client(tmp_path, issuers_file(tmp_path / "i.yaml", rsa)) as client:
+    with secure_client(issuers_file(tmp_path / "i.yaml", rsa)) as client:
         assert call(client, rsa.token())[0] == 200
 
 
@@ -113,33 +110,35 @@ def test_401_carries_www_authenticate(client: TestClient) -> None:
     assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_keys_from_an_allow_listed_jku_are_fetched_and_cached(tmp_path: Path, signer: Signer) -> None:
+def test_keys_from_an_allow_listed_jku_are_fetched_and_cached(secure_client, tmp_path: Path, signer: Signer) -> None:
     with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
         jku = f"{base}/jwks.json"
         issuers = issuers_file(tmp_path / "i.yaml", signer, jku=[jku], inline=False, jwks_url=jku)
-        with secure_client(tmp_path, issuers) as client:
+        with secure_client(issuers) as client:
             assert call(client, signer.token(header={"jku": jku}))[0] == 200
             assert call(client, signer.token(header={"jku": jku}))[0] == 200
             assert call(client, signer.token())[0] == 200  # jwks_url, the same cached set
         assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]
 
 
-def test_a_jku_with_a_query_string_added_fetches_the_configured_url_once(tmp_path: Path, signer: Signer) -> None:
+def test_a_jku_with_a_query_string_added_fetches_the_configured_url_once(
+    secure_client, tmp_path: Path, signer: Signer
+) -> None:
     with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
         jku = f"{base}/jwks.json"
         issuers = issuers_file(tmp_path / "i.yaml", signer, jku=[jku], inline=False)
-        with secure_client(tmp_path, issuers) as client:
+        with secure_client(issuers) as client:
             for n in range(20):
                 assert call(client, signer.token(header={"jku": f"{jku}?n={n}"}))[0] == 200
             assert len(client.app.state.runtime.verifier.jwks._entries) == 1  # type: ignore[attr-defined]
         assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]  # the configured URL, once
 
 
-def test_unknown_kid_refreshes_the_cached_key_set_once(tmp_path: Path, signer: Signer) -> None:
+def test_unknown_kid_refreshes_the_cached_key_set_once(secure_client, tmp_path: Path, signer: Signer) -> None:
     rotated = Signer(kid="ehr-key-2")
     with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
         issuers = issuers_file(tmp_path / "i.yaml", signer, inline=False, jwks_url=f"{base}/jwks.json")
-        with secure_client(tmp_path, issuers) as client:
+        with secure_client(issuers) as client:
             assert call(client, signer.token())[0] == 200
             behaviour.jwks = {"keys": signer.jwks()["keys"] + rotated.jwks()["keys"]}
             client.app.state.runtime.verifier.jwks._entries[f"{base}/jwks.json"].fetched_at -= 60  # type: ignore[attr-defined]
@@ -202,10 +201,12 @@ def test_the_spec_test_vector_signature_verifies_and_only_expiry_fails() -> None
         JWTClaimsRegistry(leeway=60).validate(token.claims)
 
 
-def test_a_replay_is_refused_by_another_replica_sharing_the_database(tmp_path: Path, signer: Signer) -> None:
+def test_a_replay_is_refused_by_another_replica_sharing_the_database(
+    secure_client, tmp_path: Path, signer: Signer
+) -> None:
     issuers = issuers_file(tmp_path / "issuers.yaml", signer)
     token = signer.token()
-    with secure_client(tmp_path, issuers) as first, secure_client(tmp_path, issuers) as second:
+    with secure_client(issuers) as first, secure_client(issuers) as second:
         assert call(first, token)[0] == 200
         assert call(second, token) == (401, "the token's jti was already used")
 

@@ -8,25 +8,23 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.config import Settings
-from service.runtime import seeded_uuids
 from tests.fhirserver import Behaviour, running_fhir_server
-from tests.helpers import NOW, hook_request
+from tests.helpers import hook_request
 
 URL = "/cds-services/mscc-patient-view"
 
 
-def app_for(tmp_path: Path, fhir_servers: list[str], timeout: float = 2.0) -> TestClient:
-    issuers = tmp_path / "issuers.yaml"
-    issuers.write_text(yaml.safe_dump({"issuers": [{"iss": "https://ehr.example.org", "fhir_servers": fhir_servers}]}))
-    settings = Settings(
-        dev_mode=True,
-        issuers_file=issuers,
-        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        fetch_timeout_seconds=timeout,
-    )
-    return TestClient(create_app(settings, clock=lambda: NOW, new_uuid=seeded_uuids("fetch")))
+@pytest.fixture
+def app_for(make_app, tmp_path: Path):
+    """`app_for(fhir_servers, timeout)`: an app whose one issuer may be fetched from at these FHIR servers."""
+
+    def build(fhir_servers: list[str], timeout: float = 2.0) -> TestClient:
+        issuers = tmp_path / "issuers.yaml"
+        issuer = {"iss": "https://ehr.example.org", "fhir_servers": fhir_servers}
+        issuers.write_text(yaml.safe_dump({"issuers": [issuer]}))
+        return TestClient(make_app(seed="fetch", issuers_file=issuers, fetch_timeout_seconds=timeout))
+
+    return build
 
 
 def without_prefetch(name: str, server: str, token: str | None = None, keep: tuple[str, ...] = ()) -> dict:
@@ -44,10 +42,10 @@ def without_prefetch(name: str, server: str, token: str | None = None, keep: tup
     return body
 
 
-def test_missing_prefetch_is_fetched_and_gives_the_same_card(tmp_path: Path) -> None:
+def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
     with (
         running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour),
-        app_for(tmp_path, [base + "/fhir"]) as client,
+        app_for([base + "/fhir"]) as client,
     ):
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, "s3cret"))
         assert answer.status_code == 200
@@ -61,8 +59,8 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(tmp_path: Path) -> 
         assert all(s["authorization"] == "Bearer s3cret" for s in behaviour.seen)
 
 
-def test_only_the_missing_keys_are_fetched(tmp_path: Path) -> None:
-    with running_fhir_server() as (base, behaviour), app_for(tmp_path, [base + "/fhir"]) as client:
+def test_only_the_missing_keys_are_fetched(app_for) -> None:
+    with running_fhir_server() as (base, behaviour), app_for([base + "/fhir"]) as client:
         body = without_prefetch(
             "01-mscc-breast-cancer-leg-weakness", base, keep=("conditions", "imaging_orders", "imaging_studies")
         )
@@ -70,10 +68,10 @@ def test_only_the_missing_keys_are_fetched(tmp_path: Path) -> None:
         assert [s["path"] for s in behaviour.seen] == ["/fhir/Observation?patient=p01"]
 
 
-def test_paging_follows_next_links(tmp_path: Path) -> None:
+def test_paging_follows_next_links(app_for) -> None:
     with (
         running_fhir_server(Behaviour(page_size=1)) as (base, behaviour),
-        app_for(tmp_path, [base + "/fhir"]) as client,
+        app_for([base + "/fhir"]) as client,
     ):
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
@@ -86,36 +84,36 @@ def test_paging_follows_next_links(tmp_path: Path) -> None:
         ]
 
 
-def test_a_server_not_on_the_allow_list_is_never_contacted(tmp_path: Path) -> None:
-    with running_fhir_server() as (base, behaviour), app_for(tmp_path, ["https://fhir.other.example/r4"]) as client:
+def test_a_server_not_on_the_allow_list_is_never_contacted(app_for) -> None:
+    with running_fhir_server() as (base, behaviour), app_for(["https://fhir.other.example/r4"]) as client:
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert answer.status_code == 412
         assert "not on the allow-list" in answer.json()["message"]
         assert behaviour.seen == []
 
 
-def test_a_wrong_token_is_412(tmp_path: Path) -> None:
-    with running_fhir_server(Behaviour(token="right")) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+def test_a_wrong_token_is_412(app_for) -> None:
+    with running_fhir_server(Behaviour(token="right")) as (base, _), app_for([base + "/fhir"]) as client:
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, "wrong"))
         assert answer.status_code == 412
         assert "HTTP 401" in answer.json()["message"]
 
 
-def test_a_server_that_is_down_is_412(tmp_path: Path) -> None:
+def test_a_server_that_is_down_is_412(app_for) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     down = f"http://127.0.0.1:{port}"
-    with app_for(tmp_path, [down + "/fhir"]) as client:
+    with app_for([down + "/fhir"]) as client:
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", down))
         assert answer.status_code == 412
         assert "could not be reached" in answer.json()["message"]
 
 
-def test_a_slow_server_is_412_within_the_time_limit(tmp_path: Path) -> None:
+def test_a_slow_server_is_412_within_the_time_limit(app_for) -> None:
     with (
         running_fhir_server(Behaviour(delay=3)) as (base, _),
-        app_for(tmp_path, [base + "/fhir"], timeout=0.5) as client,
+        app_for([base + "/fhir"], timeout=0.5) as client,
     ):
         started = time.perf_counter()
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
@@ -124,30 +122,30 @@ def test_a_slow_server_is_412_within_the_time_limit(tmp_path: Path) -> None:
         assert "did not answer within 0.5 s" in answer.json()["message"]
 
 
-def test_a_failing_server_is_412(tmp_path: Path) -> None:
-    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+def test_a_failing_server_is_412(app_for) -> None:
+    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for([base + "/fhir"]) as client:
         assert client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base)).status_code == 412
 
 
 @pytest.mark.parametrize("evil", ["http://169.254.169.254", "http://127.0.0.1:1"])
-def test_a_next_link_to_another_server_is_not_followed(tmp_path: Path, evil: str) -> None:
+def test_a_next_link_to_another_server_is_not_followed(app_for, evil: str) -> None:
     with (
         running_fhir_server(Behaviour(page_size=1, evil_next=evil)) as (base, _),
-        app_for(tmp_path, [base + "/fhir"]) as client,
+        app_for([base + "/fhir"]) as client,
     ):
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert answer.status_code == 412
         assert "leaves the allowed server" in answer.json()["message"]
 
 
-def test_fetch_failures_are_counted_in_metrics(tmp_path: Path) -> None:
-    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for(tmp_path, [base + "/fhir"]) as client:
+def test_fetch_failures_are_counted_in_metrics(app_for) -> None:
+    with running_fhir_server(Behaviour(status=500)) as (base, _), app_for([base + "/fhir"]) as client:
         client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert 'mscc_fhir_fetch_failures_total{reason="bad_answer"} 1.0' in client.get("/metrics").text
 
 
-def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(tmp_path: Path) -> None:
-    with app_for(tmp_path, []) as client:
+def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(app_for) -> None:
+    with app_for([]) as client:
         body = hook_request("01-mscc-breast-cancer-leg-weakness")
         body["prefetch"] = {k: v for k, v in body["prefetch"].items() if k in ("conditions", "observations")}
         answer = client.post(URL, json=body)
@@ -168,8 +166,8 @@ def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(tmp_path: Path
         ("14-order-sign-lumbar-xray-in-myeloma", "mscc-order-sign"),
     ],
 )
-def test_every_hook_gives_the_same_card_with_or_without_prefetch(tmp_path: Path, example: str, service: str) -> None:
-    with running_fhir_server() as (base, behaviour), app_for(tmp_path, [base + "/fhir"]) as client:
+def test_every_hook_gives_the_same_card_with_or_without_prefetch(app_for, example: str, service: str) -> None:
+    with running_fhir_server() as (base, behaviour), app_for([base + "/fhir"]) as client:
         prefetched = client.post(f"/cds-services/{service}", json=hook_request(example)).json()["cards"]
         assert behaviour.seen == []
         fetched = client.post(f"/cds-services/{service}", json=without_prefetch(example, base)).json()["cards"]
@@ -199,10 +197,10 @@ def test_dot_segments_are_found_however_they_are_encoded(url: str, climbs: bool)
     assert _has_dot_segments(url) is climbs
 
 
-def test_a_percent_encoded_climb_in_a_next_link_is_not_followed(tmp_path: Path) -> None:
+def test_a_percent_encoded_climb_in_a_next_link_is_not_followed(app_for) -> None:
     with (
         running_fhir_server(Behaviour(page_size=1)) as (base, behaviour),
-        app_for(tmp_path, [base + "/fhir"]) as client,
+        app_for([base + "/fhir"]) as client,
     ):
         behaviour.evil_next = f"{base}/fhir/%2e%2e"  # next: {base}/fhir/%2e%2e/fhir/Condition?...: inside by prefix
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))

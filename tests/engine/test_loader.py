@@ -154,10 +154,7 @@ def test_revision_changes_with_rules_but_not_with_docs_or_tests(rules: Path) -> 
     assert revision_of(rules) != before
 
 
-def test_the_app_refuses_to_start_on_a_broken_rule_set(rules: Path) -> None:
-    from service.app import create_app
-    from service.config import Settings
-
+def test_the_app_refuses_to_start_on_a_broken_rule_set(make_app, rules: Path) -> None:
     edit(rules, RULE, lambda t: t.replace("status: active", "status: maybe"))
     with pytest.raises(RuleSetInvalid):
-        create_app(Settings(dev_mode=True, rules_dir=rules))
+        make_app(rules_dir=rules)

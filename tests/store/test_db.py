@@ -90,20 +90,18 @@ def test_token_ids_are_remembered_until_they_expire(store: Store) -> None:
 
 
 @pytest.mark.postgres
-def test_the_service_end_to_end_on_postgres() -> None:
+def test_the_service_end_to_end_on_postgres(make_app, tmp_path) -> None:
     """Hook call, decision log, feedback and report through the app, with PostgreSQL as its store."""
     url = postgres_url()
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
-    from service.config import Settings
-    from tests.helpers import NOW, hook_request
+    from tests.helpers import hook_request
 
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
     engine.dispose()
-    app = create_app(Settings(dev_mode=True, database_url=url), clock=lambda: NOW)
+    app = make_app(database_url=url, spool_dir=tmp_path / "spool")  # never var/spool in the checkout
     with TestClient(app) as client:
         card = client.post("/cds-services/mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
         card_body = card.json()["cards"][0]

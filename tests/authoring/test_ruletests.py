@@ -1,5 +1,7 @@
 """Every case in rules/*/tests runs as a pytest test, and every rule has a positive and a negative case."""
 
+import shutil
+
 import pytest
 
 from authoring.ruletests import lint_rule_tests, run_rule_tests
@@ -20,8 +22,6 @@ def test_every_rule_has_positive_and_negative_cases() -> None:
 
 
 def test_a_wrong_expectation_fails(tmp_path) -> None:
-    import shutil
-
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     shutil.copytree(PROJECT_ROOT / "fhir_examples", tmp_path / "fhir_examples")
@@ -34,3 +34,21 @@ def test_a_wrong_expectation_fails(tmp_path) -> None:
     )
     failed = [r for r in run_rule_tests(load_ruleset(rules)) if not r.passed]
     assert [r.message for r in failed] == ["expected fires=True, got False"]
+
+
+def test_a_case_naming_an_unknown_example_fails_and_says_so(tmp_path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    cases = rules / "mscc-suspected/tests/cases.yaml"
+    cases.write_text(cases.read_text().replace("example: 01-mscc-breast-cancer-leg-weakness", "example: 01-typo", 1))
+    [failed] = [r for r in run_rule_tests(load_ruleset(rules)) if not r.passed]
+    assert "no example patient '01-typo'" in failed.message
+
+
+def test_a_case_needs_exactly_one_patient_source() -> None:
+    from pydantic import ValidationError
+
+    from authoring.ruletests import Case
+
+    with pytest.raises(ValidationError, match="exactly one of"):
+        Case.model_validate({"name": "x", "example": "01", "resources": [], "expect": {"fires": True}})

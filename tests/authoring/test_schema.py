@@ -20,6 +20,11 @@ def test_schema_files_are_current(name: str) -> None:
     assert (RULES / name).read_text() == schema_text(model, title), "run: python -m service rules schema"
 
 
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_schemas_keep_the_title_editors_show(name: str) -> None:
+    assert json.loads((RULES / name).read_text())["title"] == SCHEMAS[name][1]
+
+
 def files_for(name: str) -> list[Path]:
     if name == "rule.schema.json":
         return [p for p in RULES.glob("*/*.yaml") if p.parent.name not in (VALUESET_DIR, VALIDATION_DIR)]
