@@ -22,7 +22,7 @@ from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import load_yaml
-from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems
+from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
 from service.fhir.validate import validate_resource
 
 RULESET_FILE = "ruleset.yaml"
@@ -53,7 +53,7 @@ class _Problems:
         self.items.append(RuleProblem(_relative(path, self.root), field, problem))
 
     def add_validation(self, path: Path, error: ValidationError) -> None:
-        for location, message in field_problems(error.errors(include_url=False, include_input=False), whole=""):
+        for location, message in field_problems(validation_errors(error), whole=""):
             self.add(path, location, message)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
-from service.errors import ValueSetError, field_problems
+from service.errors import ValueSetError, field_problems, validation_errors
 from service.fhir.codes import ICD_SYSTEMS, coding_key, normalise_code
 
 Key = tuple[str, str]
@@ -94,7 +94,7 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
     try:
         ValueSet.model_validate(raw)
     except ValidationError as error:
-        location, message = field_problems(error.errors(include_url=False, include_input=False), whole="")[0]
+        location, message = field_problems(validation_errors(error), whole="")[0]
         raise ValueSetError(f"ValueSet.{location}".rstrip("."), message) from None
     if raw.get("id") != expected_id:
         raise ValueSetError("ValueSet.id", f"must equal the file name {expected_id!r}")

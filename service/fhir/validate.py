@@ -16,6 +16,8 @@ from typing import Any, Literal
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from service.errors import validation_errors
+
 VALIDATED_TYPES = frozenset({"Condition", "Observation", "ServiceRequest", "ImagingStudy", "DiagnosticReport"})
 
 # Fields without which a resource says nothing usable: what it is (its code) and whose it is.
@@ -75,7 +77,7 @@ def _location(resource_type: str, loc: tuple[int | str, ...]) -> str:
 def _wrap_single_objects(resource: dict[str, Any], error: ValidationError) -> dict[str, Any] | None:
     """A copy with each object that sits where an array is wanted wrapped in a one-element array, or None."""
     repaired: dict[str, Any] | None = None
-    for e in error.errors(include_url=False, include_input=False):
+    for e in validation_errors(error):
         if e["type"] != "list_type" or not e["loc"]:
             continue
         repaired = repaired or copy.deepcopy(resource)
@@ -117,14 +119,14 @@ def validate(resource: dict[str, Any]) -> Validated:
             repaired = _wrap_single_objects(resource, error)
             if repaired is None or repaired == resource:
                 # The message is pydantic's, with the input value left out: it may be patient data.
-                found = [(tuple(e["loc"]), e["msg"]) for e in error.errors(include_url=False, include_input=False)]
+                found = [(tuple(e["loc"]), e["msg"]) for e in validation_errors(error)]
                 fatal = any(_is_fatal(resource_type, loc) for loc, _ in found)
                 outcome: Outcome = "set aside" if fatal else "counted"
                 issues += [InputIssue(reference, _location(resource_type, loc), msg, outcome) for loc, msg in found]
                 return Validated(resource, issues, fatal)
             issues += [
                 InputIssue(reference, _location(resource_type, tuple(e["loc"])), ONE_ELEMENT_ARRAY, "counted")
-                for e in error.errors(include_url=False, include_input=False)
+                for e in validation_errors(error)
                 if e["type"] == "list_type"
             ]
             resource = repaired
