@@ -96,8 +96,6 @@ async def verify_caller(
 
 
 async def _caller(request: Request, service: ServiceEntry, runtime: Runtime, feedback: bool) -> VerifiedCaller | None:
-    if runtime.verifier is None:
-        return None
     verified: VerifiedCaller | None = getattr(request.state, "caller", None)  # set by AuthenticateFirst
     if verified is not None:
         return verified
