@@ -46,6 +46,18 @@ def _ruleset_or_exit(rules_dir: Path) -> RuleSet:
         raise SystemExit(1) from None
 
 
+def _issuers_or_exit(settings: Settings) -> None:
+    """The issuers file is read before any worker starts: a mistake is one line, not a traceback per worker."""
+    from service.cdshooks.issuers import IssuerRegistry
+    from service.errors import ConfigurationError
+
+    try:
+        IssuerRegistry.load(settings.issuers_file)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -53,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["MSCC_DEV_MODE"] = "true"
     settings = _settings_or_exit()
     _ruleset_or_exit(settings.rules_dir)
+    _issuers_or_exit(settings)
     from service.logs import configure_logging
 
     configure_logging(settings.log_level)

@@ -23,6 +23,7 @@ from service.api import discovery, evaluate, feedback, hooks, ops, reports
 from service.api.errors import CatchAll, install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
+from service.api.paths import TolerantPaths
 from service.api.security import AuthenticateFirst
 from service.cdshooks.auth import JwtVerifier
 from service.cdshooks.call import CallOptions
@@ -158,9 +159,11 @@ def create_app(
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
+        allow_private_network=True,  # Chrome's Private Network Access preflight (a public EHR page, a local service)
         max_age=600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TolerantPaths)  # before anything reads the path
     app.add_middleware(CatchAll)  # outermost of ours: nothing below it can drop a connection with a 500
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))
     return app

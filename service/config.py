@@ -6,11 +6,13 @@ for explicitly, and then the service says so loudly at start-up.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +31,9 @@ class Settings(BaseSettings):
     strict_fhir: bool = Field(default=False, description="refuse hook calls whose prefetch holds invalid FHIR")
     fetch_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     fetch_max_pages: int = Field(default=20, ge=1, le=1000)
-    cors_origins: list[str] = Field(default=["*"])
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=["*"], description="origins browsers may call from: `*`, or a comma-separated list (a JSON list works)"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     patient_hash_salt: str = Field(default="", description="salt for hashed patient ids in the decision log")
     spool_dir: Path | None = Field(
@@ -57,6 +61,19 @@ class Settings(BaseSettings):
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """`https://a.example, https://b.example` as well as `["https://a.example"]`; each origin has no path."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [o.strip() for o in text.split(",") if o.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", str(origin)):
+                    raise ValueError(f"MSCC_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -13,6 +13,7 @@ ServiceError
 └── ServiceUnavailable (503)    nothing was done; the same request may succeed later
 
 RuleSetInvalid                  a rule set that does not validate: never served, start-up stops
+ConfigurationError              a setting or configured file that cannot work: start-up stops with one line
 ValueSetError (ValueError)      one value set that cannot be served (becomes a RuleProblem of RuleSetInvalid)
 
 `field_errors` is the one way a pydantic validation error becomes text: location and message, never the input
@@ -115,6 +116,11 @@ class RuleSetInvalid(Exception):
         self.problems = problems
         listing = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"the rule set does not validate ({len(problems)} problem(s)):\n{listing}")
+
+
+class ConfigurationError(Exception):
+    """A configuration that cannot work (an issuers file that does not parse, a placeholder key): one line that
+    names the setting, the file and the problem, printed instead of a traceback."""
 
 
 class ValueSetError(ValueError):

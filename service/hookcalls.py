@@ -20,7 +20,7 @@ from service.cdshooks.models import HookRequest
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
 from service.errors import ServiceError
-from service.logs import hash_patient_id
+from service.logs import hash_patient_id, log_refusal
 from service.metrics import Metrics
 from service.store.decisions import DecisionLog, DecisionRecord
 
@@ -68,6 +68,7 @@ class HookCalls:
             )
         except ServiceError as error:
             self._count(service.id, error.status_code, started)
+            log_refusal(service.id, error.status_code, error.message)
             raise
         decision_id = self.new_uuid()
         patient = hash_patient_id(outcome.evaluation.record.patient_id, self.salt)

@@ -42,3 +42,11 @@ def configure_logging(level: str = "INFO") -> None:
 def hash_patient_id(patient_id: str, salt: str = "") -> str:
     """A stable pseudonym: the same patient gives the same hash, and the hash does not give the patient back."""
     return hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:16]
+
+
+def log_refusal(service_id: str, status: int, reason: str, *, feedback: bool = False) -> None:
+    """A refused hook call or feedback is logged with its reason: EHRs such as the CDS Hooks Sandbox show a 401 or
+    412 as "no recommendations", so the log is where an integrator learns why. Reasons name settings, prefetch keys
+    and token fields, never patient data."""
+    fields = {"service": service_id, "status": status, "reason": reason, "feedback": feedback}
+    logging.getLogger("service.hooks").warning("call refused", extra={"fields": fields})

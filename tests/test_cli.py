@@ -64,6 +64,42 @@ def test_serve_refuses_unsafe_configuration(
     assert "MSCC_ISSUERS_FILE" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"MSCC_ISSUERS_FILE": "deploy/issuers.example.yaml"}, "issuers[1].jwks: jwks.keys[0] holds placeholder"),
+        ({"MSCC_ISSUERS_FILE": "no/such/issuers.yaml"}, "no/such/issuers.yaml: cannot be read"),
+        ({"MSCC_CORS_ORIGINS": "https://ehr.example/app"}, "is not an origin"),
+    ],
+    ids=["placeholder-key", "missing-file", "cors-path"],
+)
+def test_a_configuration_mistake_stops_serve_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], said: str
+) -> None:
+    monkeypatch.chdir(PROJECT_ROOT)
+    monkeypatch.setenv("MSCC_PUBLIC_BASE_URL", "https://cds.example.org")
+    monkeypatch.setenv("MSCC_ISSUERS_FILE", "tests/no-issuers-needed.yaml")
+    monkeypatch.delenv("MSCC_DEV_MODE", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as caught:
+        main(["serve"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("configuration error: ")
+    assert said in err
+
+
+def test_plain_comma_separated_cors_origins_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.config import Settings
+
+    monkeypatch.setenv("MSCC_CORS_ORIGINS", "https://sandbox.cds-hooks.org, http://localhost:8080")
+    assert Settings(dev_mode=True).cors_origins == ["https://sandbox.cds-hooks.org", "http://localhost:8080"]
+    monkeypatch.setenv("MSCC_CORS_ORIGINS", '["https://sandbox.cds-hooks.org"]')
+    assert Settings(dev_mode=True).cors_origins == ["https://sandbox.cds-hooks.org"]
+
+
 def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compare the shipped rules with a copy whose MRI window is 1 day: example 16 gets its MRI back."""
     from authoring import diff

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.deps import find_service, verify_caller
 from service.api.errors import send_error
 from service.errors import NotFound, ServiceError, Unauthorized
+from service.logs import log_refusal
 from service.runtime import Runtime
 
 _HOOK_PATHS = re.compile(r"^/cds-services/([^/]+)(/feedback)?/?$")
@@ -41,6 +42,7 @@ class AuthenticateFirst:
         except Unauthorized as refusal:
             if not feedback:
                 runtime.metrics.calls.labels(service_id, "401").inc()
+            log_refusal(service_id, refusal.status_code, refusal.message, feedback=feedback)
             await _answer(send, refusal)
             return
         scope.setdefault("state", {})["caller"] = caller

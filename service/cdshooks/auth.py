@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
+from urllib.parse import urlsplit
 
 from cachetools import TTLCache
 from joserfc import jws, jwt
@@ -63,24 +65,44 @@ class JwtVerifier:
         return f"{self.base}/cds-services/{service_id}"
 
     async def _keys(self, header: dict[str, Any], iss: str) -> KeySet:
+        """Keys given out of band win: a configured key with the token's `kid` is used and nothing is fetched.
+        Otherwise a `jku` is fetched only when it is on the issuer's allow-list (its configured spelling)."""
         issuer = self.issuers.get(iss)
         if issuer is None:
-            raise Unauthorized("the token's issuer is not trusted")
+            raise Unauthorized(f"the token's issuer {_shown(iss)} is not in MSCC_ISSUERS_FILE")
         kid = header.get("kid")
         jku = header.get("jku")
+        if issuer.keys is not None and (issuer.has_key(kid) or (kid is None and jku is None)):
+            return issuer.keys
         if jku is not None:
             allowed = {normalise_base(u): u for u in issuer.allowed_jku}
             configured = allowed.get(normalise_base(jku)) if isinstance(jku, str) else None
             if configured is None:
-                raise Unauthorized("the token's jku is not on the issuer's allow-list")
+                raise Unauthorized(
+                    f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}, and the token's "
+                    f"jku {_shown(jku)} is not on the issuer's allowed_jku list"
+                )
             # The configured URL is fetched, never the token's spelling of it: a query string or other variation
             # added by a caller cannot make us fetch again, nor grow the cache.
             return await self.jwks.keys(configured, kid=kid)
-        if issuer.jwks is not None:
-            return KeySet.import_key_set(cast(Any, issuer.jwks))
         if issuer.jwks_url:
             return await self.jwks.keys(issuer.jwks_url, kid=kid)
-        raise Unauthorized("no keys are configured for the token's issuer")
+        if issuer.keys is not None:
+            raise Unauthorized(f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}")
+        raise Unauthorized(f"no keys are configured for issuer {_shown(iss)}")
+
+    def _check_audience(self, claims: dict[str, Any], service_id: str, feedback: bool) -> None:
+        """`aud` must name this service's URL; a trailing or doubled slash (a discovery URL registered with a
+        trailing slash) does not matter. The refusal says which audience was expected."""
+        expected = [self.audience(service_id)] + ([f"{self.audience(service_id)}/feedback"] if feedback else [])
+        given = claims.get("aud")
+        values = given if isinstance(given, list) else [given]
+        wanted = {_same_url(e) for e in expected}
+        if not any(isinstance(v, str) and _same_url(v) in wanted for v in values):
+            raise Unauthorized(
+                f"the token's aud {_shown(given)} is not this service: expected {expected[0]} "
+                "(MSCC_PUBLIC_BASE_URL + /cds-services/<service id>)"
+            )
 
     async def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False) -> VerifiedCaller:
         """Verify the call's JWT. A feedback call may be signed for the service URL or its /feedback URL."""
@@ -104,14 +126,11 @@ class JwtVerifier:
         except JoseError as error:
             raise Unauthorized(f"the token's signature does not verify ({error.error})") from None
         now = int(self.clock())
-        audiences = [self.audience(service_id)]
-        if feedback:
-            audiences.append(f"{self.audience(service_id)}/feedback")
+        self._check_audience(dict(verified.claims), service_id, feedback)
         registry = JWTClaimsRegistry(
             now=now,
             leeway=LEEWAY_SECONDS,
             iss={"essential": True},
-            aud={"essential": True, "values": audiences},
             exp={"essential": True},
             iat={"essential": True},
             jti={"essential": True},
@@ -130,6 +149,19 @@ class JwtVerifier:
         if self.remember is not None and not await self.remember(_token_key(jti_key), expires):
             raise Unauthorized("the token's jti was already used")
         return VerifiedCaller(claims["iss"], verified.claims.get("sub"), verified.claims.get("tenant"), jti_key)
+
+
+def _shown(value: object) -> str:
+    """A token's header or claim value, quoted and cut short, for a refusal message (never patient data)."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _same_url(url: str) -> str:
+    """A URL compared without a trailing slash or doubled slashes in its path."""
+    parts = urlsplit(url.strip())
+    path = re.sub("/{2,}", "/", parts.path).rstrip("/")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
 
 
 def _token_key(jti_key: str) -> str:

@@ -6,11 +6,16 @@ Nothing outside this list is ever contacted: a `jku` header or a `fhirServer` no
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from joserfc.jwk import KeySet
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from service.errors import ConfigurationError, field_problems, validation_errors
+
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k")
 
 
 def normalise_base(url: str) -> str:
@@ -27,6 +32,44 @@ class Issuer(BaseModel):
     jwks_url: str | None = Field(default=None, description="where to fetch the EHR's public keys")
     allowed_jku: list[str] = Field(default_factory=list, description="JWKS URLs a token's `jku` may name")
     fhir_servers: list[str] = Field(default_factory=list, description="FHIR base URLs we may fetch from")
+
+    _keys: KeySet | None = PrivateAttr(default=None)
+
+    @field_validator("jwks")
+    @classmethod
+    def _public_keys(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Inline keys are read now: a placeholder or a private key stops start-up instead of refusing every call."""
+        if value is None:
+            return None
+        keys = value.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise ValueError("jwks needs a `keys` list with the EHR's public keys")
+        for i, key in enumerate(keys):
+            if not isinstance(key, dict):
+                raise ValueError(f"jwks.keys[{i}] is not a JSON Web Key")
+            if any("REPLACE" in str(v).upper() for v in key.values()):
+                raise ValueError(f"jwks.keys[{i}] holds placeholder values: paste the EHR's real public key")
+            if any(member in key for member in _PRIVATE_MEMBERS):
+                raise ValueError(f"jwks.keys[{i}] is a private or secret key: give only the EHR's public key")
+            if key.get("kty") not in ("EC", "RSA"):
+                raise ValueError(f"jwks.keys[{i}] must be an EC (ES384) or RSA (RS384) key")
+        try:
+            KeySet.import_key_set(cast(Any, value))
+        except Exception as error:  # joserfc raises many kinds (binascii, ValueError, its own)
+            raise ValueError(f"jwks is not a valid key set ({type(error).__name__})") from None
+        return value
+
+    def model_post_init(self, _: Any) -> None:
+        if self.jwks is not None:
+            self._keys = KeySet.import_key_set(cast(Any, self.jwks))
+
+    @property
+    def keys(self) -> KeySet | None:
+        """The inline key set, parsed once."""
+        return self._keys
+
+    def has_key(self, kid: object) -> bool:
+        return self._keys is not None and isinstance(kid, str) and any(k.kid == kid for k in self._keys.keys)
 
     @field_validator("jwks_url", "allowed_jku", "fhir_servers")
     @classmethod
@@ -50,10 +93,21 @@ class IssuerRegistry:
 
     @classmethod
     def load(cls, path: Path | None) -> IssuerRegistry:
+        """Read the issuers file; raises ConfigurationError with one line naming the file and the first problem."""
         if path is None:
             return cls([])
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return cls(IssuersFile.model_validate(raw).issuers)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return cls(IssuersFile.model_validate(raw).issuers)
+        except OSError as error:
+            raise ConfigurationError(f"MSCC_ISSUERS_FILE {path}: cannot be read ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigurationError(f"MSCC_ISSUERS_FILE {path}{where}: not valid YAML") from None
+        except ValidationError as error:
+            location, message = field_problems(validation_errors(error), fhirpath=True)[0]
+            raise ConfigurationError(f"MSCC_ISSUERS_FILE {path}: {location}: {message}") from None
 
     def get(self, iss: str) -> Issuer | None:
         return self.by_iss.get(iss)

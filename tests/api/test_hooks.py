@@ -209,3 +209,46 @@ def test_a_key_written_twice_in_an_evaluated_bundle_is_an_operation_outcome(clie
     answer = client.post("/evaluate", content=twice, headers={"content-type": "application/fhir+json"})
     assert answer.status_code == 422
     assert "appears twice" in json.dumps(answer.json())
+
+
+def test_a_discovery_url_with_a_trailing_slash_works_for_discovery_calls_and_feedback(client: TestClient) -> None:
+    from tests.helpers import hook_request
+
+    discovery = client.get("/cds-services/", follow_redirects=False)
+    assert discovery.status_code == 200
+    assert discovery.json()["services"]
+    answer = client.post("/cds-services//mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+    assert answer.status_code == 200
+    card = answer.json()["cards"][0]
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:00:00Z"}
+    assert client.post("/cds-services//mscc-patient-view/feedback/", json={"feedback": [item]}).status_code == 200
+
+
+def test_a_private_network_access_preflight_is_answered(client: TestClient) -> None:
+    preflight = client.options(
+        URL,
+        headers={
+            "Origin": "https://sandbox.cds-hooks.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-private-network"] == "true"
+
+
+def test_a_412_is_logged_with_the_keys_that_were_missing(client: TestClient, caplog) -> None:
+    import logging
+
+    from tests.helpers import hook_request
+
+    body = hook_request("01-mscc-breast-cancer-leg-weakness")
+    body["prefetch"] = {}
+    with caplog.at_level(logging.WARNING, logger="service.hooks"):
+        answer = client.post(URL, json=body)
+    assert answer.status_code == 412
+    [refusal] = [r for r in caplog.records if r.getMessage() == "call refused"]
+    assert refusal.fields["status"] == 412  # type: ignore[attr-defined]
+    assert "conditions" in refusal.fields["reason"]  # type: ignore[attr-defined]
+    assert "p01" not in caplog.text

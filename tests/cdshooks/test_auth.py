@@ -61,8 +61,11 @@ def test_rs384_is_accepted_too(secure_client, tmp_path: Path) -> None:
         (lambda s: s.token(exp=int(NOW.timestamp()) - 3600 * 24 * 365), "expired"),
         (lambda s: s.token(iat=2_000_000_000_0), "issued in the future"),
         (lambda s: s.token(jti=None), "jti"),
-        (lambda s: s.token(iss="https://unknown.example"), "issuer is not trusted"),
-        (lambda s: s.token(header={"jku": "https://evil.example/jwks.json"}), "jku is not on the issuer's allow-list"),
+        (lambda s: s.token(iss="https://unknown.example"), '"https://unknown.example" is not in MSCC_ISSUERS_FILE'),
+        (
+            lambda s: Signer(kid="another-key").token(header={"jku": "https://evil.example/jwks.json"}),
+            'jku "https://evil.example/jwks.json" is not on the issuer\'s allowed_jku list',
+        ),
         (lambda s: Signer(kid="ehr-key-1").token(), "signature does not verify"),
         (lambda s: s.token(exp=2_000_000_000_0), "lives too long"),
     ],
@@ -292,3 +295,80 @@ def test_an_unauthenticated_call_never_has_its_body_read(client: TestClient, sig
     assert client.post(URL, json=hook_request("09-no-cancer-low-back-pain-only"), headers=headers).status_code == 200
     assert set(reads) == {URL}  # the spy does see a body that is read
     assert 'mscc_hook_calls_total{service="mscc-patient-view",status="401"} 1.0' in client.get("/metrics").text
+
+
+def test_a_configured_key_wins_and_an_unlisted_jku_is_never_contacted(
+    secure_client, tmp_path: Path, signer: Signer
+) -> None:
+    """The CDS Hooks Sandbox always names its own jku; a hospital that pasted the Sandbox's public key (out of
+    band) must not need to reach that host. The jku's server here is a loopback listener that must see nothing."""
+    with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
+        unlisted = f"{base}/.well-known/jwks.json"
+        with secure_client(issuers_file(tmp_path / "i.yaml", signer)) as client:  # inline key, no allowed_jku
+            assert call(client, signer.token(header={"jku": unlisted}))[0] == 200
+            other_key = Signer(kid="not-configured").token(header={"jku": unlisted})
+            status, message = call(client, other_key)
+        assert behaviour.seen == []
+    assert status == 401
+    assert '"not-configured"' in message
+    assert "allowed_jku" in message
+
+
+def test_a_wrong_audience_is_refused_naming_the_audience_expected(client: TestClient, signer: Signer) -> None:
+    status, message = call(client, signer.token(aud="https://cds.example.org:8443/cds-services/mscc-patient-view"))
+    assert status == 401
+    assert f"expected {BASE_URL}/cds-services/mscc-patient-view" in message
+    assert "MSCC_PUBLIC_BASE_URL" in message
+
+
+@pytest.mark.parametrize("suffix", ["/", "//mscc-patient-view"])
+def test_a_trailing_or_doubled_slash_in_the_audience_is_harmless(client: TestClient, signer: Signer, suffix) -> None:
+    aud = f"{BASE_URL}/cds-services/mscc-patient-view/" if suffix == "/" else f"{BASE_URL}/cds-services{suffix}"
+    assert call(client, signer.token(aud=aud))[0] == 200
+
+
+def test_a_refusal_is_logged_with_its_reason_and_no_patient_data(client: TestClient, signer: Signer, caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        status, message = call(client, signer.token(aud="https://elsewhere.example/cds-services/mscc-patient-view"))
+    assert status == 401
+    [refusal] = [r for r in caplog.records if r.getMessage() == "call refused"]
+    assert refusal.fields["status"] == 401  # type: ignore[attr-defined]
+    assert refusal.fields["reason"] == message  # type: ignore[attr-defined]
+    assert "p09" not in caplog.text
+
+
+def test_placeholder_or_private_keys_in_the_issuers_file_stop_start_up(tmp_path: Path, signer: Signer) -> None:
+    import yaml
+
+    from service.cdshooks.issuers import IssuerRegistry
+    from service.config import PROJECT_ROOT
+    from service.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"issuers\[1\]\.jwks: .*placeholder"):
+        IssuerRegistry.load(PROJECT_ROOT / "deploy/issuers.example.yaml")  # until the hospital pastes its key
+    private = tmp_path / "private.yaml"
+    private.write_text(
+        yaml.safe_dump({"issuers": [{"iss": "x", "jwks": {"keys": [signer.key.as_dict(private=True)]}}]})
+    )
+    with pytest.raises(ConfigurationError, match="private or secret key"):
+        IssuerRegistry.load(private)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("issuers:\n  - iss: x\n   jwks: [\n")
+    with pytest.raises(ConfigurationError, match=r"broken.yaml line \d+: not valid YAML"):
+        IssuerRegistry.load(broken)
+
+
+@requires_shared()
+def test_the_sandbox_public_key_loads_as_an_out_of_band_key(tmp_path: Path) -> None:
+    import yaml
+
+    from service.cdshooks.issuers import IssuerRegistry
+
+    sandbox = load_json(CDSHOOKS / "sandbox-public-jwks.json")
+    path = tmp_path / "issuers.yaml"
+    path.write_text(yaml.safe_dump({"issuers": [{"iss": "https://sandbox.cds-hooks.org", "jwks": sandbox}]}))
+    issuer = IssuerRegistry.load(path).get("https://sandbox.cds-hooks.org")
+    assert issuer is not None
+    assert issuer.has_key(sandbox["keys"][0]["kid"])
