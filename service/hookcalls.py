@@ -101,7 +101,8 @@ class HookCalls:
                     "patient": patient,
                     "cards": [c.indicator for c in outcome.response.cards],
                     "set_aside": set_aside,
-                    "input_issues": len(outcome.evaluation.record.issues),
+                    "input_issues": len(outcome.issues),
+                    "not_read": outcome.set_aside_inputs(),
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 }
             },

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
-from service.cdshooks.orders import considered_drafts, match_drafts, order_notes
+from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts, order_notes
 from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
@@ -20,7 +20,7 @@ from service.engine.ruleset import RuleSet
 from service.errors import BadRequest, PreconditionFailed, field_errors
 from service.fhir.dates import parse_fhir_time
 from service.fhir.record import build_record
-from service.fhir.validate import ValidateOnce
+from service.fhir.validate import InputIssue, ValidateOnce
 
 EVALUATION_TIME_EXTENSION = "org.mscc-cds.evaluation-time"
 RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
@@ -44,6 +44,13 @@ class CallOutcome:
     evaluation: Evaluation
     fetched_keys: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    issues: list[InputIssue] = field(default_factory=list)  # as in the response's inputIssues
+
+    def set_aside_inputs(self) -> list[str]:
+        """`Type: reason` for each input that was not read, for the log line (no ids, no values)."""
+        return [
+            f"{i.reference.split('/')[0]} {i.location}: {i.message}" for i in self.issues if i.outcome == "set aside"
+        ]
 
 
 def read_context(request: HookRequest) -> PatientViewContext:
@@ -144,10 +151,11 @@ async def answer_call(
         raise BadRequest("the prefetch holds invalid FHIR", listing)
     now = evaluation_time(options, clock, request)
     evaluation = evaluate_record(ruleset, record, now, hook=request.hook, shadow_drafts=options.shadow_drafts)
-    matched = []
+    matched: list[MatchedDraft] = []
+    draft_issues: list[InputIssue] = []
     if service.draft_orders is not None:
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
-        matched = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
+        matched, draft_issues = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
     card = None
     if service.draft_orders is None or matched:
         card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched))
@@ -157,7 +165,7 @@ async def answer_call(
         "evaluatedAt": now.isoformat(timespec="seconds"),
         "rules": [d.ref for d in evaluation.decisions],
     }
-    issues = [*prefetch.problems, *record.issues]
+    issues = list(dict.fromkeys([*prefetch.problems, *record.issues, *draft_issues]))  # each once, in order
     if issues:
         extension["inputIssues"] = [i.as_dict() for i in issues]
     if unavailable:
@@ -165,4 +173,4 @@ async def answer_call(
     response = CdsResponse(cards=[card] if card else [], extension={RESPONSE_EXTENSION: extension})
     finished = time.perf_counter()
     timings = {"data_ms": (data_ready - started) * 1000, "evaluate_ms": (finished - data_ready) * 1000}
-    return CallOutcome(response, evaluation, fetched_keys, timings)
+    return CallOutcome(response, evaluation, fetched_keys, timings, issues)

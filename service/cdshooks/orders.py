@@ -14,7 +14,7 @@ from typing import Any
 from service.engine.model import DraftOrderTrigger, ServiceEntry
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import coding_keys, names_patient
-from service.fhir.validate import Validated, reference_of, validate
+from service.fhir.validate import ONE_ELEMENT_ARRAY, InputIssue, Validated, reference_of, validate
 
 
 @dataclass(frozen=True)
@@ -46,28 +46,49 @@ def considered_drafts(hook: str, drafts: list[dict[str, Any]], selections: list[
     return [d for d in drafts if reference_of(d) in chosen]
 
 
+def _refusal(draft: dict[str, Any], checked: Validated, patient: frozenset[str]) -> InputIssue | None:
+    """Why a draft is not acted on, or None. A single object where R4 wants an array is repaired and read (a
+    common client habit, named in the answer's issues); any other problem, or another patient, sets it aside."""
+    reference = reference_of(draft)
+    problems = [i for i in checked.issues if i.message != ONE_ELEMENT_ARRAY]
+    if problems:
+        first = problems[0]
+        return InputIssue(reference, first.location, f"draft order not acted on: {first.message}", "set aside")
+    if not names_patient(checked.resource, patient):
+        return InputIssue(reference, "subject", "draft order not acted on: it is for another patient", "set aside")
+    return None
+
+
 def match_drafts(
     service: ServiceEntry,
     codes: CodeIndex,
     drafts: list[dict[str, Any]],
     patient_id: str,
     validator: Callable[[dict[str, Any]], Validated] = validate,
-) -> list[MatchedDraft]:
-    matched = []
+) -> tuple[list[MatchedDraft], list[InputIssue]]:
+    """The drafts that make this service answer, and an issue for each draft it could not act on (and each repair):
+    a dropped order is never silent."""
+    matched: list[MatchedDraft] = []
+    issues: list[InputIssue] = []
     patient = frozenset({f"Patient/{patient_id}"})
     for draft in drafts:
-        if validator(draft).issues or not names_patient(draft, patient):
-            continue  # an invalid draft, or one for another patient, is never acted on
+        checked = validator(draft)
+        refusal = _refusal(draft, checked, patient)
+        if refusal is not None:
+            issues.append(refusal)
+            continue
+        issues.extend(checked.issues)  # the repairs it was read with
+        resource = checked.resource
         for trigger in service.draft_orders or []:
-            if draft.get("resourceType") != trigger.resource_type:
+            if resource.get("resourceType") != trigger.resource_type:
                 continue
-            code = [draft.get("code"), draft.get("medicationCodeableConcept")]
+            code = [resource.get("code"), resource.get("medicationCodeableConcept")]
             if _in(codes, code, trigger.code_valueset) and _in(
-                codes, list(draft.get("reasonCode") or []), trigger.reason_valueset
+                codes, list(resource.get("reasonCode") or []), trigger.reason_valueset
             ):
-                matched.append(MatchedDraft(trigger, reference_of(draft), _label(draft)))
+                matched.append(MatchedDraft(trigger, reference_of(resource), _label(resource)))
                 break
-    return matched
+    return matched, issues
 
 
 def order_notes(matched: list[MatchedDraft]) -> tuple[str, ...]:

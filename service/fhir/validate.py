@@ -17,6 +17,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from service.errors import validation_errors
+from service.fhir.version import EXPECTED, older_version_sign
 
 VALIDATED_TYPES = frozenset({"Condition", "Observation", "ServiceRequest", "ImagingStudy", "DiagnosticReport"})
 
@@ -105,10 +106,13 @@ def validate(resource: dict[str, Any]) -> Validated:
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         return Validated(resource, [InputIssue(reference, "resourceType", "resourceType is missing")], True)
+    older = older_version_sign(resource)
+    if older is not None:  # never read: fields mean other things in other versions
+        return Validated(resource, [InputIssue(reference, older[0], older[1])], True)
     try:
         model = _model(resource_type)
     except (ValueError, KeyError):
-        unknown = InputIssue(reference, "resourceType", f"unknown resource type {resource_type!r}")
+        unknown = InputIssue(reference, "resourceType", f"unknown resource type {resource_type!r} in {EXPECTED}")
         return Validated(resource, [unknown], True)
     issues: list[InputIssue] = []
     for _ in range(3):  # each pass can only wrap objects one level deeper; real data needs one

@@ -45,14 +45,77 @@ def test_a_draft_for_another_patient_does_not_trigger(client: TestClient) -> Non
     answer = client.post("/cds-services/mscc-order-sign", json=body)
     assert answer.status_code == 200
     assert answer.json()["cards"] == []
+    messages = [i["message"] for i in input_issues(answer.json()) if i["resource"] == "ServiceRequest/p14-draft-xray"]
+    assert "draft order not acted on: it is for another patient" in messages
 
 
-def test_an_invalid_draft_order_is_never_acted_on(client: TestClient) -> None:
+def test_an_invalid_draft_order_is_never_acted_on_and_is_named(client: TestClient) -> None:
     body = request_for("14-order-sign-lumbar-xray-in-myeloma")
     body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = 42
     answer = client.post("/cds-services/mscc-order-sign", json=body)
     assert answer.status_code == 200
     assert answer.json()["cards"] == []
+    about_it = [i for i in input_issues(answer.json()) if i["resource"] == "ServiceRequest/p14-draft-xray"]
+    [issue] = [i for i in about_it if i["message"].startswith("draft order not acted on")]
+    assert issue["location"] == "ServiceRequest.status"
+    assert issue["outcome"] == "set aside"
+
+
+def input_issues(response: dict[str, Any]) -> list[dict[str, str]]:
+    return response["extension"]["org.mscc-cds.evaluation"].get("inputIssues", [])
+
+
+def sandbox_rx(code: str, display: str, reason: bool) -> dict[str, Any]:
+    """A MedicationRequest as the CDS Hooks Sandbox's Rx screens send it: `category` (and `reasonCode`, when there
+    is one) as single objects where R4 wants arrays."""
+    draft: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": "rx-1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": "Patient/p14"},
+        "category": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                                 "code": "outpatient"}]},
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]
+        },
+    }  # fmt: skip
+    if reason:
+        draft["reasonCode"] = {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.6"}]}
+    return draft
+
+
+@pytest.mark.parametrize(
+    ("code", "display", "reason"),
+    [
+        ("310965", "Ibuprofen 200 MG Oral Tablet", True),  # Rx View: a reason, as a single object
+        ("1049221", "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet", False),  # Rx Sign: none
+    ],
+    ids=["rx-view-reason-as-object", "rx-sign-opioid-without-reason"],
+)
+def test_an_analgesic_from_the_sandbox_gets_the_card(client: TestClient, code: str, display: str, reason) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    body["context"]["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
+                                      "entry": [{"resource": sandbox_rx(code, display, reason)}]}  # fmt: skip
+    answer = client.post("/cds-services/mscc-order-sign", json=body).json()
+    [card] = answer["cards"]
+    assert "do not let analgesia delay imaging" in card["detail"]
+    assert len(mri_suggestions(card)) == 1
+    repaired = {i["location"] for i in input_issues(answer) if i["resource"] == "MedicationRequest/rx-1"}
+    assert "MedicationRequest.category" in repaired
+    assert ("MedicationRequest.reasonCode" in repaired) == reason
+    assert all(i["outcome"] == "counted" for i in input_issues(answer) if i["resource"] == "MedicationRequest/rx-1")
+
+
+def test_paracetamol_without_a_reason_stays_silent(client: TestClient) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    paracetamol = sandbox_rx("313782", "Acetaminophen 325 MG Oral Tablet", False)
+    body["context"]["draftOrders"] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": paracetamol}],
+    }
+    assert client.post("/cds-services/mscc-order-sign", json=body).json()["cards"] == []
 
 
 def test_draft_orders_must_be_a_bundle_and_order_select_needs_selections(client: TestClient) -> None:

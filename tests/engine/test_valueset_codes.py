@@ -142,3 +142,52 @@ def test_generated_value_sets_are_what_the_review_rules_give() -> None:
 
     stale = [str(p) for p, content in outputs().items() if not p.is_file() or p.read_text("utf-8") != content]
     assert stale == [], "run `python -m authoring valuesets`"
+
+
+def _real_medication_orders() -> list[tuple[str, str]]:
+    import gzip
+    import json
+
+    orders = []
+    bulk = SHARED / "realdata/sample-bulk-fhir-datasets-10-patients/MedicationRequest.000.ndjson.gz"
+    for line in gzip.decompress(bulk.read_bytes()).decode().splitlines():
+        for coding in json.loads(line).get("medicationCodeableConcept", {}).get("coding", []):
+            orders.append((coding["code"], coding.get("display", "")))
+    for path in (SHARED / "realdata/smart-generated-sample-data-r4").glob("*.json.gz"):
+        for entry in json.loads(gzip.decompress(path.read_bytes())).get("entry", []):
+            resource = entry.get("resource", {})
+            if resource.get("resourceType") == "MedicationRequest":
+                for coding in resource.get("medicationCodeableConcept", {}).get("coding", []):
+                    orders.append((coding["code"], coding.get("display", "")))
+    return orders
+
+
+@requires_shared()
+def test_every_opioid_or_nsaid_ordered_in_the_real_records_is_an_analgesic_and_nothing_else_is(ruleset) -> None:
+    import re
+
+    analgesic = re.compile(r"ibuprofen|naproxen|oxycodone|hydrocodone|meperidine|morphine|tramadol|codeine", re.I)
+    orders = _real_medication_orders()
+    assert any(analgesic.search(display) for _, display in orders)
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    for code, display in orders:
+        held = "analgesics-rxnorm" in ruleset.codes.lookup((rxnorm, code))
+        assert held == bool(analgesic.search(display)), (code, display)
+
+
+def test_paracetamol_and_low_dose_aspirin_are_not_analgesics_that_trigger(ruleset) -> None:
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    for code in ("313782", "209387", "243670"):  # acetaminophen 325 MG (and [Tylenol]); aspirin 81 MG
+        assert "analgesics-rxnorm" not in ruleset.codes.lookup((rxnorm, code))
+
+
+def test_every_include_of_the_analgesics_names_its_source() -> None:
+    import json
+
+    from service.config import PROJECT_ROOT
+
+    valueset = json.loads((PROJECT_ROOT / "rules/valuesets/analgesics-rxnorm.json").read_text())
+    for include in valueset["compose"]["include"]:
+        [source] = [e["valueString"] for e in include["extension"] if e["url"].endswith("/valueset-source")]
+        assert source
+        assert all(c["display"] for c in include["concept"])
