@@ -63,7 +63,7 @@ def outcome(ruleset: RuleSet | None, bundle: Path, now: datetime) -> Outcome:
     return Outcome(clinical, ", ".join(d.ref for d in evaluation.fired))
 
 
-def _ruleset_at(revision: str, rules_dir: Path, workdir: Path) -> RuleSet | None:
+def _ruleset_at(revision: str, rules_dir: Path, workdir: Path, site_dir: Path | None = None) -> RuleSet | None:
     relative = rules_dir.resolve().relative_to(PROJECT_ROOT)
     archive = subprocess.run(  # noqa: S603 - fixed argv, revision passed as one argument
         ["git", "-C", str(PROJECT_ROOT), "archive", "--format=tar", revision, "--", str(relative)],  # noqa: S607
@@ -73,17 +73,20 @@ def _ruleset_at(revision: str, rules_dir: Path, workdir: Path) -> RuleSet | None
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(workdir, filter="data")
     try:
-        return load_ruleset(workdir / relative)
+        return load_ruleset(workdir / relative, site_dir)
     except RuleSetInvalid:
         return None
 
 
-def diff_against_git(rules_dir: Path, base: str, examples_dir: Path) -> list[ExampleChange]:
+def diff_against_git(
+    rules_dir: Path, base: str, examples_dir: Path, site_dir: Path | None = None
+) -> list[ExampleChange]:
+    """Every example patient under the rules at `base` and the working rules, both with the same site codes."""
     manifest = load_yaml(examples_dir / "examples.yaml")
     now = datetime.fromisoformat(manifest["now"])
-    current = load_ruleset(rules_dir)
+    current = load_ruleset(rules_dir, site_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        before = _ruleset_at(base, rules_dir, Path(tmp))
+        before = _ruleset_at(base, rules_dir, Path(tmp), site_dir)
     changes = []
     for example in manifest["examples"]:
         bundle = examples_dir / "patients" / f"{example['id']}.json"

@@ -35,12 +35,12 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
-def _ruleset_or_exit(rules_dir: Path) -> RuleSet:
+def _ruleset_or_exit(rules_dir: Path, site_dir: Path | None = None) -> RuleSet:
     from service.engine.loader import load_ruleset
     from service.errors import RuleSetInvalid
 
     try:
-        return load_ruleset(rules_dir)
+        return load_ruleset(rules_dir, site_dir)
     except RuleSetInvalid as error:
         print(error, file=sys.stderr)
         raise SystemExit(1) from None
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev:
         os.environ["MSCC_DEV_MODE"] = "true"
     settings = _settings_or_exit()
-    _ruleset_or_exit(settings.rules_dir)
+    _ruleset_or_exit(settings.rules_dir, settings.site_dir)
     _issuers_or_exit(settings)
     from service.logs import configure_logging
 
@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_rules_check(args: argparse.Namespace) -> int:
     from authoring.ruletests import lint_rule_tests, run_rule_tests
 
-    ruleset = _ruleset_or_exit(args.rules)
+    ruleset = _ruleset_or_exit(args.rules, args.site)
     problems = lint_rule_tests(run_rule_tests(ruleset))
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
@@ -107,13 +107,16 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     )
     for rule in ruleset.active():
         print(f"  active  {rule.ref:40} {rule.spec.card.indicator:8} {rule.spec.title}")
+    if ruleset.site is not None:
+        added = ", ".join(f"+{n} in {vs}" for vs, n in sorted(ruleset.site.additions.items()))
+        print(f"  site    {ruleset.site.ref}: {added}")
     return 0
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
     from authoring.ruletests import lint_rule_tests, run_rule_tests
 
-    ruleset = _ruleset_or_exit(args.rules)
+    ruleset = _ruleset_or_exit(args.rules, args.site)
     results = [r for r in run_rule_tests(ruleset) if not args.k or args.k in f"{r.rule_id} {r.name}"]
     for r in results:
         mark = "PASS" if r.passed else "FAIL"
@@ -129,7 +132,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_rules_diff(args: argparse.Namespace) -> int:
     from authoring.diff import diff_against_git, print_diff
 
-    changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples")
+    changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples", args.site)
     print_diff(changes, args.base)
     return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
 
@@ -164,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from service.errors import InvalidFhir
     from service.runtime import random_uuid
 
-    ruleset = _ruleset_or_exit(args.rules)
+    ruleset = _ruleset_or_exit(args.rules, args.site)
     try:
         record = record_of_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
@@ -214,6 +217,11 @@ def cmd_examples_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site_default() -> Path | None:
+    site = os.environ.get("MSCC_SITE_DIR")
+    return Path(site) if site else None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -236,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     ):
         p = rules.add_parser(name, help=text)
         p.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+        p.add_argument("--site", type=Path, default=_site_default(), help="site folder (default: MSCC_SITE_DIR)")
         p.set_defaults(func=func)
         if name == "test":
             p.add_argument("-k", default="", help="only cases whose rule id or name contains this text")
@@ -253,6 +262,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file")
     evaluate.add_argument("--now", help="evaluation time, ISO 8601 with zone (default: now)")
     evaluate.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    evaluate.add_argument("--site", type=Path, default=_site_default(), help="site folder (default: MSCC_SITE_DIR)")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_evaluate)
 

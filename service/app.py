@@ -61,7 +61,7 @@ def create_app(
     """Build the app. `transport` replaces the network for outbound calls (JWKS, FHIR) in tests;
     `run_migrations=False` when the server already migrated once, before its workers started."""
     settings = settings or Settings()
-    ruleset = load_ruleset(settings.rules_dir)
+    ruleset = load_ruleset(settings.rules_dir, settings.site_dir)
     issuers = IssuerRegistry.load(settings.issuers_file)
     client = httpx.AsyncClient(
         transport=transport,

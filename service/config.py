@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSCC_", extra="forbid")
 
     rules_dir: Path = Field(default=PROJECT_ROOT / "rules", description="the rule set to serve")
+    site_dir: Path | None = Field(
+        default=None, description="a folder with site.yaml: the hospital's own codes added to the value sets"
+    )
     public_base_url: str | None = Field(
         default=None, description="this service's public base URL, e.g. https://cds.example.org (JWT audience)"
     )

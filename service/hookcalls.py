@@ -85,6 +85,7 @@ class HookCalls:
             issuer=issuer,
             fetched_keys=outcome.fetched_keys,
             timings_ms=outcome.timings_ms,
+            site=self.ruleset.site.ref if self.ruleset.site else None,
         )
         await self.decisions.write(record)
         self._count(service.id, 200, started)

@@ -28,6 +28,7 @@ def discovery_document(ruleset: RuleSet) -> Discovery:
                 extension={
                     DISCOVERY_EXTENSION: {
                         "rulesetRevision": ruleset.revision,
+                        **({"site": ruleset.site.ref} if ruleset.site else {}),
                         "activeRules": [
                             {"id": r.id, "version": r.version, "title": r.spec.title, "indicator": indicator}
                             for r in rules

@@ -73,9 +73,18 @@ class RuleOut(BaseModel):
     versions: list[RuleVersionOut]
 
 
+class SiteOut(BaseModel):
+    """The hospital's own codes added to the value sets (MSCC_SITE_DIR)."""
+
+    name: str
+    revision: str = Field(description="content hash of site.yaml (the rule-set revision includes it)")
+    additions: dict[str, int] = Field(description="value set id: codes the site adds to it")
+
+
 class RuleListOut(BaseModel):
     rulesetRevision: str  # noqa: N815
     rules: list[RuleOut]
+    site: SiteOut | None = None
 
 
 def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | None:
@@ -159,7 +168,9 @@ def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: li
     return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
 
-@router.get("/rules", response_model=RuleListOut, summary="List the rules and their versions")
+@router.get(
+    "/rules", response_model=RuleListOut, response_model_exclude_none=True, summary="List the rules and their versions"
+)
 def list_rules(ruleset: RuleSetDep) -> RuleListOut:
     rules = []
     for rule_id, versions in sorted(ruleset.rules.items()):
@@ -180,4 +191,6 @@ def list_rules(ruleset: RuleSetDep) -> RuleListOut:
                 ],
             )
         )
-    return RuleListOut(rulesetRevision=ruleset.revision, rules=rules)
+    site = ruleset.site
+    site_out = SiteOut(name=site.name, revision=site.revision, additions=site.additions) if site else None
+    return RuleListOut(rulesetRevision=ruleset.revision, rules=rules, site=site_out)

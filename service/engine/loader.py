@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
+from service.engine.site import SITE_FILE, apply_site
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
@@ -303,14 +304,20 @@ def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Pr
         problems.add(tests, "", "missing: every rule has test cases in tests/*.yaml")
 
 
-def load_ruleset(root: Path) -> RuleSet:
-    """Load and validate `root` (the rules/ folder); raise RuleSetInvalid listing every problem."""
+def load_ruleset(root: Path, site_dir: Path | None = None) -> RuleSet:
+    """Load and validate `root` (the rules/ folder) and, when given, the site folder that adds a hospital's own
+    codes to its value sets (engine/site.py); raise RuleSetInvalid listing every problem."""
     root = root.resolve()
     problems = _Problems(root)
     if not root.is_dir():
         raise RuleSetInvalid([RuleProblem(str(root), "", "rules folder does not exist")])
     config = _load_config(root, problems)
     valuesets = _load_valuesets(root, problems)
+    site = None
+    if site_dir is not None:
+        site, valuesets, site_problems = apply_site(site_dir.resolve(), valuesets)
+        for location, message in site_problems:
+            problems.add(site_dir.resolve() / SITE_FILE, location, message)
     if config is not None:
         _check_triggers(root, config, valuesets, problems)
     rules: dict[str, dict[str, CompiledRule]] = {}
@@ -325,4 +332,7 @@ def load_ruleset(root: Path) -> RuleSet:
         problems.add(root, "", "no rule folders found")
     if problems.items or config is None:
         raise RuleSetInvalid(problems.items)
-    return RuleSet(config, revision_of(root), root, CodeIndex(valuesets), rules)
+    revision = revision_of(root)
+    if site is not None:  # the site's codes decide answers too: the revision names both
+        revision = hashlib.sha256(f"{revision}+{site.revision}".encode()).hexdigest()[:12]
+    return RuleSet(config, revision, root, CodeIndex(valuesets), rules, site)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
+from service.engine.site import Site
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import raw_keys, raw_systemless_codes
 
@@ -63,6 +64,7 @@ class RuleSet:
     root: Path
     codes: CodeIndex
     rules: dict[str, dict[str, CompiledRule]] = field(default_factory=dict)
+    site: Site | None = None  # a hospital's own codes, added to the value sets (engine/site.py)
 
     def active(self) -> list[CompiledRule]:
         """Active versions, most urgent first, then by id: the order in which cards win."""

@@ -9,6 +9,8 @@ SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CPT = "http://www.ama-assn.org/go/cpt"
 
 ICD_SYSTEMS = frozenset({ICD10CM, ICD10})
 
@@ -23,6 +25,10 @@ _ALIASES: dict[str, str] = {
     "http://hl7.org/fhir/sid/icd-10": ICD10,
     "urn:oid:2.16.840.1.113883.6.1": LOINC,
     "http://loinc.org": LOINC,
+    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
+    "http://www.nlm.nih.gov/research/umls/rxnorm": RXNORM,
+    "urn:oid:2.16.840.1.113883.6.12": CPT,
+    "http://www.ama-assn.org/go/cpt": CPT,
 }
 
 

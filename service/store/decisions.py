@@ -50,6 +50,7 @@ class DecisionRecord:
     shadow_fired: list[str] | None
     data_ms: float
     evaluate_ms: float
+    site: str | None = None  # name@revision of the site codes that answered too (rows spooled before had none)
 
     @classmethod
     def of(
@@ -66,6 +67,7 @@ class DecisionRecord:
         issuer: str | None,
         fetched_keys: list[str],
         timings_ms: dict[str, float],
+        site: str | None = None,
     ) -> DecisionRecord:
         lead = evaluation.lead
         return cls(
@@ -90,6 +92,7 @@ class DecisionRecord:
             shadow_fired=evaluation.shadow_fired if evaluation.shadow else None,
             data_ms=round(timings_ms.get("data_ms", 0.0), 3),
             evaluate_ms=round(timings_ms.get("evaluate_ms", 0.0), 3),
+            site=site,
         )
 
     def as_row(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class DecisionRow(Base):
     shadow_fired: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     data_ms: Mapped[float] = mapped_column()
     evaluate_ms: Mapped[float] = mapped_column()
+    site: Mapped[str | None] = mapped_column(String(200), nullable=True)  # name@revision of the site codes
 
 
 class FeedbackRow(Base):
