@@ -9,6 +9,7 @@ from sqlalchemy import text
 from service.errors import UnknownCards
 from service.store.db import Store, make_engine, migrate, report_csv
 from service.store.decisions import DecisionRecord
+from service.store.tables import DecisionRow
 from tests.helpers import decision_record
 
 POSTGRES = os.environ.get("MSCC_TEST_POSTGRES_URL")
@@ -131,7 +132,10 @@ def test_migration_0004_keeps_the_first_copy_of_feedback_stored_twice_before(tmp
         config.attributes["connection"] = connection
         command.upgrade(config, "0003")
     store = Store(engine)
-    store.write_decision(decision("card-1"))
+    old_row = decision("card-1").as_row()
+    del old_row["site"]  # a column added after 0003
+    with engine.begin() as connection:
+        connection.execute(DecisionRow.__table__.insert(), [old_row])
     with engine.begin() as connection:
         for _ in range(2):  # what 0003 allowed: the same feedback stored twice
             connection.execute(
