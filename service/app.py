@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
@@ -103,7 +104,9 @@ def create_app(
         max_pages=settings.fetch_max_pages,
         on_failure=lambda reason: metrics.fetch_failures.labels(reason).inc(),
     )
-    options = CallOptions(settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override)
+    options = CallOptions(
+        settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
+    )
     hook_calls = HookCalls(
         ruleset,
         options,

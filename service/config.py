@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +39,9 @@ class Settings(BaseSettings):
         default=["*"], description="origins browsers may call from: `*`, or a comma-separated list (a JSON list works)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = Field(
+        default="UTC", description="the hospital's IANA time zone (e.g. Europe/London): dates on cards are local"
+    )
     patient_hash_salt: str = Field(default="", description="salt for hashed patient ids in the decision log")
     spool_dir: Path | None = Field(
         default=None,
@@ -76,6 +80,15 @@ class Settings(BaseSettings):
             for origin in value:
                 if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", str(origin)):
                     raise ValueError(f"MSCC_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"MSCC_TIMEZONE {value!r} is not an IANA time zone (e.g. Europe/London)") from None
         return value
 
     @model_validator(mode="after")

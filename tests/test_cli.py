@@ -70,8 +70,9 @@ def test_serve_refuses_unsafe_configuration(
         ({"MSCC_ISSUERS_FILE": "deploy/issuers.example.yaml"}, "issuers[1].jwks: jwks.keys[0] holds placeholder"),
         ({"MSCC_ISSUERS_FILE": "no/such/issuers.yaml"}, "no/such/issuers.yaml: cannot be read"),
         ({"MSCC_CORS_ORIGINS": "https://ehr.example/app"}, "is not an origin"),
+        ({"MSCC_TIMEZONE": "Europe/Londres"}, "MSCC_TIMEZONE 'Europe/Londres' is not an IANA time zone"),
     ],
-    ids=["placeholder-key", "missing-file", "cors-path"],
+    ids=["placeholder-key", "missing-file", "cors-path", "timezone"],
 )
 def test_a_configuration_mistake_stops_serve_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], said: str

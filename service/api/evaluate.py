@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -154,7 +155,9 @@ def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: li
         problems = [(f"{i.reference} {i.location}", i.message) for i in record.issues]
         raise InvalidFhir("the Bundle holds invalid FHIR", problems)
     evaluation = evaluate_record(runtime.ruleset, record, now or runtime.clock(), rules=chosen)
-    card = render_card(evaluation, runtime.ruleset, CardContext(runtime.new_uuid))
+    card = render_card(
+        evaluation, runtime.ruleset, CardContext(runtime.new_uuid, zone=ZoneInfo(runtime.settings.timezone))
+    )
     runtime.metrics.count_set_aside(record)
     body = EvaluateResponse(
         patient=record.patient_id,

@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from service.cdshooks.cards import CardContext, render_card
+from service.cdshooks.display import UTC_ZONE
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
 from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts, order_notes
 from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
@@ -36,6 +38,7 @@ class CallOptions:
     strict_fhir: bool = False
     shadow_drafts: bool = False
     allow_clock_override: bool = False
+    zone: ZoneInfo = UTC_ZONE  # dates on cards are in the hospital's time zone
 
 
 @dataclass
@@ -158,7 +161,7 @@ async def answer_call(
         matched, draft_issues = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
     card = None
     if service.draft_orders is None or matched:
-        card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched))
+        card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched), options.zone)
         card = render_card(evaluation, ruleset, card_context)
     extension: dict[str, Any] = {
         "rulesetRevision": ruleset.revision,

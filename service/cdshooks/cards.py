@@ -10,12 +10,15 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from service.cdshooks.display import UTC_ZONE, clinical_date, finding, readable_value
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.engine.evaluate import CriterionResult, Decision
 from service.engine.evaluation import Evaluation
 from service.engine.ruleset import RuleSet
 from service.engine.unreadable import UnreadableSign
+from service.fhir.dates import parse_fhir_time
 from service.fhir.record import Fact
 
 EXTENSION_KEY = "org.mscc-cds.decision"
@@ -30,19 +33,15 @@ class CardContext:
     user_id: str | None = None
     encounter_id: str | None = None
     notes: tuple[str, ...] = ()
+    zone: ZoneInfo = UTC_ZONE  # the hospital's time zone, for the dates a clinician reads (MSCC_TIMEZONE)
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip() or "-"
 
 
-def _fact_line(fact: Fact) -> str:
-    finding = _cell(fact.label)
-    if fact.value is not None:
-        finding += f" = {fact.value:g}" + (f" {_cell(fact.unit)}" if fact.unit else "")
-    if fact.status and fact.resource_type == "Condition":
-        finding += f" ({_cell(fact.status)})"
-    return f"| {fact.reference} | {finding} | {fact.date_text} |"
+def _fact_line(fact: Fact, zone: ZoneInfo) -> str:
+    return f"| {_cell(finding(fact))} | {_cell(readable_value(fact))} | {clinical_date(fact.time, zone)} |"
 
 
 def _held_leaves(decision: Decision) -> list[CriterionResult]:
@@ -64,20 +63,23 @@ def _held_leaves(decision: Decision) -> list[CriterionResult]:
     return out
 
 
-def _evidence_table(facts: list[Fact]) -> list[str]:
-    return ["| Resource | Finding | Date |", "| --- | --- | --- |", *(_fact_line(f) for f in facts)]
+def _evidence_table(facts: list[Fact], zone: ZoneInfo) -> list[str]:
+    return ["| Finding | Value | Date |", "| --- | --- | --- |", *(_fact_line(f, zone) for f in facts)]
 
 
-def _unreadable_table(signs: tuple[UnreadableSign, ...]) -> list[str]:
+def _unreadable_table(signs: tuple[UnreadableSign, ...], zone: ZoneInfo) -> list[str]:
     if not signs:
         return []
-    rows = [f"| {_cell(s.reference)} | {_cell(s.label)} | {_cell(s.date_text)} | {_cell(s.problem)} |" for s in signs]
+    rows = [
+        f"| {_cell(s.label)} | {clinical_date(parse_fhir_time(s.date_text), zone)} | {_cell(s.problem)} |"
+        for s in signs
+    ]
     return [
         "",
         "**Could not be read** (check these entries in the record: they may be warning signs):",
         "",
-        "| Resource | Finding | Date | Problem |",
-        "| --- | --- | --- | --- |",
+        "| Finding | Date | Problem |",
+        "| --- | --- | --- |",
         *rows,
     ]
 
@@ -90,23 +92,20 @@ def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardC
         lines += [note, ""]
     lines += [f"**Why:** {spec.title}."]
     lines += [f"- {r.description}" for r in _held_leaves(lead)]
-    lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence)]
+    lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence, ctx.zone)]
     for other in others:
-        lines += ["", f"**Also met:** {other.rule.spec.title} (rule `{other.ref}`).", ""]
-        lines += _evidence_table(other.evidence)
+        lines += ["", f"**Also met:** {other.rule.spec.title}.", ""]
+        lines += _evidence_table(other.evidence, ctx.zone)
     for order in lead.dropped_suggestions:
         unless = next(s.unless for s in spec.card.suggestions if s.order == order)
         reason = lead.criteria[unless] if unless else None
         if reason is not None:
-            refs = ", ".join(f"{f.reference} ({f.date_text})" for f in reason.evidence)
+            found = ", ".join(f"{finding(f)}, {clinical_date(f.time, ctx.zone)}" for f in reason.evidence)
             why = reason.description[:1].lower() + reason.description[1:]
-            lines += ["", f"No {ruleset.config.orders[order].description} is offered: {why} ({refs})."]
-    lines += _unreadable_table(evaluation.unreadable)
-    lines += [
-        "",
-        f"Rule `{lead.ref}` ({spec.source.label}); rule set revision `{evaluation.revision}`; "
-        f"evaluated {evaluation.now.isoformat(timespec='seconds')}.",
-    ]
+            lines += ["", f"No {ruleset.config.orders[order].description} is offered: {why} ({found})."]
+    lines += _unreadable_table(evaluation.unreadable, ctx.zone)
+    # The rule version is in the source line, the revision and the evaluation time in the extension: the
+    # clinician's text holds only what a clinician acts on.
     return "\n".join(lines)
 
 
@@ -136,11 +135,7 @@ def _unreadable_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext)
     """No rule fired, yet a possible warning sign could not be read: the check is incomplete, and the card says so."""
     config = ruleset.config
     notice = config.unreadable_card
-    lines = [notice.detail.strip(), *_unreadable_table(evaluation.unreadable)]
-    lines += [
-        "",
-        f"Rule set revision `{evaluation.revision}`; evaluated {evaluation.now.isoformat(timespec='seconds')}.",
-    ]
+    lines = [notice.detail.strip(), *_unreadable_table(evaluation.unreadable, ctx.zone)]
     return Card(
         uuid=ctx.new_uuid(),
         summary=notice.summary,
@@ -154,6 +149,7 @@ def _unreadable_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext)
         extension={
             EXTENSION_KEY: {
                 "rulesetRevision": evaluation.revision,
+                "evaluatedAt": evaluation.now.isoformat(timespec="seconds"),
                 "unreadable": _unreadable_refs(evaluation.unreadable),
             }
         },
@@ -196,7 +192,7 @@ def render_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext) -> C
         indicator=template.indicator,
         detail=_detail(evaluation, lead, ruleset, ctx),
         source=Source(
-            label=lead.rule.spec.source.label,
+            label=f"{lead.rule.spec.source.label} · rule {lead.rule.id} {lead.rule.version}",
             url=str(lead.rule.spec.source.url),
             topic=Coding(system=config.topic.system, code=config.topic.code, display=config.topic.display),
         ),
@@ -212,6 +208,7 @@ def render_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext) -> C
             EXTENSION_KEY: {
                 "rules": [d.ref for d in evaluation.fired],
                 "rulesetRevision": evaluation.revision,
+                "evaluatedAt": evaluation.now.isoformat(timespec="seconds"),
                 "evidence": [{"reference": f.reference, "date": f.date_text} for f in evaluation.evidence],
                 **({"unreadable": _unreadable_refs(evaluation.unreadable)} if evaluation.unreadable else {}),
             }

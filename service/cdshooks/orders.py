@@ -29,7 +29,7 @@ def _label(resource: dict[str, Any]) -> str:
     if concept.get("text"):
         return str(concept["text"])
     displays = [c.get("display") for c in concept.get("coding") or [] if c.get("display")]
-    return str(displays[0]) if displays else reference_of(resource)
+    return str(displays[0]) if displays else "this order"
 
 
 def _in(codes: CodeIndex, concepts: list[Any], valueset: str | None) -> bool:
@@ -93,4 +93,4 @@ def match_drafts(
 
 def order_notes(matched: list[MatchedDraft]) -> tuple[str, ...]:
     """Markdown for the card: each matched draft order and what to know about it."""
-    return tuple(f"**About the order `{m.reference}` ({m.label}):** {m.trigger.advice.strip()}" for m in matched)
+    return tuple(f"**About the order {m.label}:** {m.trigger.advice.strip()}" for m in matched)

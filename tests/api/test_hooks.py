@@ -21,7 +21,11 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
     assert answer.status_code == 200
     cards = answer.json()["cards"]
     assert [c["indicator"] for c in cards] == ["critical"]
-    assert "mscc-suspected@3.0.0" in cards[0]["detail"]
+    assert cards[0]["source"]["label"].endswith("rule mscc-suspected 3.0.0")  # the short source line
+    assert cards[0]["extension"]["org.mscc-cds.decision"]["rules"] == ["mscc-suspected@3.0.0"]
+    assert "| Weakness of both legs | - | 18 Nov 2026 |" in cards[0]["detail"]
+    assert "Observation/" not in cards[0]["detail"]  # ids are for machines: in the extension, never the text
+    assert "revision" not in cards[0]["detail"]
 
 
 def test_no_card_is_an_empty_array(client: TestClient) -> None:
@@ -117,7 +121,7 @@ def test_invalid_resource_is_reported_in_the_extension_not_fatal(
     assert card["extension"]["org.mscc-cds.decision"]["unreadable"] == [
         {"reference": "Observation/p01-weakness", "problem": "could not read Observation.effectiveDateTime"}
     ]
-    assert "Observation/p01-weakness" in card["detail"]
+    assert "| Weakness of both legs | undated | could not read Observation.effectiveDateTime |" in card["detail"]
 
 
 def test_evaluation_time_extension_is_ignored_outside_dev_mode(

@@ -29,7 +29,8 @@ def test_a_draft_mri_removes_the_mri_suggestion_but_keeps_the_referral(client: T
     card = client.post("/cds-services/mscc-order-select", json=body).json()["cards"][0]
     assert mri_suggestions(card) == []
     assert [s["label"] for s in card["suggestions"]] == ["Refer to MSCC coordinator / spinal MDT (stat)"]
-    assert "ServiceRequest/p15-draft-mri" in card["detail"]
+    assert "**About the order Magnetic resonance imaging of cervical, thoracic, and lumbar spine" in card["detail"]
+    assert "ServiceRequest/" not in card["detail"]
 
 
 def test_a_spine_xray_draft_gets_an_mri_instead(client: TestClient) -> None:

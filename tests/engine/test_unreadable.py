@@ -36,7 +36,10 @@ def test_a_cord_compression_without_a_subject_gets_a_card_of_its_own(ruleset) ->
     assert [(s.reference, s.problem) for s in signs] == [("Condition/scc", "names no subject")]
     assert card is not None
     assert card.indicator == "warning"
-    assert "Condition/scc" in (card.detail or "")
+    assert "| scc | 19 Nov 2026 | names no subject |" in (card.detail or "")
+    assert card.extension[EXTENSION_KEY]["unreadable"] == [
+        {"reference": "Condition/scc", "problem": "names no subject"}
+    ]
     assert card.suggestions is None  # no orders on data that could not be read
 
 

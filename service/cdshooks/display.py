@@ -1,0 +1,64 @@
+"""How a card shows patient data to a clinician: the finding's name, its value with a readable unit, and its date
+in one local format. FHIR ids never appear in the text; they stay in the card's extension for machines.
+"""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo
+
+from service.fhir.codes import CPT, ICD10, ICD10CM, LOINC, RXNORM, SNOMED
+from service.fhir.dates import FhirTime
+from service.fhir.record import BOUNDED_SCORES, Fact
+
+_SYSTEM_NAMES = {
+    SNOMED: "SNOMED CT",
+    ICD10CM: "ICD-10-CM",
+    ICD10: "ICD-10",
+    LOINC: "LOINC",
+    RXNORM: "RxNorm",
+    CPT: "CPT",
+}
+NO_DISPLAY = "(no display)"
+UTC_ZONE = ZoneInfo("UTC")
+
+_ANNOTATION = re.compile(r"\{[^}]*\}")  # UCUM annotations such as {score}: a machine's unit, not a reader's
+_PRECISION = re.compile(r"^\d{4}(-\d{2})?(-\d{2})?$")
+
+
+def clinical_date(time: FhirTime | None, zone: ZoneInfo) -> str:
+    """`18 Nov 2026` (a timestamp in the hospital's time zone), `Jun 2023` or `2019` for partial dates."""
+    if time is None:
+        return "undated"
+    text = time.text.strip()
+    if _PRECISION.match(text):
+        parts = text.split("-")
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            return time.earliest.strftime("%b %Y")
+        return time.earliest.strftime("%-d %b %Y")
+    return time.earliest.astimezone(zone).strftime("%-d %b %Y")
+
+
+def readable_value(fact: Fact) -> str:
+    """`8/10` for a score on a fixed scale, `2.9 mmol/L` for a measurement, empty for a finding without a value."""
+    if fact.value is None:
+        return ""
+    number = f"{fact.value:g}"
+    scale = next((BOUNDED_SCORES[k] for k in fact.keys if k in BOUNDED_SCORES), None)
+    if scale is not None and scale[0] == 0:
+        return f"{number}/{scale[1]:g}"
+    unit = _ANNOTATION.sub("", fact.unit or "").strip()
+    return f"{number} {unit}".strip()
+
+
+def finding(fact: Fact) -> str:
+    """The finding's name, with a Condition's clinical status when it is not simply active."""
+    label = fact.label
+    if not label or label == NO_DISPLAY:  # a coding without a display: name the code, so it can be looked up
+        system, code = fact.keys[0] if fact.keys else ("", "")
+        label = f"{_SYSTEM_NAMES.get(system, system)} {code}".strip() or fact.resource_type
+    if fact.resource_type == "Condition" and fact.status and fact.status != "active":
+        label += f" ({fact.status})"
+    return label
