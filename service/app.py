@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
 from service.api import discovery, evaluate, feedback, hooks, ops, reports
+from service.api.docs import install_docs
 from service.api.errors import CatchAll, install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
@@ -146,7 +147,7 @@ def create_app(
         title="MSCC warning signs CDS Service",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served from local assets by install_docs
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -156,6 +157,7 @@ def create_app(
         app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.add_middleware(AuthenticateFirst)  # innermost: behind CORS (refusals carry its headers), before the routes
     app.add_middleware(
         CORSMiddleware,

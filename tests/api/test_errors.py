@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
-import uvicorn
+
+from tests.liveserver import serving
 
 
 def test_an_unexpected_error_is_a_json_500_and_the_keep_alive_connection_stays_open(make_app) -> None:
@@ -16,22 +14,11 @@ def test_an_unexpected_error_is_a_json_500_and_the_keep_alive_connection_stays_o
     def boom() -> None:
         raise RuntimeError("Ann Example's record")  # request data in an error must never reach the client
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            failed = client.get("/boom")
-            first = failed.extensions["network_stream"].get_extra_info("client_addr")
-            after = client.get("/healthz")
-            second = after.extensions["network_stream"].get_extra_info("client_addr")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(app) as base, httpx.Client(base_url=base, timeout=5) as client:
+        failed = client.get("/boom")
+        first = failed.extensions["network_stream"].get_extra_info("client_addr")
+        after = client.get("/healthz")
+        second = after.extensions["network_stream"].get_extra_info("client_addr")
     assert failed.status_code == 500
     assert failed.json()["error"] == "internal_error"
     assert "incident" in failed.json()["message"]
