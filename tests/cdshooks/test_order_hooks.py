@@ -157,3 +157,12 @@ def test_inferno_fixtures_are_understood(client: TestClient, fixture: str, servi
     answer = client.post(f"/cds-services/{service}", json=body)
     assert answer.status_code == 200
     assert answer.json()["cards"] == []
+
+
+def test_a_loinc_coded_ct_spine_order_gets_the_card(client: TestClient) -> None:
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft["code"] = {"coding": [{"system": "http://loinc.org", "code": "24963-1", "display": "CT Lumbar spine"}]}
+    [card] = client.post("/cds-services/mscc-order-sign", json=body).json()["cards"]
+    assert "**About the order CT Lumbar spine:**" in card["detail"]
+    assert len(mri_suggestions(card)) == 1
