@@ -38,7 +38,7 @@ button.dismiss { background: #fff; color: #57606a; border-color: #d0d7de; }
 
 
 def render_markdown(text: str) -> str:
-    return _MARKDOWN.render(text)
+    return str(_MARKDOWN.render(text))
 
 
 def card_html(card: dict[str, Any]) -> str:
