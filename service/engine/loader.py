@@ -18,6 +18,7 @@ import yaml
 from fhirpathpy import compile as compile_fhirpath
 from pydantic import TypeAdapter, ValidationError
 
+from service.engine.fhirpath import FhirPathError, check_expression
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, apply_site
@@ -199,13 +200,17 @@ def _compile_criterion(
     fhirpath: Callable[[dict[str, Any]], Any] | None = None
     if spec.fhirpath is not None:
         try:
+            check_expression(spec.fhirpath.expression, spec.fhirpath.resource_type)  # parse and type-check first
             compiled = compile_fhirpath(spec.fhirpath.expression)
 
             def fhirpath(resource: dict[str, Any], compiled: Any = compiled) -> Any:
                 return compiled(resource, None)
 
             fhirpath({"resourceType": spec.fhirpath.resource_type})
-        except Exception as error:  # fhirpathpy raises bare Exception for syntax errors
+        except FhirPathError as error:
+            problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")
+            fhirpath = None
+        except Exception as error:  # fhirpathpy raises bare Exception when it cannot run an expression
             problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")
             fhirpath = None
     return CompiledCriterion(name, spec, window, pattern, fhirpath)

@@ -131,6 +131,28 @@ def test_bad_regex_and_fhirpath_are_refused(rules: Path) -> None:
     assert any("radicular_pain.fhirpath.expression: not valid FHIRPath" in p for p in found)
 
 
+@pytest.mark.parametrize(
+    ("expression", "said"),
+    [
+        ("code.coding.where(code = '1'", "missing ')'"),  # fhirpathpy alone compiles this: always false
+        ("code.codings.exists()", "CodeableConcept has no element 'codings'"),
+        ("code.coding.exist()", "unknown function exist()"),
+    ],
+    ids=["missing-paren", "unknown-element", "unknown-function"],
+)
+def test_a_fhirpath_that_would_never_hold_stops_the_rule_set(rules: Path, expression: str, said: str) -> None:
+    edit(
+        rules,
+        RULE,
+        lambda t: t.replace(
+            "    finding: {valueset: radicular-pain, within: $current_window}",
+            f'    fhirpath: {{resource_type: Condition, expression: "{expression}"}}',
+        ),
+    )
+    found = problems(rules)
+    assert any("radicular_pain.fhirpath.expression: not valid FHIRPath" in p and said in p for p in found), found
+
+
 def test_broken_value_set_and_ruleset_file(rules: Path) -> None:
     edit(rules, "valuesets/cancer.json", lambda t: t.replace('"op": "is-a"', '"op": "regex"', 1))
     edit(rules, "ruleset.yaml", lambda t: t.replace("{{context.patientId}}", "{{context.patient}}", 1))
