@@ -137,6 +137,28 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
 
 
+def cmd_rules_lock(args: argparse.Namespace) -> int:
+    """Add newly released (active or retired) versions to rules/versions.lock; refuse when a locked one changed."""
+    from service.engine.loader import load_ruleset, released_versions
+    from service.engine.lock import LOCK_FILE, read_lock, updated_lock, write_lock
+    from service.errors import RuleSetInvalid
+
+    try:
+        ruleset = load_ruleset(args.rules, args.site, check_lock=False)
+        lock, added = updated_lock(read_lock(ruleset.root), released_versions(ruleset.rules))
+    except RuleSetInvalid as error:
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"rules/{LOCK_FILE}: {error}", file=sys.stderr)
+        return 1
+    write_lock(ruleset.root, lock)
+    for ref in added:
+        print(f"locked {ref}")
+    print(f"rules/{LOCK_FILE}: {len(lock)} released versions" + ("" if added else " (nothing new)"))
+    return 0
+
+
 def cmd_rules_expand(args: argparse.Namespace) -> int:
     from authoring.expand import ExpandError, expand_all
 
@@ -241,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
         ("test", cmd_rules_test, "run every rule's test cases"),
         ("diff", cmd_rules_diff, "what the working rule set changes for every example patient"),
         ("schema", cmd_rules_schema, "regenerate the JSON Schemas for rule, rule-set and test files"),
+        ("lock", cmd_rules_lock, "record released versions in rules/versions.lock (they may then never change)"),
     ):
         p = rules.add_parser(name, help=text)
         p.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")

@@ -102,13 +102,21 @@ def test_plain_comma_separated_cors_origins_work(monkeypatch: pytest.MonkeyPatch
 
 
 def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compare the shipped rules with a copy whose MRI window is 1 day: example 16 gets its MRI back."""
+    """Compare the shipped rules with a new version whose MRI window is 1 day: example 16 gets its MRI back. The
+    change is made as an author must make it: a new version, the old one retired, a changelog entry, the lock."""
     from authoring import diff
 
     changed_rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", changed_rules)
-    rule = changed_rules / "spinal-metastasis-pain/3.0.0.yaml"
-    rule.write_text(rule.read_text().replace("mri_recent_window: P14D", "mri_recent_window: P1D"))
+    folder = changed_rules / "spinal-metastasis-pain"
+    released = (folder / "3.0.0.yaml").read_text()
+    (folder / "3.0.0.yaml").write_text(released.replace("status: active", "status: retired"))
+    new = released.replace("version: 3.0.0", "version: 3.1.0").replace(
+        "mri_recent_window: P14D", "mri_recent_window: P1D"
+    )
+    (folder / "3.1.0.yaml").write_text(new)
+    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- MRI window 1 day\n")
+    assert main(["rules", "lock", "--rules", str(changed_rules)]) == 0
     monkeypatch.setattr(diff, "_ruleset_at", lambda *args: diff.load_ruleset(PROJECT_ROOT / "rules"))
     changes = {c.example: c for c in diff.diff_against_git(changed_rules, "HEAD", PROJECT_ROOT / "fhir_examples")}
     mri_done = changes["16-whole-spine-mri-done-last-week"]

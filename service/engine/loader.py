@@ -19,6 +19,7 @@ from fhirpathpy import compile as compile_fhirpath
 from pydantic import TypeAdapter, ValidationError
 
 from service.engine.fhirpath import FhirPathError, check_expression
+from service.engine.lock import LOCK_FILE, content_hash, lock_problems, read_lock
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, apply_site
@@ -262,19 +263,28 @@ def _check_card(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: 
 
 def _load_rule_folder(
     folder: Path, config: RuleSetConfig, valuesets: dict[str, ValueSetDef], problems: _Problems
-) -> dict[str, CompiledRule]:
+) -> tuple[dict[str, CompiledRule], bool]:
+    """The folder's versions that load, and whether every version file did (a failed one makes other checks of
+    the folder, such as the active count, meaningless: they are skipped, not reported falsely)."""
     versions: dict[str, CompiledRule] = {}
+    complete = True
+    for path in sorted([*folder.glob("*.yml"), *(folder / "tests").glob("*.yml")]):
+        problems.add(path, "", f"YAML files here are named .yaml: rename it to {path.stem}.yaml (it was not read)")
+        complete = False
     for path in sorted(folder.glob("*.yaml")):
         if not _VERSION_FILE.match(path.name):
             problems.add(path, "", "a rule version file is named MAJOR.MINOR.PATCH.yaml")
+            complete = False
             continue
         raw = _read_yaml(path, problems)
         if raw is None:
+            complete = False
             continue
         try:
             rule = RuleVersion.model_validate(raw)
         except ValidationError as error:
             problems.add_validation(path, error)
+            complete = False
             continue
         if rule.id != folder.name:
             problems.add(path, "id", f"must equal the folder name {folder.name!r}")
@@ -288,14 +298,19 @@ def _load_rule_folder(
         order = _dependency_order(rule, path, problems)
         _check_card(rule, config, path, problems)
         if len(problems.items) == before:
-            versions[rule.version] = CompiledRule(rule, _relative(path, problems.root), criteria, order)
-    return versions
+            digest = content_hash(raw) if isinstance(raw, dict) else ""
+            versions[rule.version] = CompiledRule(rule, _relative(path, problems.root), criteria, order, digest)
+        else:
+            complete = False
+    return versions, complete
 
 
-def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Problems) -> None:
+def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Problems, complete: bool) -> None:
     active = [v for v, r in versions.items() if r.spec.status == "active"]
-    if len(active) != 1:
-        problems.add(folder, "status", f"exactly one version must be active; found {len(active)} ({active})")
+    if complete and len(active) > 1:  # none is fine: a new rule starts as a draft, a withdrawn one is retired
+        problems.add(folder, "status", f"at most one version may be active; found {len(active)} ({active})")
+    if complete and not versions:
+        problems.add(folder, "", "holds no rule version (MAJOR.MINOR.PATCH.yaml)")
     changelog = folder / "CHANGELOG.md"
     text = changelog.read_text(encoding="utf-8") if changelog.is_file() else None
     if text is None:
@@ -309,7 +324,25 @@ def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Pr
         problems.add(tests, "", "missing: every rule has test cases in tests/*.yaml")
 
 
-def load_ruleset(root: Path, site_dir: Path | None = None) -> RuleSet:
+def released_versions(rules: dict[str, dict[str, CompiledRule]]) -> dict[str, tuple[str, str, str]]:
+    """ref -> (status, content hash, file) of every loaded version: what the lock is checked against."""
+    return {r.ref: (r.spec.status, r.content_hash, r.path) for versions in rules.values() for r in versions.values()}
+
+
+def _check_lock(root: Path, rules: dict[str, dict[str, CompiledRule]], problems: _Problems) -> None:
+    try:
+        lock = read_lock(root)
+    except (ValueError, yaml.YAMLError) as error:
+        problems.add(root / LOCK_FILE, "", str(error))
+        return
+    released = released_versions(rules)
+    for ref, problem in lock_problems(lock, released):
+        # a version's file as loaded (`rules/<id>/<version>.yaml`), else the lock itself
+        where = root / Path(released[ref][2]).relative_to("rules") if ref in released else root / LOCK_FILE
+        problems.add(where, "", problem)
+
+
+def load_ruleset(root: Path, site_dir: Path | None = None, *, check_lock: bool = True) -> RuleSet:
     """Load and validate `root` (the rules/ folder) and, when given, the site folder that adds a hospital's own
     codes to its value sets (engine/site.py); raise RuleSetInvalid listing every problem."""
     root = root.resolve()
@@ -330,11 +363,13 @@ def load_ruleset(root: Path, site_dir: Path | None = None) -> RuleSet:
     for folder in folders:
         if config is None:
             break
-        versions = _load_rule_folder(folder, config, valuesets, problems)
-        _check_folder(folder, versions, problems)
+        versions, complete = _load_rule_folder(folder, config, valuesets, problems)
+        _check_folder(folder, versions, problems, complete)
         rules[folder.name] = versions
     if not folders:
         problems.add(root, "", "no rule folders found")
+    if check_lock and not problems.items:
+        _check_lock(root, rules, problems)
     if problems.items or config is None:
         raise RuleSetInvalid(problems.items)
     revision = revision_of(root)

@@ -33,6 +33,7 @@ class CompiledRule:
     path: str
     criteria: dict[str, CompiledCriterion]
     order: tuple[str, ...]  # criteria in dependency order: children before parents
+    content_hash: str = ""  # of the version file's logic (engine/lock.py): released versions never change
 
     @cached_property
     def finding_valuesets(self) -> frozenset[str]:
