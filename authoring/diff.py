@@ -73,7 +73,7 @@ def _ruleset_at(revision: str, rules_dir: Path, workdir: Path, site_dir: Path | 
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(workdir, filter="data")
     try:
-        return load_ruleset(workdir / relative, site_dir, check_lock=False)  # its logic; it may predate the lock
+        return load_ruleset(workdir / relative, site_dir, strict=False)  # its logic; it may predate the lock
     except RuleSetInvalid:
         return None
 

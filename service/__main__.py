@@ -144,7 +144,7 @@ def cmd_rules_lock(args: argparse.Namespace) -> int:
     from service.errors import RuleSetInvalid
 
     try:
-        ruleset = load_ruleset(args.rules, args.site, check_lock=False)
+        ruleset = load_ruleset(args.rules, args.site, strict=False)
         lock, added = updated_lock(read_lock(ruleset.root), released_versions(ruleset.rules))
     except RuleSetInvalid as error:
         print(error, file=sys.stderr)

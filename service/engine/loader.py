@@ -324,6 +324,21 @@ def _check_folder(folder: Path, versions: dict[str, CompiledRule], problems: _Pr
         problems.add(tests, "", "missing: every rule has test cases in tests/*.yaml")
 
 
+def _check_precedence(root: Path, config: RuleSetConfig, rule_ids: list[str], problems: _Problems) -> None:
+    """Every rule is placed in `precedence` exactly once, and nothing else is: ties are never alphabetical."""
+    listed = config.precedence
+    for rule_id in sorted(set(rule_ids) - set(listed)):
+        problems.add(
+            root / RULESET_FILE,
+            "precedence",
+            f"rule {rule_id!r} is not listed: place it where it should win among rules of the same urgency",
+        )
+    for rule_id in sorted(set(listed) - set(rule_ids)):
+        problems.add(root / RULESET_FILE, "precedence", f"{rule_id!r} is not a rule folder")
+    for rule_id in sorted({r for r in listed if listed.count(r) > 1}):
+        problems.add(root / RULESET_FILE, "precedence", f"{rule_id!r} is listed more than once")
+
+
 def released_versions(rules: dict[str, dict[str, CompiledRule]]) -> dict[str, tuple[str, str, str]]:
     """ref -> (status, content hash, file) of every loaded version: what the lock is checked against."""
     return {r.ref: (r.spec.status, r.content_hash, r.path) for versions in rules.values() for r in versions.values()}
@@ -342,9 +357,12 @@ def _check_lock(root: Path, rules: dict[str, dict[str, CompiledRule]], problems:
         problems.add(where, "", problem)
 
 
-def load_ruleset(root: Path, site_dir: Path | None = None, *, check_lock: bool = True) -> RuleSet:
+def load_ruleset(root: Path, site_dir: Path | None = None, *, strict: bool = True) -> RuleSet:
     """Load and validate `root` (the rules/ folder) and, when given, the site folder that adds a hospital's own
-    codes to its value sets (engine/site.py); raise RuleSetInvalid listing every problem."""
+    codes to its value sets (engine/site.py); raise RuleSetInvalid listing every problem.
+
+    `strict=False` skips the release lock and the complete `precedence`: only for reading a rule set to compare
+    with (`rules diff` against an older commit) or to lock it (`rules lock`); never for serving."""
     root = root.resolve()
     problems = _Problems(root)
     if not root.is_dir():
@@ -368,7 +386,9 @@ def load_ruleset(root: Path, site_dir: Path | None = None, *, check_lock: bool =
         rules[folder.name] = versions
     if not folders:
         problems.add(root, "", "no rule folders found")
-    if check_lock and not problems.items:
+    if config is not None and strict:
+        _check_precedence(root, config, [f.name for f in folders], problems)
+    if strict and not problems.items:
         _check_lock(root, rules, problems)
     if problems.items or config is None:
         raise RuleSetInvalid(problems.items)

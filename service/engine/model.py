@@ -231,6 +231,11 @@ class RuleSetConfig(StrictModel):
 
     name: Slug
     title: str
+    precedence: list[Slug] = Field(
+        default_factory=list,
+        description="every rule id, in the order in which rules of the same urgency win the card (first wins); "
+        "a new rule must be placed here explicitly",
+    )
     topic: TopicCoding
     override_reason_system: str
     override_reasons: dict[Slug, str] = Field(description="code: display")

@@ -70,7 +70,13 @@ class RuleSet:
     def active(self) -> list[CompiledRule]:
         """Active versions, most urgent first, then by id: the order in which cards win."""
         found = [v for versions in self.rules.values() for v in versions.values() if v.spec.status == "active"]
-        return sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], r.id))
+        return sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], self.precedence(r.id), r.id))
+
+    def precedence(self, rule_id: str) -> int:
+        """The rule's place in ruleset.yaml `precedence` (a strict load makes sure every rule has one; a rule set
+        older than `precedence`, read only to compare with, falls back to name order)."""
+        order = self.config.precedence
+        return order.index(rule_id) if rule_id in order else len(order)
 
     def drafts(self) -> list[CompiledRule]:
         """Draft versions, for shadow evaluation."""

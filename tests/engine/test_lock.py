@@ -98,6 +98,11 @@ def test_a_new_rule_may_start_as_a_draft(rules: Path) -> None:
         text.replace("version: 3.0.0", "version: 0.1.0").replace("status: active", "status: draft")
     )
     (folder / "CHANGELOG.md").write_text("# mscc-draft-rule\n\n## 0.1.0\n\n- first draft\n")
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace("  - spinal-metastasis-pain\n", "  - spinal-metastasis-pain\n  - mscc-draft-rule\n"),
+    )
     for case_file in (folder / "tests").glob("*.yaml"):
         case_file.write_text(case_file.read_text().replace("version: 3.0.0", "version: 0.1.0"))
     ruleset = load_ruleset(rules)
@@ -114,3 +119,53 @@ def test_a_yml_version_is_named_and_one_error_causes_no_other(rules: Path) -> No
         p.startswith("rules/spinal-metastasis-pain/3.1.0.yml: ") and "rename it to 3.1.0.yaml" in p for p in found
     )
     assert not any("active" in p for p in found), found  # no false "found 0 active" after a broken file
+
+
+def add_generic_warning_rule(rules: Path, rule_id: str = "aaa-back-pain") -> None:
+    """A new rule at the same urgency as spinal-metastasis-pain whose name sorts first, as in the trial."""
+    folder = rules / rule_id
+    shutil.copytree(rules / "spinal-metastasis-pain", folder)
+    for path in folder.glob("*.yaml"):
+        path.unlink()
+    text = (rules / RULE).read_text().replace("id: spinal-metastasis-pain", f"id: {rule_id}")
+    (folder / "1.0.0.yaml").write_text(text.replace("version: 3.0.0", "version: 1.0.0"))
+    (folder / "CHANGELOG.md").write_text(f"# {rule_id}\n\n## 1.0.0\n\n- new\n")
+    for case_file in (folder / "tests").glob("*.yaml"):
+        case_file.write_text(case_file.read_text().replace("version: 3.0.0", "version: 1.0.0"))
+
+
+def test_a_new_rule_must_be_placed_in_the_precedence_never_alphabetically(rules: Path) -> None:
+    add_generic_warning_rule(rules)
+    found = problems(rules)
+    assert any("ruleset.yaml: precedence: rule 'aaa-back-pain' is not listed" in p for p in found), found
+
+
+def test_the_precedence_decides_which_rule_of_the_same_urgency_leads(rules: Path) -> None:
+    add_generic_warning_rule(rules)
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace("  - spinal-metastasis-pain\n", "  - spinal-metastasis-pain\n  - aaa-back-pain\n"),
+    )
+    assert main(["rules", "lock", "--rules", str(rules)]) == 0
+    warnings = [r.id for r in load_ruleset(rules).active() if r.spec.card.indicator == "warning"]
+    assert warnings.index("spinal-metastasis-pain") < warnings.index("aaa-back-pain")  # listed first, leads
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda t: t.replace("  - spinal-metastasis-pain\n", "  - spinal-metastasis-pain\n  - no-such-rule\n"),
+            "'no-such-rule' is not a rule folder",
+        ),
+        (
+            lambda t: t.replace("  - spinal-metastasis-pain\n", "  - spinal-metastasis-pain\n  - mscc-suspected\n"),
+            "'mscc-suspected' is listed more than once",
+        ),
+    ],
+    ids=["unknown", "twice"],
+)
+def test_a_wrong_precedence_is_refused(rules: Path, change, said: str) -> None:
+    edit(rules, "ruleset.yaml", change)
+    assert any(said in p for p in problems(rules))
