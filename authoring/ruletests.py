@@ -158,8 +158,9 @@ def run_rule_tests(ruleset: RuleSet) -> list[CaseResult]:
     return results
 
 
-def lint_rule_tests(results: list[CaseResult]) -> list[str]:
-    """Every active rule needs a positive and a negative case: a rule tested only one way is not tested."""
+def lint_rule_tests(results: list[CaseResult], ruleset: RuleSet | None = None) -> list[str]:
+    """Every rule needs a positive and a negative case: a rule tested only one way is not tested. With the rule set,
+    every draft version needs both too, for itself (`version:`): a draft is on its way to being served."""
     problems = []
     for rule_id in sorted({r.rule_id for r in results}):
         mine = [r for r in results if r.rule_id == rule_id]
@@ -167,4 +168,14 @@ def lint_rule_tests(results: list[CaseResult]) -> list[str]:
             problems.append(f"rules/{rule_id}/tests: no case where the rule fires")
         if not any(not r.expects_fire for r in mine if r.name != "(file)"):
             problems.append(f"rules/{rule_id}/tests: no negative case (where the rule must not fire)")
+    for draft in ruleset.drafts() if ruleset is not None else []:
+        cases = [r for r in results if r.rule_id == draft.id and r.version == draft.version and r.name != "(file)"]
+        if not any(r.expects_fire for r in cases):
+            problems.append(
+                f"rules/{draft.id}/tests: the draft {draft.ref} has no case where it fires (version: {draft.version})"
+            )
+        if not any(not r.expects_fire for r in cases):
+            problems.append(
+                f"rules/{draft.id}/tests: the draft {draft.ref} has no negative case (version: {draft.version})"
+            )
     return problems

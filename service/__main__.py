@@ -95,7 +95,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     from authoring.ruletests import lint_rule_tests, run_rule_tests
 
     ruleset = _ruleset_or_exit(args.rules, args.site)
-    problems = lint_rule_tests(run_rule_tests(ruleset))
+    problems = lint_rule_tests(run_rule_tests(ruleset), ruleset)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
     if problems:
@@ -122,7 +122,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         mark = "PASS" if r.passed else "FAIL"
         print(f"{mark}  {r.rule_id}@{r.version}  {r.name}" + (f"\n      {r.message}" if r.message else ""))
     failed = [r for r in results if not r.passed]
-    problems = lint_rule_tests(results) if not args.k else []
+    problems = lint_rule_tests(results, ruleset) if not args.k else []
     for problem in problems:
         print(f"LINT  {problem}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")

@@ -8,7 +8,8 @@ from authoring.ruletests import lint_rule_tests, run_rule_tests
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 
-RESULTS = run_rule_tests(load_ruleset(PROJECT_ROOT / "rules"))
+RULESET = load_ruleset(PROJECT_ROOT / "rules")
+RESULTS = run_rule_tests(RULESET)
 
 
 @pytest.mark.parametrize("result", RESULTS, ids=[f"{r.rule_id}@{r.version}: {r.name}" for r in RESULTS])
@@ -17,7 +18,7 @@ def test_rule_case(result) -> None:
 
 
 def test_every_rule_has_positive_and_negative_cases() -> None:
-    assert lint_rule_tests(RESULTS) == []
+    assert lint_rule_tests(RESULTS, RULESET) == []
     assert len(RESULTS) >= 25
 
 
@@ -52,3 +53,26 @@ def test_a_case_needs_exactly_one_patient_source() -> None:
 
     with pytest.raises(ValidationError, match="exactly one of"):
         Case.model_validate({"name": "x", "example": "01", "resources": [], "expect": {"fires": True}})
+
+
+def test_a_draft_without_cases_of_its_own_fails(tmp_path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    active = (rules / "mscc-suspected/3.0.0.yaml").read_text()
+    draft = active.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
+    (rules / "mscc-suspected/3.1.0.yaml").write_text(draft)
+    changelog = rules / "mscc-suspected/CHANGELOG.md"
+    changelog.write_text(changelog.read_text() + "\n## 3.1.0\n\n- draft\n")
+    ruleset = load_ruleset(rules)
+    problems = lint_rule_tests(run_rule_tests(ruleset), ruleset)
+    assert (
+        "rules/mscc-suspected/tests: the draft mscc-suspected@3.1.0 has no case where it fires (version: 3.1.0)"
+        in problems
+    )
+    assert any("mscc-suspected@3.1.0 has no negative case" in p for p in problems)
+    (rules / "mscc-suspected/tests/draft.yaml").write_text(
+        "now: '2026-11-20T09:00:00Z'\nversion: 3.1.0\ncases:\n"
+        "  - {name: fires, example: 01-mscc-breast-cancer-leg-weakness, expect: {fires: true}}\n"
+        "  - {name: silent, example: 09-no-cancer-low-back-pain-only, expect: {fires: false}}\n"
+    )
+    assert lint_rule_tests(run_rule_tests(ruleset), ruleset) == []
