@@ -99,14 +99,16 @@ class InvalidFhir(ServiceError):
 
 @dataclass(frozen=True, slots=True)
 class RuleProblem:
-    """One reason a rule set cannot be served: the file, the field (dotted path) and what is wrong."""
+    """One reason a rule set cannot be served: the file (and line, when known), the field and what is wrong."""
 
     file: str
     field: str
     problem: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.problem}" if self.field else f"{self.file}: {self.problem}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
 
 
 class RuleSetInvalid(Exception):

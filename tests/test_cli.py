@@ -24,7 +24,7 @@ def test_rules_check_names_the_problem_and_fails(tmp_path: Path, capsys: pytest.
     with pytest.raises(SystemExit) as caught:
         main(["rules", "check", "--rules", str(rules)])
     assert caught.value.code == 1
-    assert "rules/mscc-suspected/1.0.0.yaml: card.indicator: Input should be" in capsys.readouterr().err
+    assert "rules/mscc-suspected/1.0.0.yaml:47: card.indicator: Input should be" in capsys.readouterr().err
 
 
 def test_rules_test_reports_counts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,7 @@ from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, apply_site
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
-from service.engine.yamlfile import load_yaml
+from service.engine.yamlfile import field_line, load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
 from service.fhir.validate import validate_resource
 
@@ -52,8 +52,10 @@ class _Problems:
         self.root = root
         self.items: list[RuleProblem] = []
 
-    def add(self, path: Path, field: str, problem: str) -> None:
-        self.items.append(RuleProblem(_relative(path, self.root), field, problem))
+    def add(self, path: Path, field: str, problem: str, line: int | None = None) -> None:
+        if line is None and field and path.suffix in (".yaml", ".yml", ".json"):
+            line = field_line(path, field)
+        self.items.append(RuleProblem(_relative(path, self.root), field, problem, line))
 
     def add_validation(self, path: Path, error: ValidationError) -> None:
         for location, message in field_problems(validation_errors(error), whole=""):
@@ -71,7 +73,9 @@ def _read_yaml(path: Path, problems: _Problems) -> Any:
     try:
         return load_yaml(path)
     except yaml.YAMLError as error:
-        problems.add(path, "", f"not valid YAML: {error}".replace("\n", " "))
+        mark = getattr(error, "problem_mark", None)
+        reason = getattr(error, "problem", None) or str(error).replace("\n", " ")
+        problems.add(path, "", f"not valid YAML: {reason}", int(mark.line) + 1 if mark is not None else None)
     except OSError as error:
         problems.add(path, "", f"cannot be read: {error.strerror}")
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +39,35 @@ def load_yaml(path: Path) -> Any:
     """Parse one YAML file; raises yaml.YAMLError with line and column on bad syntax or duplicate keys."""
     with path.open(encoding="utf-8") as handle:
         return yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+def field_line(path: Path, field: str) -> int | None:
+    """The 1-based line of `field` (`criteria.pain.within`, `cases[2].expect` or `cases.2.expect`) in a YAML or
+    JSON file, or of the deepest part of it that exists; None when the file cannot be read. Only on the error
+    path: a rule author is told where to look, not just what is wrong."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if node is None:
+        return None
+    line = int(node.start_mark.line) + 1
+    parts = _PART.findall(field)
+    if parts and parts[0][:1].isupper() and isinstance(node, yaml.MappingNode):
+        if not any(getattr(k, "value", None) == parts[0] for k, _ in node.value):
+            parts = parts[1:]  # `ValueSet.compose...`: the resource type names the file's root, not a key
+    for part in parts:
+        found: tuple[Any, Any] | None = None  # (the node that names it, its value)
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode):
+            index = part.strip("[]")
+            if index.isdigit() and int(index) < len(node.value):
+                found = (node.value[int(index)], node.value[int(index)])
+        if found is None:
+            break
+        line, node = int(found[0].start_mark.line) + 1, found[1]
+    return line

@@ -40,11 +40,11 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("status: active", "status: activ", "rules/mscc-suspected/3.0.0.yaml: status: Input should be"),
+        ("status: active", "status: activ", "rules/mscc-suspected/3.0.0.yaml:4: status: Input should be"),
         (
             "    finding: {valueset: cancer, include_resolved: true}",
             "    finding: {valueset: cancr, include_resolved: true}",
-            "rules/mscc-suspected/3.0.0.yaml: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
+            "rules/mscc-suspected/3.0.0.yaml:27: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
         ),
         (
             "    all_of: [cancer, mscc_presentation]",
@@ -157,7 +157,7 @@ def test_broken_value_set_and_ruleset_file(rules: Path) -> None:
     edit(rules, "valuesets/cancer.json", lambda t: t.replace('"op": "is-a"', '"op": "regex"', 1))
     edit(rules, "ruleset.yaml", lambda t: t.replace("{{context.patientId}}", "{{context.patient}}", 1))
     found = problems(rules)
-    assert any(p.startswith("rules/valuesets/cancer.json: ValueSet.compose.include[0].filter[0]") for p in found)
+    assert any(p.startswith("rules/valuesets/cancer.json:21: ValueSet.compose.include[0].filter[0]") for p in found)
     assert any("unknown prefetch token {{context.patient}}" in p for p in found)
 
 

@@ -137,7 +137,7 @@ def add_generic_warning_rule(rules: Path, rule_id: str = "aaa-back-pain") -> Non
 def test_a_new_rule_must_be_placed_in_the_precedence_never_alphabetically(rules: Path) -> None:
     add_generic_warning_rule(rules)
     found = problems(rules)
-    assert any("ruleset.yaml: precedence: rule 'aaa-back-pain' is not listed" in p for p in found), found
+    assert any("ruleset.yaml:9: precedence: rule 'aaa-back-pain' is not listed" in p for p in found), found
 
 
 def test_the_precedence_decides_which_rule_of_the_same_urgency_leads(rules: Path) -> None:
