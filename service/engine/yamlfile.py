@@ -56,9 +56,9 @@ def field_line(path: Path, field: str) -> int | None:
         return None
     line = int(node.start_mark.line) + 1
     parts = _PART.findall(field)
-    if parts and parts[0][:1].isupper() and isinstance(node, yaml.MappingNode):
-        if not any(getattr(k, "value", None) == parts[0] for k, _ in node.value):
-            parts = parts[1:]  # `ValueSet.compose...`: the resource type names the file's root, not a key
+    names_root = parts and parts[0][:1].isupper() and isinstance(node, yaml.MappingNode)
+    if names_root and not any(getattr(k, "value", None) == parts[0] for k, _ in node.value):
+        parts = parts[1:]  # `ValueSet.compose...`: the resource type names the file's root, not a key
     for part in parts:
         found: tuple[Any, Any] | None = None  # (the node that names it, its value)
         if isinstance(node, yaml.MappingNode):
