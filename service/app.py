@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ from service.engine.loader import load_ruleset
 from service.hookcalls import HookCalls
 from service.logs import configure_logging
 from service.metrics import Metrics
+from service.rulesource import RuleSource
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionLog
@@ -108,8 +110,9 @@ def create_app(
     options = CallOptions(
         settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
     )
+    rules = RuleSource(ruleset, settings.rules_dir, settings.site_dir, metrics, clock)
     hook_calls = HookCalls(
-        ruleset,
+        rules,
         options,
         clock=clock,
         new_uuid=new_uuid,
@@ -118,7 +121,7 @@ def create_app(
         metrics=metrics,
         patient_hash_salt=settings.patient_hash_salt,
     )
-    runtime = Runtime(settings, ruleset, clock, new_uuid, issuers, verifier, store, spool, metrics, hook_calls)
+    runtime = Runtime(settings, rules, clock, new_uuid, issuers, verifier, store, spool, metrics, hook_calls)
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
 
@@ -135,11 +138,25 @@ def create_app(
                     log.info("spooled decision rows written", extra={"fields": {"rows": written}})
             await asyncio.sleep(settings.spool_drain_seconds)
 
+    async def watch_rules() -> None:
+        """Reload the rule set when its files change (every worker watches, so all pick up a change)."""
+        while True:
+            await asyncio.sleep(settings.rules_reload_seconds)
+            try:
+                if await asyncio.to_thread(rules.changed_on_disk):
+                    await asyncio.to_thread(rules.reload)
+            except OSError as error:  # a folder being replaced: try again next time
+                log.warning("rules folder could not be read", extra={"fields": {"error": type(error).__name__}})
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         drainer = asyncio.create_task(drain_spool())
+        watcher = asyncio.create_task(watch_rules()) if settings.rules_reload_seconds > 0 else None
+        on_hangup(lambda: asyncio.ensure_future(asyncio.to_thread(rules.reload)))
         yield
         drainer.cancel()
+        if watcher is not None:
+            watcher.cancel()
         await client.aclose()
         engine.dispose()
 
@@ -172,6 +189,16 @@ def create_app(
     app.add_middleware(CatchAll)  # outermost of ours: nothing below it can drop a connection with a 500
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))
     return app
+
+
+def on_hangup(reload: Callable[[], object]) -> None:
+    """SIGHUP reloads the rules in a single-process server. Under `--workers N` uvicorn's supervisor takes SIGHUP
+    and replaces each worker only once its replacement has started, so a broken rule set never replaces a working
+    one there either. Outside the main thread (tests) there is no signal to handle."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (RuntimeError, ValueError, NotImplementedError):
+        return
 
 
 def serve_app() -> FastAPI:

@@ -22,6 +22,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSCC_", extra="forbid")
 
     rules_dir: Path = Field(default=PROJECT_ROOT / "rules", description="the rule set to serve")
+    rules_reload_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="how often each worker checks the rules and site folders for changes (0: only on "
+        "POST /rules/reload or SIGHUP); a changed rule set that does not validate is refused, the old one serves on",
+    )
     site_dir: Path | None = Field(
         default=None, description="a folder with site.yaml: the hospital's own codes added to the value sets"
     )

@@ -10,6 +10,7 @@ ServiceError
 ├── PreconditionFailed (412)    required FHIR data neither prefetched nor fetchable
 ├── PayloadTooLarge (413)       body over the configured limit
 ├── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
+├── RuleSetRefused (422)        POST /rules/reload: the changed rule set does not validate (the old one serves on)
 └── ServiceUnavailable (503)    nothing was done; the same request may succeed later
 
 RuleSetInvalid                  a rule set that does not validate: never served, start-up stops
@@ -109,6 +110,14 @@ class RuleProblem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
+
+
+class RuleSetRefused(ServiceError):
+    status_code = 422
+    code = "rule_set_invalid"
+
+    def __init__(self, serving: str, problems: list[str]) -> None:
+        super().__init__(f"the changed rule set does not validate; rule set {serving} keeps serving", problems)
 
 
 class RuleSetInvalid(Exception):

@@ -18,10 +18,10 @@ from service.cdshooks.call import CallOptions, CallOutcome, answer_call
 from service.cdshooks.fetch import FhirFetcher
 from service.cdshooks.models import HookRequest
 from service.engine.model import ServiceEntry
-from service.engine.ruleset import RuleSet
 from service.errors import ServiceError
 from service.logs import hash_patient_id, log_refusal
 from service.metrics import Metrics
+from service.rulesource import RuleSource
 from service.store.decisions import DecisionLog, DecisionRecord
 
 log = logging.getLogger("service.hooks")
@@ -30,7 +30,7 @@ log = logging.getLogger("service.hooks")
 class HookCalls:
     def __init__(
         self,
-        ruleset: RuleSet,
+        rules: RuleSource,
         options: CallOptions,
         *,
         clock: Callable[[], datetime],
@@ -40,7 +40,7 @@ class HookCalls:
         metrics: Metrics,
         patient_hash_salt: str,
     ) -> None:
-        self.ruleset = ruleset
+        self.rules = rules
         self.options = options
         self.clock = clock
         self.new_uuid = new_uuid
@@ -52,13 +52,14 @@ class HookCalls:
     async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> CallOutcome:
         started = time.perf_counter()
         issuer = caller.iss if caller else None
+        ruleset = self.rules.current  # one rule set for the whole call, even if a reload swaps it meanwhile
 
         async def fetch(req: HookRequest, queries: dict[str, str]) -> dict[str, Any]:
             return await self.fetcher.fetch(req, queries, issuer)
 
         try:
             outcome = await answer_call(
-                self.ruleset,
+                ruleset,
                 service,
                 request,
                 options=self.options,
@@ -85,7 +86,7 @@ class HookCalls:
             issuer=issuer,
             fetched_keys=outcome.fetched_keys,
             timings_ms=outcome.timings_ms,
-            site=self.ruleset.site.ref if self.ruleset.site else None,
+            site=ruleset.site.ref if ruleset.site else None,
         )
         await self.decisions.write(record)
         self._count(service.id, 200, started)

@@ -69,6 +69,12 @@ class Metrics:
             ["category"],
             registry=self.registry,
         )
+        self.rule_reloads = Counter(
+            "mscc_rules_reloads",
+            "Rule-set reloads, by outcome: swapped in, unchanged, or refused (the old rule set kept serving)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.ruleset = Gauge(
             "mscc_ruleset_info",
             "The rule-set revision served",

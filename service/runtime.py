@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from service.cdshooks.issuers import IssuerRegistry
     from service.hookcalls import HookCalls
     from service.metrics import Metrics
+    from service.rulesource import RuleSource
     from service.store.db import Store
     from service.store.spool import DecisionSpool
 
@@ -61,7 +62,7 @@ class ReseedableUuids:
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
-    ruleset: RuleSet
+    rules: RuleSource  # the rule set served now (swapped whole on reload: service/rulesource.py)
     clock: Clock
     new_uuid: UuidFactory
     issuers: IssuerRegistry
@@ -70,3 +71,8 @@ class Runtime:
     spool: DecisionSpool
     metrics: Metrics
     hooks: HookCalls
+
+    @property
+    def ruleset(self) -> RuleSet:
+        """The rule set served at this moment; a caller that needs one for a whole task keeps the reference."""
+        return self.rules.current

@@ -19,6 +19,7 @@ from service.engine.ruleset import RuleSet
 from service.errors import NotFound, Unauthorized
 from service.hookcalls import HookCalls
 from service.metrics import Metrics
+from service.rulesource import RuleSource
 from service.runtime import Clock, Runtime
 from service.store.db import Store
 from service.store.spool import DecisionSpool
@@ -52,6 +53,10 @@ def get_metrics(runtime: RuntimeDep) -> Metrics:
     return runtime.metrics
 
 
+def get_rule_source(runtime: RuntimeDep) -> RuleSource:
+    return runtime.rules
+
+
 def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
@@ -67,6 +72,7 @@ SpoolDep = Annotated[DecisionSpool, Depends(get_spool)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 HookCallsDep = Annotated[HookCalls, Depends(get_hook_calls)]
+RuleSourceDep = Annotated[RuleSource, Depends(get_rule_source)]
 
 
 def find_service(ruleset: RuleSet, service_id: str) -> ServiceEntry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from service.api.deps import OperatorOnly, RuleSetDep, RuntimeDep
+from service.api.deps import OperatorOnly, RuleSetDep, RuleSourceDep, RuntimeDep
 from service.api.errors import FHIR_JSON, ErrorBody
 from service.api.examples import bundle_examples
 from service.api.strictjson import StrictJsonRoute
@@ -20,7 +21,7 @@ from service.cdshooks.models import Card
 from service.engine.evaluation import evaluate_record, record_of_bundle
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
-from service.errors import InvalidFhir, ServiceUnavailable, UnknownRule
+from service.errors import InvalidFhir, RuleSetRefused, ServiceUnavailable, UnknownRule
 from service.fhir.bundle import BundleType
 from service.runtime import Runtime
 
@@ -169,6 +170,31 @@ def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: li
         issues=issues_out(record),
     )
     return JSONResponse(body.model_dump(mode="json", exclude_none=True))
+
+
+class ReloadOut(BaseModel):
+    outcome: Literal["swapped", "unchanged"]
+    rulesetRevision: str  # noqa: N815
+
+
+@router.post(
+    "/rules/reload",
+    response_model=ReloadOut,
+    dependencies=[OperatorOnly],
+    responses={
+        401: {"model": ErrorBody, "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it"},
+        422: {"model": ErrorBody, "description": "The changed rule set does not validate: the old one keeps serving"},
+    },
+    summary="Load the rules folder again and swap it in",
+)
+async def reload_rules(rules: RuleSourceDep) -> ReloadOut:
+    """Loads the rules (and site) folder; a valid rule set is swapped in whole, calls under way finish with the old
+    one. A rule set that does not validate is refused, listing each problem, and the old one keeps serving. Other
+    workers pick up the change from the files within MSCC_RULES_RELOAD_SECONDS."""
+    result = await asyncio.to_thread(rules.reload)
+    if result.outcome == "refused":
+        raise RuleSetRefused(result.revision, list(result.problems))
+    return ReloadOut(outcome=result.outcome, rulesetRevision=result.revision)
 
 
 @router.get(

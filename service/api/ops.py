@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from service import __version__
-from service.api.deps import MetricsDep, OperatorOnly, RuleSetDep, SpoolDep, StoreDep
+from service.api.deps import MetricsDep, OperatorOnly, RuleSetDep, RuleSourceDep, SpoolDep, StoreDep
 
 router = APIRouter(tags=["Operations"])
 
@@ -33,12 +33,19 @@ def healthz(ruleset: RuleSetDep) -> JSONResponse:
     responses={503: {"model": Health, "description": "Not ready: a check failed"}},
     summary="Readiness: rules loaded and storage writable",
 )
-async def readyz(ruleset: RuleSetDep, store: StoreDep, spool: SpoolDep) -> JSONResponse:
+async def readyz(ruleset: RuleSetDep, rules: RuleSourceDep, store: StoreDep, spool: SpoolDep) -> JSONResponse:
     writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
     checks = {"rules": "ok", "database": "ok" if writable else "failing"}
     ready = all(v == "ok" for v in checks.values())
     # Informative, not a readiness failure: hook calls are answered meanwhile.
     checks["decisionSpool"] = f"{await asyncio.to_thread(spool.pending)} rows waiting"
+    refused = rules.last_refusal
+    if refused is not None:  # still ready: the previous, valid rule set is serving
+        when = refused.at.isoformat(timespec="seconds") if refused.at else "?"
+        checks["rulesReload"] = (
+            f"changed rule set refused at {when} ({len(refused.problems)} problem(s), see the log and "
+            f"POST /rules/reload); serving {refused.revision}"
+        )
     body = Health(
         status="ok" if ready else "unavailable",
         version=__version__,
