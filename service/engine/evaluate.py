@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
+from service.engine.units import UnitError, convert
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import Fact, PatientRecord, is_current_status
+
+UNIT_PROBLEM = "not compared"  # a value whose unit cannot be converted to the threshold's: a sign not read
 
 # Clocks differ between the EHR and us: a finding dated a few minutes "in the future" is still now.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -131,7 +134,11 @@ def _measurement(c: CompiledCriterion, index: FactIndex, now: datetime) -> Crite
         if problem:
             result.not_counted.append((fact, problem))
             continue
-        value = fact.value
+        try:
+            value = convert(fact.value, fact.unit, spec.unit)
+        except UnitError as error:
+            result.not_counted.append((fact, f"{UNIT_PROBLEM}: {error}"))
+            continue
         meets = (
             (spec.at_least is None or value >= spec.at_least)
             and (spec.above is None or value > spec.above)

@@ -23,6 +23,7 @@ from service.engine.lock import LOCK_FILE, content_hash, lock_problems, read_loc
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, apply_site
+from service.engine.units import UnitError, check_unit
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import field_line, load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
@@ -202,6 +203,11 @@ def _compile_criterion(
             pattern = re.compile(spec.finding.text_matches, re.IGNORECASE)
         except re.error as error:
             problems.add(path, f"{where}.finding.text_matches", f"not a valid regular expression: {error}")
+    if spec.measurement is not None and spec.measurement.unit is not None:
+        try:
+            check_unit(spec.measurement.unit)
+        except UnitError as error:
+            problems.add(path, f"{where}.measurement.unit", str(error))
     fhirpath: Callable[[dict[str, Any]], Any] | None = None
     if spec.fhirpath is not None:
         try:

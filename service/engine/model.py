@@ -49,6 +49,11 @@ class Measurement(StrictModel):
 
     valueset: Slug = Field(description="value set holding the Observation.code (e.g. LOINC 72514-3)")
     within: Window | None = None
+    unit: str | None = Field(
+        default=None,
+        description="the thresholds' UCUM unit (e.g. mmol/L); values are converted to it, and a value in a unit that "
+        "cannot be converted is not compared. Leave out for a unitless score (0-10 pain scale)",
+    )
     at_least: float | None = None
     above: float | None = None
     at_most: float | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.engine.evaluate import Decision
+from service.engine.evaluate import UNIT_PROBLEM, Decision
 from service.engine.ruleset import RuleSet
 from service.fhir.record import Fact, Key, PatientRecord, SetAside
 
@@ -82,6 +82,12 @@ def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Dec
         if item.unreadable and _hits(ruleset, item.keys, item.systemless, wanted)
     ]
     used = {f.reference for d in decisions if d.fired for f in d.evidence}
+    for decision in decisions:  # measurements in a unit the threshold's cannot be converted to
+        for result in decision.criteria.values():
+            for fact, reason in result.not_counted:
+                if reason.startswith(UNIT_PROBLEM) and fact.reference not in used:
+                    signs.append(UnreadableSign(fact.reference, fact.label, fact.date_text, reason))
+                    used.add(fact.reference)
     for fact in record.facts:
         if fact.reference in used:
             continue

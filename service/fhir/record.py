@@ -207,7 +207,9 @@ def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
     elif isinstance(resource.get("valueQuantity"), dict):
         quantity = resource["valueQuantity"]
         value = _number(quantity.get("value"))
-        unit = _str(quantity.get("unit")) or _str(quantity.get("code"))
+        # The UCUM code when the quantity says it is UCUM (what thresholds convert from); else the display unit.
+        ucum_code = _str(quantity.get("code")) if quantity.get("system") == "http://unitsofmeasure.org" else None
+        unit = ucum_code or _str(quantity.get("unit")) or _str(quantity.get("code"))
     elif "valueInteger" in resource:
         value = _number(resource["valueInteger"])
     elif isinstance(resource.get("valueString"), str):
