@@ -6,6 +6,7 @@ against (a later "absent" finding), and the facts not counted and why (resolved,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -209,11 +210,42 @@ def _unique(facts: Iterable[Fact]) -> list[Fact]:
 
 
 # The data criteria, by kind; all_of / any_of / none_of combine criteria already evaluated (`_combine`).
+def _years_between(born: datetime, now: datetime) -> int:
+    return now.year - born.year - ((now.month, now.day) < (born.month, born.day))
+
+
+def _age(c: CompiledCriterion, index: FactIndex, now: datetime) -> CriterionResult:
+    """Age in whole years. A partial birth date (1960, 1960-05) is read on the side that lets the rule fire: a
+    missed warning sign costs more than a needless card."""
+    spec = c.spec.age
+    assert spec is not None
+    result = CriterionResult(c.name, c.spec.description, "age", held=False)
+    birth = index.record.birth
+    if birth is None or birth.time is None:
+        return result  # no birth date: the trace shows the criterion did not hold, with no evidence
+    oldest, youngest = _years_between(birth.time.earliest, now), _years_between(birth.time.latest, now)
+    meets = (
+        (spec.at_least is None or oldest >= spec.at_least)
+        and (spec.above is None or oldest > spec.above)
+        and (spec.at_most is None or youngest <= spec.at_most)
+        and (spec.below is None or youngest < spec.below)
+    )
+    age = oldest if oldest == youngest else f"{youngest}-{oldest}"
+    fact = dataclasses.replace(birth, label=f"Age {age} (born {birth.time.text})", value=float(oldest), unit="a")
+    if meets:
+        result.evidence.append(fact)
+    else:
+        result.not_counted.append((fact, f"age {age} does not meet the threshold"))
+    result.held = meets
+    return result
+
+
 _DATA_CRITERIA: dict[str, Callable[[CompiledCriterion, FactIndex, datetime], CriterionResult]] = {
     "finding": _finding,
     "measurement": _measurement,
     "order_or_study": _order_or_study,
     "fhirpath": _fhirpath,
+    "age": _age,
 }
 _COMBINATORS = frozenset({"all_of", "any_of", "none_of"})
 

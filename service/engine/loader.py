@@ -256,6 +256,24 @@ def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tup
     return tuple(dict.fromkeys(order))
 
 
+def _check_patient_prefetch(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: _Problems) -> None:
+    """An age criterion reads Patient.birthDate: every service the rule answers must prefetch (or fetch) the
+    Patient, or the criterion could never hold and nobody would know."""
+    ages = [name for name, c in rule.criteria.items() if c.age is not None]
+    if not ages:
+        return
+    for service in config.services:
+        if rule.hooks is not None and service.hook not in rule.hooks:
+            continue
+        if not any(t.startswith(("Patient/", "Patient?")) for t in service.prefetch.values()):
+            problems.add(
+                path,
+                f"criteria.{ages[0]}.age",
+                f"reads Patient.birthDate, but service {service.id!r} has no Patient prefetch: add "
+                "`patient: Patient/{{context.patientId}}` to its prefetch in ruleset.yaml",
+            )
+
+
 def _check_card(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: _Problems) -> None:
     for i, suggestion in enumerate(rule.card.suggestions):
         if suggestion.order not in config.orders:
@@ -307,6 +325,7 @@ def _load_rule_folder(
         }
         order = _dependency_order(rule, path, problems)
         _check_card(rule, config, path, problems)
+        _check_patient_prefetch(rule, config, path, problems)
         if len(problems.items) == before:
             digest = content_hash(raw) if isinstance(raw, dict) else ""
             versions[rule.version] = CompiledRule(rule, _relative(path, problems.root), criteria, order, digest)

@@ -73,6 +73,21 @@ class OrderOrStudy(StrictModel):
     within: Window | None = None
 
 
+class Age(StrictModel):
+    """The patient's age in whole years at the evaluation time, from Patient.birthDate (prefetch or fetch)."""
+
+    at_least: int | None = Field(default=None, ge=0, le=150)
+    above: int | None = Field(default=None, ge=0, le=150)
+    at_most: int | None = Field(default=None, ge=0, le=150)
+    below: int | None = Field(default=None, ge=0, le=150)
+
+    @model_validator(mode="after")
+    def _needs_threshold(self) -> Age:
+        if all(v is None for v in (self.at_least, self.above, self.at_most, self.below)):
+            raise ValueError("an age needs at least one of at_least, above, at_most, below")
+        return self
+
+
 class FhirPathCheck(StrictModel):
     """The escape hatch: a FHIRPath expression, true for some resource of the given type."""
 
@@ -88,6 +103,7 @@ class Criterion(StrictModel):
     measurement: Measurement | None = None
     order_or_study: OrderOrStudy | None = None
     fhirpath: FhirPathCheck | None = None
+    age: Age | None = None
     all_of: list[Name] | None = Field(default=None, min_length=1)
     any_of: list[Name] | None = Field(default=None, min_length=1)
     none_of: list[Name] | None = Field(default=None, min_length=1)
@@ -108,7 +124,7 @@ class Criterion(StrictModel):
         return list(self.all_of or self.any_of or self.none_of or [])
 
 
-KINDS = ("finding", "measurement", "order_or_study", "fhirpath", "all_of", "any_of", "none_of")
+KINDS = ("finding", "measurement", "order_or_study", "fhirpath", "age", "all_of", "any_of", "none_of")
 
 
 class SuggestionTemplate(StrictModel):

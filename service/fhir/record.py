@@ -99,6 +99,7 @@ class PatientRecord:
     resources: list[dict[str, Any]] = field(default_factory=list)
     set_aside: list[SetAside] = field(default_factory=list)
     issues: list[InputIssue] = field(default_factory=list)
+    birth: Fact | None = None  # the Patient's birthDate, when the record holds the Patient (age criteria)
 
 
 def _codings(concept: Any) -> list[dict[str, Any]]:
@@ -406,6 +407,20 @@ def _off_scale(fact: Fact) -> str | None:
     return None
 
 
+def _read_birth(record: PatientRecord, patient: dict[str, Any], patient_refs: frozenset[str]) -> None:
+    """The patient's birth date as a fact (the Patient resource is read for nothing else)."""
+    reference = reference_of(patient)
+    if reference not in patient_refs or record.birth is not None:
+        return
+    raw = patient.get("birthDate")
+    when = parse_fhir_time(raw) if isinstance(raw, str) else None
+    if raw is not None and when is None:
+        record.issues.append(InputIssue(reference, "Patient.birthDate", "not a FHIR date: age is unknown", "counted"))
+        return
+    if when is not None:
+        record.birth = Fact(reference, "Patient", (), f"born {when.text}", when.text, "present", when, None)
+
+
 def build_record(
     patient_id: str,
     resources: Iterable[Any],
@@ -424,6 +439,9 @@ def build_record(
     record = PatientRecord(patient_id)
     patient_refs = frozenset({f"Patient/{patient_id}", *patient_aliases})
     for raw in resources:
+        if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
+            _read_birth(record, raw, patient_refs)
+            continue
         if not isinstance(raw, dict) or raw.get("resourceType") not in VALIDATED_TYPES:
             continue
         if relevant is not None and not relevant(raw):
