@@ -125,6 +125,10 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     problems = lint_rule_tests(results, ruleset) if not args.k else []
     for problem in problems:
         print(f"LINT  {problem}")
+    if args.boundaries:
+        from authoring.compare import boundary_report
+
+        print("\n" + "\n".join(boundary_report(ruleset)))
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or problems else 0
 
@@ -132,6 +136,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_rules_diff(args: argparse.Namespace) -> int:
     from authoring.diff import diff_against_git, print_diff
 
+    if args.compare:
+        return _compare_versions(args)
     changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples", args.site)
     print_diff(changes, args.base)
     return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
@@ -157,6 +163,21 @@ def cmd_rules_lock(args: argparse.Namespace) -> int:
         print(f"locked {ref}")
     print(f"rules/{LOCK_FILE}: {len(lock)} released versions" + ("" if added else " (nothing new)"))
     return 0
+
+
+def _compare_versions(args: argparse.Namespace) -> int:
+    """`rules diff --compare B` (the active version against B) or `--compare A B`: every patient, drafts too."""
+    from authoring.compare import compare, print_comparison
+
+    ruleset = _ruleset_or_exit(args.rules, args.site)
+    a, b = (None, args.compare[0]) if len(args.compare) == 1 else (args.compare[0], args.compare[1])
+    try:
+        changes = compare(ruleset, a, b)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print_comparison(changes, a or "active", b)
+    return 1 if args.fail_on_change and any(c.kind != "same" for c in changes) else 0
 
 
 def cmd_rules_expand(args: argparse.Namespace) -> int:
@@ -271,9 +292,21 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         if name == "test":
             p.add_argument("-k", default="", help="only cases whose rule id or name contains this text")
+            p.add_argument(
+                "--boundaries",
+                action="store_true",
+                help="also evaluate patients at each threshold and window edge of every active and draft version",
+            )
         if name == "diff":
             p.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
             p.add_argument("--fail-on-change", action="store_true")
+            p.add_argument(
+                "--compare",
+                nargs="+",
+                metavar="ID@VERSION",
+                help="compare versions (drafts too) over every example, real and boundary patient: one version is "
+                "compared with its rule's active version, two with each other",
+            )
     expand = rules.add_parser("expand", help="fill ValueSet.expansion from a terminology server's $expand (is-a)")
     expand.add_argument("--server", required=True, help="FHIR terminology server base URL")
     expand.add_argument("--token", default=os.environ.get("MSCC_TERMINOLOGY_TOKEN"), help="bearer token, if needed")
