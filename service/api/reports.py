@@ -25,6 +25,14 @@ class RuleReportRow(BaseModel):
     shadow_fired: int | None = Field(
         default=None, description="draft versions in shadow (MSCC_SHADOW_DRAFTS): calls on which it would have fired"
     )
+    shadow_evaluated: int | None = Field(default=None, description="drafts: calls on which it was evaluated")
+    shadow_agreements: int | None = Field(
+        default=None, description="drafts: calls where it fired exactly when its rule's active version did"
+    )
+    shadow_disagreements: int | None = Field(default=None, description="drafts: calls where it did not")
+    disagreement_ids: list[str] | None = Field(
+        default=None, description="drafts: decision ids of the latest disagreements (up to 50), newest first"
+    )
 
 
 @router.get(

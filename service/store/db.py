@@ -204,6 +204,17 @@ class Store:
                 "feedback": session.scalar(select(func.count()).select_from(FeedbackRow)) or 0,
             }
 
+    def _shadow_report(self, since: datetime | None) -> dict[str, dict[str, Any]]:
+        with self.sessions() as session:
+            query = (
+                select(DecisionRow.id, DecisionRow.shadow_evaluated, DecisionRow.shadow_fired, DecisionRow.rules_fired)
+                .where(DecisionRow.shadow_fired.is_not(None))
+                .order_by(DecisionRow.created_at)
+            )
+            if since is not None:
+                query = query.where(DecisionRow.created_at >= since)
+            return _shadow_tally(list(session.execute(query)))
+
     def rule_report(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """Per rule version: cards shown, cards accepted / overridden (each card counted once), reasons."""
         with self.sessions() as session:
@@ -229,26 +240,19 @@ class Store:
                 target.setdefault(rule, set()).add(card)
                 if outcome == "overridden":
                     reasons.setdefault(rule, Counter())[code or "(none given)"] += 1
-        shadow: Counter[str] = Counter()
-        with self.sessions() as session:
-            query = select(DecisionRow.shadow_fired).where(DecisionRow.shadow_fired.is_not(None))
-            if since is not None:
-                query = query.where(DecisionRow.created_at >= since)
-            for (fired,) in session.execute(query):
-                shadow.update(fired or [])
-        report = []
-        for rule in sorted(shadow):
-            report.append(
-                {
-                    "rule": rule,
-                    "shown": 0,
-                    "accepted": 0,
-                    "overridden": 0,
-                    "acceptance_rate": 0.0,
-                    "override_reasons": {},
-                    "shadow_fired": shadow[rule],
-                }
-            )
+        shadow = self._shadow_report(since)
+        report = [
+            {
+                "rule": rule,
+                "shown": 0,
+                "accepted": 0,
+                "overridden": 0,
+                "acceptance_rate": 0.0,
+                "override_reasons": {},
+                **shadow[rule],
+            }
+            for rule in sorted(shadow)
+        ]
         for rule in sorted(shown):
             n_accepted = len(accepted.get(rule, ()))
             report.append(
@@ -264,12 +268,41 @@ class Store:
         return report
 
 
+SHADOW_IDS_SHOWN = 50  # the report lists this many disagreeing decisions per draft, most recent first
+
+
+def _shadow_tally(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per draft: calls evaluated, fired, agreements with its rule's active version, and the decisions where they
+    disagreed (the draft would have given a card the active rules did not, or not given one they did)."""
+    tally: dict[str, dict[str, Any]] = {}
+    for decision_id, evaluated, fired, active_fired in rows:
+        active = {ref.split("@")[0] for ref in active_fired or []}
+        for draft in evaluated or fired or []:
+            entry = tally.setdefault(
+                draft, {"shadow_evaluated": 0, "shadow_fired": 0, "shadow_agreements": 0, "disagreements": []}
+            )
+            would = draft in (fired or [])
+            entry["shadow_evaluated"] += 1 if evaluated is not None else 0
+            entry["shadow_fired"] += int(would)
+            if evaluated is None:
+                continue  # a row from before migration 0006: fired is known, agreement is not
+            if would == (draft.split("@")[0] in active):
+                entry["shadow_agreements"] += 1
+            else:
+                entry["disagreements"].append(decision_id)
+    for entry in tally.values():
+        entry["shadow_disagreements"] = len(entry["disagreements"])
+        entry["disagreement_ids"] = entry.pop("disagreements")[-SHADOW_IDS_SHOWN:][::-1]
+    return tally
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = ["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons", "shadow_fired"]
+    shadow = ["shadow_evaluated", "shadow_fired", "shadow_agreements", "shadow_disagreements"]
+    columns = ["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons", *shadow]
     writer.writerow(columns)
     for row in rows:
         reasons = ";".join(f"{k}={v}" for k, v in row["override_reasons"].items())
-        writer.writerow([*(row[c] for c in columns[:5]), reasons, row.get("shadow_fired", "")])
+        writer.writerow([*(row[c] for c in columns[:5]), reasons, *(row.get(c, "") for c in shadow)])
     return out.getvalue()

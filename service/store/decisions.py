@@ -51,6 +51,7 @@ class DecisionRecord:
     data_ms: float
     evaluate_ms: float
     site: str | None = None  # name@revision of the site codes that answered too (rows spooled before had none)
+    shadow_evaluated: list[str] | None = None  # the drafts run in shadow on this call (fired or not)
 
     @classmethod
     def of(
@@ -93,6 +94,7 @@ class DecisionRecord:
             data_ms=round(timings_ms.get("data_ms", 0.0), 3),
             evaluate_ms=round(timings_ms.get("evaluate_ms", 0.0), 3),
             site=site,
+            shadow_evaluated=[d.ref for d in evaluation.shadow] if evaluation.shadow else None,
         )
 
     def as_row(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class DecisionRow(Base):
     data_ms: Mapped[float] = mapped_column()
     evaluate_ms: Mapped[float] = mapped_column()
     site: Mapped[str | None] = mapped_column(String(200), nullable=True)  # name@revision of the site codes
+    shadow_evaluated: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # drafts run in shadow
 
 
 class FeedbackRow(Base):

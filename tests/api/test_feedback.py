@@ -82,8 +82,9 @@ def test_report_as_csv(make_client) -> None:
         answer = client.get("/reports/rules", params={"format": "csv"})
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
-        "rule,shown,accepted,overridden,acceptance_rate,override_reasons,shadow_fired",
-        "mscc-suspected@3.0.0,1,0,1,0.0,other-cause-known=1,",
+        "rule,shown,accepted,overridden,acceptance_rate,override_reasons,"
+        "shadow_evaluated,shadow_fired,shadow_agreements,shadow_disagreements",
+        "mscc-suspected@3.0.0,1,0,1,0.0,other-cause-known=1,,,,",
     ]
 
 
@@ -253,9 +254,19 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     with make_client(shadow_drafts=True, rules_dir=rules) as client:
         answer = client.post(URL, json=body)
         assert answer.json()["cards"] == []  # the active 3.0.0 looks back 30 days
+        both = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
-    assert report["mscc-suspected@4.0.0"]["shadow_fired"] == 1
-    assert report["mscc-suspected@4.0.0"]["shown"] == 0
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        with store.sessions.begin() as session:
+            agreed = store.decision_by_card(session, both["uuid"]).id
+    draft = report["mscc-suspected@4.0.0"]
+    assert draft["shadow_fired"] == 2
+    assert draft["shown"] == 0
+    assert draft["shadow_evaluated"] == 2
+    assert draft["shadow_agreements"] == 1  # both fire for example 01
+    assert draft["shadow_disagreements"] == 1  # only the draft fires for numbness 45 days old
+    [disagreed] = draft["disagreement_ids"]
+    assert disagreed != agreed
 
 
 @pytest.mark.parametrize("raw_comment", ['"a\\u0000b"', '"\\ud800"'])
