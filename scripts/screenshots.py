@@ -33,7 +33,36 @@ def main() -> int:
     with serving(app) as base:
         screenshot(base + "/", out, width=1040, height=1260)
     print(f"wrote {out.relative_to(ROOT)}")
+    workbench()
     return 0
+
+
+def workbench() -> None:
+    """The workbench on a copy of the rules with a draft that lowers the pain-score threshold from 7 to 6."""
+    import shutil
+    import tempfile
+
+    from authoring.workbench import install_workbench
+    from service.app import create_app
+    from service.config import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules"
+        shutil.copytree(ROOT / "rules", rules)
+        folder = rules / "spinal-metastasis-pain"
+        text = (folder / "3.0.0.yaml").read_text()
+        draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
+        (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
+        (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
+        settings = Settings(dev_mode=True, database_url="sqlite://", rules_dir=rules)
+        pages = {
+            "workbench-patient.png": ("/workbench/patients/example%3A04-myeloma-thoracic-pain-score-8", 3000),
+            "workbench-diff.png": ("/workbench/diff?b=spinal-metastasis-pain@3.1.0", 420),
+        }
+        with serving(install_workbench(create_app(settings))) as base:
+            for name, (path, height) in pages.items():
+                screenshot(base + path, ROOT / "docs/images" / name, width=1400, height=height, wait_ms=5000)
+                print(f"wrote docs/images/{name}")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     uvicorn.run(
-        "service.app:serve_app",
+        "authoring.workbench:serve_app",  # the service with the rule authors' workbench mounted
         factory=True,
         host=args.host,
         port=args.port,

@@ -204,6 +204,33 @@ class Store:
                 "feedback": session.scalar(select(func.count()).select_from(FeedbackRow)) or 0,
             }
 
+    def rule_timeline(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Per day and rule version: cards shown, accepted and overridden (feedback counted on its card's day)."""
+        with self.sessions() as session:
+            query = select(DecisionRow.created_at, DecisionRow.lead_rule, DecisionRow.card_uuid).where(
+                DecisionRow.card_uuid.is_not(None)
+            )
+            if since is not None:
+                query = query.where(DecisionRow.created_at >= since)
+            days: dict[tuple[str, str], Counter[str]] = {}
+            card_day: dict[str, tuple[str, str]] = {}
+            for created, rule, card in session.execute(query):
+                if rule is None or card is None:
+                    continue
+                key = (created.date().isoformat(), rule)
+                days.setdefault(key, Counter())["shown"] += 1
+                card_day[card] = key
+            seen: set[tuple[str, str]] = set()
+            for card, outcome in session.execute(select(FeedbackRow.card_uuid, FeedbackRow.outcome)):
+                when = card_day.get(card)
+                if when is not None and (card, outcome) not in seen:
+                    seen.add((card, outcome))
+                    days[when][outcome] += 1
+        return [
+            {"day": day, "rule": rule, "shown": c["shown"], "accepted": c["accepted"], "overridden": c["overridden"]}
+            for (day, rule), c in sorted(days.items())
+        ]
+
     def _shadow_report(self, since: datetime | None) -> dict[str, dict[str, Any]]:
         with self.sessions() as session:
             query = (

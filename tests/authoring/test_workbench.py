@@ -1,0 +1,85 @@
+"""The rule authors' workbench, looked at in headless Chromium: the page loads, shows the example patients' cards
+next to their traces, and the diff view lists the patients a draft changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from authoring.workbench import install_workbench
+from service.config import PROJECT_ROOT
+from tests.browser import dump_dom, require_chromium
+from tests.helpers import hook_request
+from tests.liveserver import serving
+
+EXAMPLE = "example:01-mscc-breast-cancer-leg-weakness"
+
+
+@pytest.fixture
+def draft_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    folder = rules / "spinal-metastasis-pain"
+    text = (folder / "3.0.0.yaml").read_text()
+    draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
+    (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
+    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
+    return rules
+
+
+def test_the_workbench_is_never_open_in_production_without_the_operator_token(make_app, tmp_path: Path) -> None:
+    issuers = tmp_path / "issuers.yaml"
+    issuers.write_text("issuers: []\n")
+    production = {"dev_mode": False, "issuers_file": issuers, "public_base_url": "https://cds.example.org"}
+    with TestClient(install_workbench(make_app(**production))) as client:
+        assert client.get("/workbench").status_code == 404
+    token = "t" * 32
+    with TestClient(install_workbench(make_app(**production, operator_token=token))) as client:
+        assert client.get("/workbench").status_code == 401
+        assert client.get("/workbench", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_the_pages_show_rules_patients_cards_traces_and_the_diff_in_a_browser(make_app, draft_rules: Path) -> None:
+    require_chromium()
+    with serving(install_workbench(make_app(rules_dir=draft_rules))) as base:
+        index = dump_dom(f"{base}/workbench")
+        patient = dump_dom(f"{base}/workbench/patients/{quote(EXAMPLE, safe='')}")
+        changed = dump_dom(f"{base}/workbench/diff?b=spinal-metastasis-pain@3.1.0")
+    assert "spinal-metastasis-pain@3.1.0" in index
+    assert 'class="status-draft"' in index
+    assert "01-mscc-breast-cancer-leg-weakness" in index
+    assert '<section class="card" data-indicator="critical"' in patient  # the card as an EHR shows it
+    assert 'data-version="spinal-metastasis-pain@3.1.0"' in patient  # the draft beside the active versions
+    assert "&#10003; holds" in patient or "✓ holds" in patient
+    assert "Weakness of both legs" in patient
+    assert "severe_pain_score alone ~ severe_pain_score value 6" in changed
+    assert "gains a card" in changed
+
+
+def test_the_report_draws_the_feedback(make_app) -> None:
+    with TestClient(install_workbench(make_app(seed="wb"))) as client:
+        card = client.post("/cds-services/mscc-patient-view", json=hook_request("01-mscc-breast-cancer-leg-weakness"))
+        uuid = card.json()["cards"][0]["uuid"]
+        reason = {"code": "mri-done-or-booked", "system": "https://mscc-cds.example.org/CodeSystem/override-reason"}
+        item = {"card": uuid, "outcome": "overridden", "overrideReason": {"reason": reason},
+                "outcomeTimestamp": "2026-11-20T09:05:00Z"}  # fmt: skip
+        assert client.post("/cds-services/mscc-patient-view/feedback", json={"feedback": [item]}).status_code == 200
+        page = client.get("/workbench/report").text
+    assert "<title>shown: 1</title>" in page
+    assert "<title>overridden: 1</title>" in page
+    assert "mri-done-or-booked" in page
+
+
+def test_an_uploaded_bundle_is_evaluated_and_bad_input_is_a_clear_400(make_app) -> None:
+    bundle = (PROJECT_ROOT / "fhir_examples/patients/04-myeloma-thoracic-pain-score-8.json").read_text()
+    with TestClient(install_workbench(make_app())) as client:
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        page = client.post("/workbench/patients", content="bundle=" + quote(bundle), headers=form)
+        bad = client.post("/workbench/patients", content="bundle=nope", headers=form)
+    assert page.status_code == 200
+    assert 'data-indicator="warning"' in page.text
+    assert bad.status_code == 400
