@@ -141,7 +141,6 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
     import uvicorn
     from sqlalchemy import create_engine, inspect
 
-    from service.app import serve_app
     from service.logs import JsonFormatter
 
     database = tmp_path / "serve.sqlite3"
@@ -154,11 +153,14 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
         assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir()  # the workers' metrics meet there
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by serve, not by monkeypatch: undo it by hand
-    assert seen["app"] == "service.app:serve_app"
+    assert seen["app"] == "authoring.workbench:serve_app"  # the service with the workbench mounted
     assert seen["factory"] is True
     assert seen["workers"] == 2
     assert "seen_tokens" in inspect(create_engine(f"sqlite:///{database}")).get_table_names()  # migrated already
     root = logging.getLogger()
     root.handlers[:] = []
-    serve_app()  # what each worker runs: JSON logs of its own, no second migration
+    from authoring.workbench import serve_app as factory
+
+    app = factory()  # what each worker runs: JSON logs of its own, no second migration, the workbench mounted
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
+    assert app.url_path_for("index") == "/workbench"
