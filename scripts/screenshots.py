@@ -39,21 +39,15 @@ def main() -> int:
 
 def workbench() -> None:
     """The workbench on a copy of the rules with a draft that lowers the pain-score threshold from 7 to 6."""
-    import shutil
     import tempfile
 
     from authoring.workbench import install_workbench
     from service.app import create_app
     from service.config import Settings
+    from tests.helpers import add_score_6_draft, copy_rules
 
     with tempfile.TemporaryDirectory() as tmp:
-        rules = Path(tmp) / "rules"
-        shutil.copytree(ROOT / "rules", rules)
-        folder = rules / "spinal-metastasis-pain"
-        text = (folder / "3.0.0.yaml").read_text()
-        draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
-        (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
-        (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
+        rules = add_score_6_draft(copy_rules(Path(tmp)))
         settings = Settings(dev_mode=True, database_url="sqlite://", rules_dir=rules)
         pages = {
             "workbench-patient.png": ("/workbench/patients/example%3A04-myeloma-thoracic-pain-score-8", 3000),

@@ -18,7 +18,7 @@ from service.config import PROJECT_ROOT, Settings
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
 from service.runtime import seeded_uuids
-from tests.helpers import NOW
+from tests.helpers import NOW, copy_rules
 
 
 class AppFactory(Protocol):
@@ -72,3 +72,9 @@ def make_app(settings: Settings) -> AppFactory:
 def client(make_app: AppFactory) -> Iterator[TestClient]:
     with TestClient(make_app()) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    """A copy of rules/ this test may edit."""
+    return copy_rules(tmp_path)

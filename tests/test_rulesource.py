@@ -4,7 +4,6 @@ set keeps serving (logged, counted, shown in /readyz), and each decision row nam
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,20 +11,12 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from service.config import PROJECT_ROOT
 from tests.helpers import hook_request
 
 URL = "/cds-services/mscc-patient-view"
-
-
-@pytest.fixture
-def rules(tmp_path: Path) -> Path:
-    copy = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", copy)
-    return copy
 
 
 def add_draft(rules: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,12 @@ from authoring.compare import boundary_report, compare
 from service.__main__ import main
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
+from tests.helpers import add_score_6_draft
 
 
 @pytest.fixture
-def draft_score_6(tmp_path: Path) -> Path:
-    """A draft of spinal-metastasis-pain that lowers the pain score threshold from 7 to 6 (the issue's trial)."""
-    rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", rules)
-    folder = rules / "spinal-metastasis-pain"
-    text = (folder / "3.0.0.yaml").read_text()
-    draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
-    (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
-    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
-    return rules
+def draft_score_6(rules: Path) -> Path:
+    return add_score_6_draft(rules)
 
 
 def test_lowering_a_threshold_always_shows_its_effect(draft_score_6: Path) -> None:

@@ -3,7 +3,6 @@ next to their traces, and the diff view lists the patients a draft changes."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,22 +12,15 @@ from fastapi.testclient import TestClient
 from authoring.workbench import install_workbench
 from service.config import PROJECT_ROOT
 from tests.browser import dump_dom, require_chromium
-from tests.helpers import hook_request
+from tests.helpers import add_score_6_draft, hook_request
 from tests.liveserver import serving
 
 EXAMPLE = "example:01-mscc-breast-cancer-leg-weakness"
 
 
 @pytest.fixture
-def draft_rules(tmp_path: Path) -> Path:
-    rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", rules)
-    folder = rules / "spinal-metastasis-pain"
-    text = (folder / "3.0.0.yaml").read_text()
-    draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
-    (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
-    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
-    return rules
+def draft_rules(rules: Path) -> Path:
+    return add_score_6_draft(rules)
 
 
 def test_the_workbench_is_never_open_in_production_without_the_operator_token(make_app, tmp_path: Path) -> None:

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset, revision_of
 from service.errors import RuleSetInvalid
 
 RULE = "mscc-suspected/3.0.0.yaml"
-
-
-@pytest.fixture
-def rules(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", target)
-    return target
 
 
 def edit(rules: Path, name: str, change: Callable[[str], str]) -> None:

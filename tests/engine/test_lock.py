@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 
 from service.__main__ import main
-from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 
 RULE = "spinal-metastasis-pain/3.0.0.yaml"
-
-
-@pytest.fixture
-def rules(tmp_path: Path) -> Path:
-    copy = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", copy)
-    return copy
 
 
 def problems(rules: Path) -> list[str]:
