@@ -294,13 +294,14 @@ def report(runtime: Workbench) -> HTMLResponse:
     ]
     days_rows = runtime.store.rule_timeline()
     days = sorted({r["day"] for r in days_rows})
-    lines = {
-        name: [sum(r[name] for r in days_rows if r["day"] == day) for day in days]
-        for name in ("shown", "accepted", "overridden")
-    }
+    per_version = []
+    for version in sorted({r["rule"] for r in days_rows}):
+        mine = {r["day"]: r for r in days_rows if r["rule"] == version}
+        lines = {n: [mine[d][n] if d in mine else 0 for d in days] for n in ("shown", "accepted", "overridden")}
+        per_version.append(timeline(f"{version}: cards per day", days, lines))
     body = (
         bars("Cards per rule version", shown, ["shown", "accepted", "overridden"])
-        + timeline("Cards per day (all rule versions)", days, lines)
+        + ("".join(per_version) or timeline("Cards per day", [], {}))
         + bars("Override reasons", [(code, {"overridden": n}) for code, n in sorted(reasons.items())], ["overridden"])
         + bars("Drafts in shadow: agreement with the active rules", shadow, ["agree", "disagree"])
         + "<p>Disagreeing decision ids are in <code>GET /reports/rules</code> (<code>disagreement_ids</code>).</p>"

@@ -62,6 +62,7 @@ def test_the_report_draws_the_feedback(make_app) -> None:
         assert client.post("/cds-services/mscc-patient-view/feedback", json={"feedback": [item]}).status_code == 200
         page = client.get("/workbench/report").text
     assert "<title>shown: 1</title>" in page
+    assert "mscc-suspected@3.0.0: cards per day" in page  # each rule version over time
     assert "<title>overridden: 1</title>" in page
     assert "mri-done-or-booked" in page
 
