@@ -38,7 +38,7 @@ from service.engine.loader import load_ruleset
 from service.hookcalls import HookCalls
 from service.logs import configure_logging
 from service.metrics import Metrics
-from service.rulesource import RuleSource
+from service.rulesource import RuleSource, freeze_long_lived
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionLog
@@ -153,6 +153,7 @@ def create_app(
         drainer = asyncio.create_task(drain_spool())
         watcher = asyncio.create_task(watch_rules()) if settings.rules_reload_seconds > 0 else None
         on_hangup(lambda: asyncio.ensure_future(asyncio.to_thread(rules.reload)))
+        freeze_long_lived()  # everything built at start-up lives as long as the process
         yield
         drainer.cancel()
         if watcher is not None:

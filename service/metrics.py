@@ -29,7 +29,8 @@ class Metrics:
             "Hook call latency",
             ["service"],
             registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            # fine enough to see 1-5 ms calls (most are), coarse above
+            buckets=(0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
         self.cards = Counter(
             "mscc_cards",

@@ -8,6 +8,7 @@ serving, and the refusal is logged (file, line, field: no patient data), counted
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -31,6 +32,17 @@ class Reload:
     revision: str  # the revision served after the reload
     problems: tuple[str, ...] = ()
     at: datetime | None = None
+
+
+def freeze_long_lived(*, collect: bool = False) -> None:
+    """Move what exists now (the rule set and its value-set index: ~160,000 objects) out of the cyclic garbage
+    collector's reach: gen-2 collections no longer walk it on every large call (issue 10 measured 148 ms of GC per
+    call at 10,000 resources). After a swap, `collect` first lets the replaced rule set's cycles be freed; at
+    start-up there is little cyclic garbage and a full collection would only cost time."""
+    if collect:
+        gc.unfreeze()
+        gc.collect()
+    gc.freeze()
 
 
 def files_signature(*folders: Path | None) -> tuple[tuple[str, int, int], ...]:
@@ -89,6 +101,7 @@ class RuleSource:
             self.metrics.rule_reloads.labels("swapped").inc()
             self.metrics.ruleset.labels(fresh.revision).set(1)
             self.metrics.ruleset.labels(before).set(0)
+            freeze_long_lived(collect=True)
             active = ", ".join(r.ref for r in fresh.active())
             log.info("rule set swapped", extra={"fields": {"from": before, "to": fresh.revision, "active": active}})
             return Reload("swapped", fresh.revision, at=self._now())

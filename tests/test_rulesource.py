@@ -130,3 +130,15 @@ def test_sighup_reloads_a_running_server(rules: Path, tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_long_lived_objects_are_frozen_after_start_up_and_after_a_swap(make_app, rules: Path) -> None:
+    import gc
+
+    gc.unfreeze()
+    with TestClient(make_app(rules_dir=rules, rules_reload_seconds=0)) as client:
+        assert gc.get_freeze_count() > 10_000  # the rule set and its index
+        add_draft(rules)
+        assert client.post("/rules/reload").json()["outcome"] == "swapped"
+        assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
