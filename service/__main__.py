@@ -58,6 +58,29 @@ def _issuers_or_exit(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def _migrate_or_exit(settings: Settings) -> None:
+    """Migrate once, before any worker starts (they never race). A database that cannot be reached or a URL that
+    names no driver is one line naming the setting, never the URL itself (it may hold a password)."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    from service.store.db import make_engine, migrate
+
+    try:
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        engine.dispose()
+    except (ArgumentError, NoSuchModuleError) as error:
+        print(f"configuration error: MSCC_DATABASE_URL is not a database URL ({type(error).__name__})", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SQLAlchemyError as error:
+        reason = type(getattr(error, "orig", None) or error).__name__
+        print(
+            f"configuration error: MSCC_DATABASE_URL: the database cannot be reached or migrated ({reason})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -69,11 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.logs import configure_logging
 
     configure_logging(settings.log_level)
-    from service.store.db import make_engine, migrate
-
-    engine = make_engine(settings.database_url)  # migrate once, before any worker starts (they never race)
-    migrate(engine)
-    engine.dispose()
+    _migrate_or_exit(settings)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here and /metrics sums them (set before the workers import anything).
         folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))

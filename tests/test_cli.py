@@ -71,15 +71,26 @@ def test_serve_refuses_unsafe_configuration(
         ({"MSCC_ISSUERS_FILE": "no/such/issuers.yaml"}, "no/such/issuers.yaml: cannot be read"),
         ({"MSCC_CORS_ORIGINS": "https://ehr.example/app"}, "is not an origin"),
         ({"MSCC_TIMEZONE": "Europe/Londres"}, "MSCC_TIMEZONE 'Europe/Londres' is not an IANA time zone"),
+        ({"MSCC_DATABASE_URL": "nonsense://x"}, "MSCC_DATABASE_URL is not a database URL"),
+        (
+            {"MSCC_DATABASE_URL": "postgresql+psycopg://nobody:s3cret@127.0.0.1:1/x"},
+            "MSCC_DATABASE_URL: the database cannot be reached or migrated (OperationalError)",
+        ),
     ],
-    ids=["placeholder-key", "missing-file", "cors-path", "timezone"],
+    ids=["placeholder-key", "missing-file", "cors-path", "timezone", "database-driver", "database-unreachable"],
 )
 def test_a_configuration_mistake_stops_serve_with_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], said: str
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    env: dict[str, str],
+    said: str,
 ) -> None:
     monkeypatch.chdir(PROJECT_ROOT)
+    issuers = tmp_path / "issuers.yaml"
+    issuers.write_text("issuers: []\n")
     monkeypatch.setenv("MSCC_PUBLIC_BASE_URL", "https://cds.example.org")
-    monkeypatch.setenv("MSCC_ISSUERS_FILE", "tests/no-issuers-needed.yaml")
+    monkeypatch.setenv("MSCC_ISSUERS_FILE", str(issuers))
     monkeypatch.delenv("MSCC_DEV_MODE", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -90,6 +101,7 @@ def test_a_configuration_mistake_stops_serve_with_one_line(
     assert err.count("\n") == 1, err
     assert err.startswith("configuration error: ")
     assert said in err
+    assert "s3cret" not in err  # a URL's password never reaches the console
 
 
 def test_plain_comma_separated_cors_origins_work(monkeypatch: pytest.MonkeyPatch) -> None:
