@@ -15,13 +15,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from authoring.validation import EXPECTED, Case, example_cases, real_record_cases
+from authoring.validation import _DATE_FIELDS, EXPECTED, Case, example_cases, real_record_cases
 from service.engine.evaluation import evaluate_record
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.yamlfile import load_yaml
 from service.fhir.record import build_record, raw_keys
-
-_DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", "authoredOn", "started")
 
 
 def patients(include_real: bool = True) -> list[Case]:

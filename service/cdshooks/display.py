@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo
 
+from service.engine.units import without_annotations
 from service.fhir.codes import CPT, ICD10, ICD10CM, LOINC, RXNORM, SNOMED
 from service.fhir.dates import FhirTime
 from service.fhir.record import BOUNDED_SCORES, Fact
@@ -22,7 +23,6 @@ _SYSTEM_NAMES = {
 NO_DISPLAY = "(no display)"
 UTC_ZONE = ZoneInfo("UTC")
 
-_ANNOTATION = re.compile(r"\{[^}]*\}")  # UCUM annotations such as {score}: a machine's unit, not a reader's
 _PRECISION = re.compile(r"^\d{4}(-\d{2})?(-\d{2})?$")
 
 
@@ -49,7 +49,7 @@ def readable_value(fact: Fact) -> str:
     scale = next((BOUNDED_SCORES[k] for k in fact.keys if k in BOUNDED_SCORES), None)
     if scale is not None and scale[0] == 0:
         return f"{number}/{scale[1]:g}"
-    unit = _ANNOTATION.sub("", fact.unit or "").strip()
+    unit = without_annotations(fact.unit)
     return f"{number} {unit}".strip()
 
 

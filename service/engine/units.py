@@ -20,9 +20,14 @@ class UnitError(ValueError):
     """Why a value cannot be compared with a threshold's unit."""
 
 
+def without_annotations(unit: str | None) -> str:
+    """`{score}` -> ``, `mg{total}/dL` -> `mg/dL`: what a reader (and UCUM arithmetic) needs of a unit."""
+    return _ANNOTATION.sub("", unit or "").strip()
+
+
 def ucum(unit: str | None) -> str:
     """The unit with annotations removed; `1` for a unitless number."""
-    bare = _ANNOTATION.sub("", unit or "").strip()
+    bare = without_annotations(unit)
     return bare if bare not in ("", "1") else UNITLESS
 
 

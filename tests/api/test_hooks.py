@@ -9,6 +9,11 @@ from fastapi.testclient import TestClient
 from tests.helpers import hook_request, patient_bundle
 
 URL = "/cds-services/mscc-patient-view"
+PREFLIGHT = {  # a browser's CORS preflight for a hook call
+    "Origin": "https://sandbox.cds-hooks.org",
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization,content-type",
+}
 
 
 @pytest.fixture
@@ -147,11 +152,7 @@ def test_response_is_json_with_cors_for_browser_clients(client: TestClient, requ
     assert answer.headers["access-control-allow-origin"] == "*"
     preflight = client.options(
         URL,
-        headers={
-            "Origin": "https://sandbox.cds-hooks.org",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
-        },
+        headers=PREFLIGHT,
     )
     assert preflight.status_code == 200
 
@@ -231,12 +232,7 @@ def test_a_discovery_url_with_a_trailing_slash_works_for_discovery_calls_and_fee
 def test_a_private_network_access_preflight_is_answered(client: TestClient) -> None:
     preflight = client.options(
         URL,
-        headers={
-            "Origin": "https://sandbox.cds-hooks.org",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
-            "Access-Control-Request-Private-Network": "true",
-        },
+        headers={**PREFLIGHT, "Access-Control-Request-Private-Network": "true"},
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-private-network"] == "true"

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import PROJECT_ROOT
 from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 from service.fhir.record import build_record
-from tests.helpers import CANCER, NOW, PAIN, hook_request, obs
+from tests.helpers import CANCER, NOW, PAIN, copy_rules, hook_request, obs
 
 OVER_50 = (
     "  over_50:\n    description: Aged over 50\n    age: {above: 50}\n"
@@ -24,8 +22,7 @@ OVER_50 = (
 
 def age_rules(tmp_path: Path, with_prefetch: bool = True) -> Path:
     """A draft mscc-suspected 3.1.0 that also needs the patient to be over 50 (to show the criterion, not advice)."""
-    rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    rules = copy_rules(tmp_path)
     text = (rules / "mscc-suspected/3.0.0.yaml").read_text()
     text = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
     text = text.replace("criteria:\n", "criteria:\n" + OVER_50, 1)

@@ -4,19 +4,17 @@ cannot be converted is never compared (it is named as a possible warning sign th
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from service.config import PROJECT_ROOT
 from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
 from service.engine.units import UnitError, convert
 from service.errors import RuleSetInvalid
 from service.fhir.codes import LOINC
 from service.fhir.record import build_record
-from tests.helpers import CANCER, NOW
+from tests.helpers import CANCER, NOW, copy_rules
 
 
 def test_values_convert_to_the_thresholds_unit() -> None:
@@ -41,8 +39,7 @@ def test_incommensurable_units_are_refused(unit, target) -> None:
 
 def calcium_rules(tmp_path: Path, unit: str) -> Path:
     """A draft version of spinal-metastasis-pain whose red flag is a corrected calcium over 2.6 (in `unit`)."""
-    rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    rules = copy_rules(tmp_path)
     include = {"system": LOINC, "concept": [{"code": "17861-6"}]}
     valueset = {"resourceType": "ValueSet", "id": "calcium", "url": "https://mscc-cds.example.org/ValueSet/calcium"}
     (rules / "valuesets/calcium.json").write_text(

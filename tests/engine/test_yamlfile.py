@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.engine.yamlfile import field_line
 from service.errors import RuleSetInvalid
+from tests.helpers import copy_rules
 
 TEXT = """\
 id: x
@@ -43,8 +42,7 @@ def test_a_field_is_found_at_its_line(tmp_path: Path, field: str, line: int) -> 
 
 
 def test_a_yaml_syntax_error_names_its_line_and_nothing_else_is_blamed(tmp_path: Path) -> None:
-    rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    rules = copy_rules(tmp_path)
     path = rules / "mscc-suspected/3.0.0.yaml"
     lines = path.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("status:"))
