@@ -33,6 +33,7 @@ from service.cdshooks.call import CallOptions
 from service.cdshooks.fetch import FhirFetcher
 from service.cdshooks.issuers import IssuerRegistry
 from service.cdshooks.jwks import JwksCache
+from service.cdshooks.replay import HostReplayTable
 from service.config import Settings
 from service.engine.loader import load_ruleset
 from service.hookcalls import HookCalls
@@ -80,15 +81,25 @@ def create_app(
     metrics = Metrics()
     metrics.ruleset.labels(ruleset.revision).set(1)
     store = Store(engine)
-    spool = DecisionSpool(settings.decision_spool_dir)
+    spool = DecisionSpool(settings.decision_spool_dir, fsync=settings.decision_fsync)
+
+    host_table = settings.replay_mode == "host" and not settings.dev_mode
+    replay_table = HostReplayTable(settings.replay_table_path) if host_table else None
 
     async def remember_token(token_id: str, expires: datetime) -> bool:
-        """The replay check every replica shares; when storage fails, the verifier's per-process check stands
-        alone (counted and logged) and the call is answered: decision support never waits on the database."""
+        """The replay check every worker shares: the host table, or the database table replicas share. When the
+        host table has no room, or storage fails, the next one down answers (counted and logged): the verifier's
+        per-process check stands alone only when storage fails too, and decision support never waits on it."""
+        if replay_table is not None:
+            now = clock()
+            seen = replay_table.remember(token_id, int(expires.timestamp()), int(now.timestamp()))
+            if seen is not None:
+                return seen
+            metrics.replay_fallbacks.labels("host-table-full").inc()
         try:
             return await asyncio.to_thread(store.remember_token, token_id, expires)
         except SQLAlchemyError as error:
-            metrics.replay_fallbacks.inc()
+            metrics.replay_fallbacks.labels("storage").inc()
             log.warning(
                 "replay check used this process only: storage unavailable",
                 extra={"fields": {"error": type(error).__name__}},
@@ -110,6 +121,7 @@ def create_app(
     options = CallOptions(
         settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
     )
+    decisions = DecisionLog(store, spool, metrics)
     rules = RuleSource(ruleset, settings.rules_dir, settings.site_dir, metrics, clock)
     hook_calls = HookCalls(
         rules,
@@ -117,7 +129,7 @@ def create_app(
         clock=clock,
         new_uuid=new_uuid,
         fetcher=fetcher,
-        decisions=DecisionLog(store, spool, metrics),
+        decisions=decisions,
         metrics=metrics,
         patient_hash_salt=settings.patient_hash_salt,
     )
@@ -125,18 +137,20 @@ def create_app(
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
 
-    async def drain_spool() -> None:
-        """Write spooled decision rows back whenever storage takes them (rows other workers left, too)."""
+    async def drain_journal() -> None:
+        """Move journaled decision rows to storage in batches (and rows stopped workers left); while storage
+        refuses them, retry every MSCC_SPOOL_DRAIN_SECONDS instead."""
         while True:
-            try:
-                written = await asyncio.to_thread(spool.drain, store)
-                metrics.spool_pending.set(await asyncio.to_thread(spool.pending))
-            except OSError as error:
-                log.error("decision spool could not be read", extra={"fields": {"error": type(error).__name__}})
-            else:
-                if written:
-                    log.info("spooled decision rows written", extra={"fields": {"rows": written}})
-            await asyncio.sleep(settings.spool_drain_seconds)
+            written = await asyncio.to_thread(decisions.flush)
+            if spool.stalled:
+                metrics.storage_refusals.inc()
+                log.warning(
+                    "decision rows wait on disk: storage refused them",
+                    extra={"fields": {"rows": spool.unwritten, "written": written}},
+                )
+                await asyncio.sleep(settings.spool_drain_seconds)
+                continue
+            await asyncio.sleep(settings.decision_flush_seconds)
 
     async def watch_rules() -> None:
         """Reload the rule set when its files change (every worker watches, so all pick up a change)."""
@@ -150,7 +164,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        drainer = asyncio.create_task(drain_spool())
+        drainer = asyncio.create_task(drain_journal())
         watcher = asyncio.create_task(watch_rules()) if settings.rules_reload_seconds > 0 else None
         on_hangup(lambda: asyncio.ensure_future(asyncio.to_thread(rules.reload)))
         freeze_long_lived()  # everything built at start-up lives as long as the process
@@ -158,6 +172,10 @@ def create_app(
         drainer.cancel()
         if watcher is not None:
             watcher.cancel()
+        await asyncio.to_thread(decisions.flush)  # a worker stopping leaves nothing behind when it can
+        spool.close()
+        if replay_table is not None:
+            replay_table.close()
         await client.aclose()
         engine.dispose()
 

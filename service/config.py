@@ -55,13 +55,34 @@ class Settings(BaseSettings):
         description="where decision-log rows wait while the database is down (default: beside an SQLite file, "
         "else var/spool)",
     )
-    spool_drain_seconds: float = Field(default=5.0, gt=0, le=300, description="how often spooled rows are retried")
+    spool_drain_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="how often journaled rows are retried while storage refuses them"
+    )
+    decision_flush_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=5,
+        description="how often each worker moves its journaled decision rows to the database (one batch): how far "
+        "the decision log may fall behind the answers",
+    )
+    decision_fsync: bool = Field(
+        default=False,
+        description="fsync each journaled decision row before the answer leaves (survives a power cut, costs a "
+        "disk flush per call); without it a row survives a crash of the process, and is in the database within "
+        "MSCC_DECISION_FLUSH_SECONDS",
+    )
     feedback_wait_seconds: float = Field(
         default=2.0,
         ge=0,
         le=30,
         description="how long feedback for a card not yet in the decision log waits for its row (written after the "
         "answer, possibly by another worker) before it is refused",
+    )
+    replay_check: Literal["host", "database"] | None = Field(
+        default=None,
+        description="where JWT ids are remembered against replay: `host`, a memory-mapped table every worker on "
+        "this host shares (no database write per call; the default with SQLite), or `database`, the shared "
+        "table replicas on several hosts need (the default with PostgreSQL)",
     )
     operator_token: str | None = Field(
         default=None,
@@ -118,6 +139,18 @@ class Settings(BaseSettings):
         if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
             return Path(self.database_url.removeprefix("sqlite:///") + ".spool")
         return PROJECT_ROOT / "var" / "spool"
+
+    @property
+    def replay_mode(self) -> Literal["host", "database"]:
+        if self.replay_check is not None:
+            return self.replay_check
+        return "host" if self.database_url.startswith("sqlite") else "database"
+
+    @property
+    def replay_table_path(self) -> Path:
+        if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
+            return Path(self.database_url.removeprefix("sqlite:///") + ".replay")
+        return PROJECT_ROOT / "var" / "replay.table"
 
     @property
     def allow_clock_override(self) -> bool:

@@ -46,19 +46,27 @@ class Metrics:
         )
         self.replay_fallbacks = Counter(
             "mscc_replay_check_fallbacks",
-            "JWT replay checks done by this process alone because storage was unavailable",
+            "JWT replay checks that fell back: to the database when the host table had no room, to this process "
+            "alone when storage was unavailable",
+            ["reason"],
             registry=self.registry,
         )
-        self.decisions_spooled = Counter(
-            "mscc_decision_log_spooled",
-            "Decision-log rows kept on disk because storage failed (written later by the drainer)",
+        self.storage_refusals = Counter(
+            "mscc_decision_log_storage_refusals",
+            "Journal drains that storage refused: the rows stay on disk and are written when storage returns",
             registry=self.registry,
         )
         self.spool_pending = Gauge(
             "mscc_decision_log_spool_pending",
-            "Decision-log rows waiting on disk for storage",
+            "Decision-log rows journaled on disk and not yet in the database",
             registry=self.registry,
-            multiprocess_mode="max",  # every worker sees the same spool folder
+            multiprocess_mode="livesum",  # each worker counts its own journal
+        )
+        self.decision_lag = Gauge(
+            "mscc_decision_log_lag_seconds",
+            "How long the oldest decision row not yet in the database has waited (0: the database is up to date)",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self.feedback = Counter(
             "mscc_feedback", "Feedback items stored, by outcome", ["outcome"], registry=self.registry

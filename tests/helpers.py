@@ -15,6 +15,7 @@ import pytest
 
 from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10CM, SNOMED
+from service.store.db import Store
 from service.store.decisions import DecisionRecord
 
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -94,6 +95,13 @@ def decision_record(card: str | None = "card", rule: str | None = "r@1.0.0", **c
         "evaluate_ms": 0.5,
     }
     return DecisionRecord(**{**fields, **changes})
+
+
+def caught_up_store(app: Any) -> Store:
+    """The app's store once its journaled decision rows are written (they reach it in batches, after the answer)."""
+    app.state.runtime.hooks.decisions.flush()
+    store: Store = app.state.runtime.store
+    return store
 
 
 def copy_rules(tmp_path: Path) -> Path:

@@ -14,7 +14,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from service.config import PROJECT_ROOT
-from tests.helpers import hook_request
+from tests.helpers import caught_up_store, hook_request
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -34,7 +34,7 @@ def break_rules(rules: Path) -> None:
 
 
 def revision_of_row(client: TestClient, card_uuid: str) -> str:
-    store = client.app.state.runtime.store  # type: ignore[attr-defined]
+    store = caught_up_store(client.app)
     with store.sessions.begin() as session:
         return str(store.decision_by_card(session, card_uuid).ruleset_revision)
 

@@ -281,6 +281,7 @@ def diff(
 
 @router.get("/report")
 def report(runtime: Workbench) -> HTMLResponse:
+    runtime.hooks.decisions.flush()  # every call this worker answered is in the report
     rows = runtime.store.rule_report()
     shown = [(r["rule"], {k: r[k] for k in ("shown", "accepted", "overridden")}) for r in rows if r["shown"]]
     reasons: dict[str, int] = {}

@@ -7,7 +7,9 @@ body is read, so an unauthenticated request never costs a JSON parse; the depend
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -25,7 +27,7 @@ from service.store.db import Store
 from service.store.spool import DecisionSpool
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -33,41 +35,49 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
-def get_ruleset(runtime: RuntimeDep) -> RuleSet:
+async def get_ruleset(runtime: RuntimeDep) -> RuleSet:
     return runtime.ruleset
 
 
-def get_store(runtime: RuntimeDep) -> Store:
+async def get_store(runtime: RuntimeDep) -> Store:
     return runtime.store
 
 
-def get_spool(runtime: RuntimeDep) -> DecisionSpool:
+async def get_store_caught_up(runtime: RuntimeDep) -> Store:
+    """The store, after this worker's journaled decision rows are written: a report sees every call it answered
+    (other workers' rows arrive within MSCC_DECISION_FLUSH_SECONDS)."""
+    await asyncio.to_thread(runtime.hooks.decisions.flush)
+    return runtime.store
+
+
+async def get_spool(runtime: RuntimeDep) -> DecisionSpool:
     return runtime.spool
 
 
-def get_metrics(runtime: RuntimeDep) -> Metrics:
+async def get_metrics(runtime: RuntimeDep) -> Metrics:
     return runtime.metrics
 
 
-def get_rule_source(runtime: RuntimeDep) -> RuleSource:
+async def get_rule_source(runtime: RuntimeDep) -> RuleSource:
     return runtime.rules
 
 
-def get_clock(runtime: RuntimeDep) -> Clock:
+async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
-def get_hook_calls(runtime: RuntimeDep) -> HookCalls:
+async def get_hook_calls(runtime: RuntimeDep) -> HookCalls:
     return runtime.hooks
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuleSetDep = Annotated[RuleSet, Depends(get_ruleset)]
 StoreDep = Annotated[Store, Depends(get_store)]
+CaughtUpStoreDep = Annotated[Store, Depends(get_store_caught_up)]
 SpoolDep = Annotated[DecisionSpool, Depends(get_spool)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -82,7 +92,7 @@ def find_service(ruleset: RuleSet, service_id: str) -> ServiceEntry:
     return service
 
 
-def get_service(
+async def get_service(
     service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
     ruleset: RuleSetDep,
 ) -> ServiceEntry:
@@ -117,6 +127,27 @@ async def get_feedback_caller(request: Request, service: ServiceDep, runtime: Ru
 
 
 CallerDep = Annotated[VerifiedCaller | None, Depends(get_caller)]
+
+
+@dataclass(frozen=True, slots=True)
+class HookCallTarget:
+    """What a hook call needs, resolved by one dependency (the hot path: each dependency costs time per call)."""
+
+    service: ServiceEntry
+    caller: VerifiedCaller | None
+    hooks: HookCalls
+
+
+async def get_hook_call_target(
+    request: Request,
+    service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
+) -> HookCallTarget:
+    runtime: Runtime = request.app.state.runtime
+    service = find_service(runtime.ruleset, service_id)
+    return HookCallTarget(service, await _caller(request, service, runtime, feedback=False), runtime.hooks)
+
+
+HookCallDep = Annotated[HookCallTarget, Depends(get_hook_call_target)]
 FeedbackCallerDep = Annotated[VerifiedCaller | None, Depends(get_feedback_caller)]
 
 

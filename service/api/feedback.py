@@ -11,7 +11,15 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
-from service.api.deps import ClockDep, FeedbackCallerDep, MetricsDep, ServiceDep, SettingsDep, SpoolDep, StoreDep
+from service.api.deps import (
+    CaughtUpStoreDep,
+    ClockDep,
+    FeedbackCallerDep,
+    MetricsDep,
+    ServiceDep,
+    SettingsDep,
+    SpoolDep,
+)
 from service.api.errors import ErrorBody
 from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.models import FeedbackRequest
@@ -81,7 +89,7 @@ async def send_feedback(
     service: ServiceDep,
     _caller: FeedbackCallerDep,
     feedback: Annotated[FeedbackRequest, Body()],
-    store: StoreDep,
+    store: CaughtUpStoreDep,
     spool: SpoolDep,
     settings: SettingsDep,
     metrics: MetricsDep,

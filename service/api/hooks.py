@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
 
-from service.api.deps import CallerDep, HookCallsDep, ServiceDep
+from service.api.deps import HookCallDep
 from service.api.errors import ErrorBody
 from service.api.examples import hook_request_examples
+from service.api.responses import OrjsonResponse
 from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.models import CdsResponse, HookRequest
 
@@ -30,15 +30,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Call a CDS Service",
 )
 async def call_service(
-    service: ServiceDep,
-    caller: CallerDep,
-    request: Annotated[HookRequest, Body(openapi_examples=hook_request_examples())],
-    hooks: HookCallsDep,
-) -> JSONResponse:
+    target: HookCallDep, request: Annotated[HookRequest, Body(openapi_examples=hook_request_examples())]
+) -> OrjsonResponse:
     """Evaluate the rules for the patient in context and answer with at most one card.
 
     The card recommends a whole-spine MRI and a referral, names the rule version and lists the patient data
     behind it. Missing prefetch keys are fetched from `fhirServer` when it is allowed; otherwise 412.
     """
-    outcome = await hooks.answer(service, request, caller)
-    return JSONResponse(outcome.response.dump())
+    outcome = await target.hooks.answer(target.service, request, target.caller)
+    return OrjsonResponse(outcome.response.dump())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from service.api.deps import OperatorOnly, StoreDep
+from service.api.deps import CaughtUpStoreDep, OperatorOnly
 from service.store.db import report_csv
 
 router = APIRouter(tags=["Rules"])
@@ -43,7 +43,7 @@ class RuleReportRow(BaseModel):
     dependencies=[OperatorOnly],
 )
 async def rule_report(
-    store: StoreDep,
+    store: CaughtUpStoreDep,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
     since: Annotated[AwareDatetime | None, Query(description="only cards shown from this time")] = None,
 ) -> Response:

@@ -6,11 +6,12 @@ its detail: a response never offers two MRIs. Every card names the rule versions
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from service.cdshooks.display import UTC_ZONE, clinical_date, finding, readable_value
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
@@ -112,7 +113,7 @@ def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardC
 def _service_request(
     template: dict[str, Any], priority: str, lead: Decision, evaluation: Evaluation, ctx: CardContext
 ) -> dict[str, Any]:
-    resource = copy.deepcopy(template)
+    resource: dict[str, Any] = orjson.loads(orjson.dumps(template))  # a deep copy, faster than copy.deepcopy
     resource.setdefault("status", "draft")
     resource.setdefault("intent", "order")
     resource["priority"] = priority

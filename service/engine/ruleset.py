@@ -91,13 +91,44 @@ class RuleSet:
 
     def relevant(self, resource: dict[str, Any]) -> bool:
         """Can any rule read this raw resource? True when one of its codes is in a value set, or when a FHIRPath
-        criterion reads every resource of its type. Cheap: it runs before validation."""
+        criterion reads every resource of its type. It runs on every resource of a prefetch, before validation,
+        so the answer for each (system, code) pair as sent is remembered: a chart's thousand glucose results
+        cost one value-set lookup and a thousand dictionary reads."""
         if resource.get("resourceType") in self.fhirpath_types:
             return True
+        known = self._relevant_codings
+        for concept in (resource.get("code"), resource.get("valueCodeableConcept"), resource.get("procedureCode")):
+            if concept is None:
+                continue
+            codings = concept.get("coding") if type(concept) is dict else None
+            if type(codings) is not list:
+                return self._relevant_slowly(resource)  # an odd shape: read it the long way
+            for coding in codings:
+                if type(coding) is not dict:
+                    continue
+                pair = (coding.get("system"), coding.get("code"))
+                try:
+                    hit = known.get(pair)
+                except TypeError:  # a system or code that is not a string (an invalid resource)
+                    return self._relevant_slowly(resource)
+                if hit is None:
+                    hit = self._relevant_slowly({"code": {"coding": [coding]}})
+                    if len(known) >= 100_000:
+                        known.clear()  # a flood of distinct codes never grows memory without bound
+                    known[pair] = hit
+                if hit:
+                    return True
+        return False
+
+    def _relevant_slowly(self, resource: dict[str, Any]) -> bool:
         if any(self.codes.lookup(key) for key in raw_keys(resource)):
             return True
         # A coding that names no system never matches, but one whose code a rule reads must still be reported.
         return any(self.codes.lookup_any_system(code) for code in raw_systemless_codes(resource))
+
+    @cached_property
+    def _relevant_codings(self) -> dict[tuple[Any, Any], bool]:
+        return {}
 
     @cached_property
     def fhirpath_types(self) -> frozenset[str]:

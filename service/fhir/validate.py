@@ -9,6 +9,8 @@ resource still counts, because dropping a red flag over a malformed field nobody
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
@@ -100,7 +102,50 @@ def _is_fatal(resource_type: str, loc: tuple[int | str, ...]) -> bool:
     return not loc or str(loc[0]) in essential
 
 
+class _Outcomes:
+    """What validation said of resources seen before, by a digest of their JSON text.
+
+    Validation is a pure function of the resource, and an EHR sends the same chart again each time it is opened:
+    a Condition validated once need not be validated again. Only a digest is kept (never the resource, which is
+    patient data), with the issues (locations and messages, never values); a resource that needed repair is not
+    kept, as its repaired copy would be. Bounded: when full, it starts again empty.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self.known: dict[bytes, tuple[tuple[InputIssue, ...], bool]] = {}
+
+    @staticmethod
+    def digest(resource: dict[str, Any]) -> bytes | None:
+        try:  # NaN stays NaN and a lone surrogate stays escaped: different resources never share a digest
+            text = json.dumps(resource, separators=(",", ":"), allow_nan=True)
+        except (TypeError, ValueError):
+            return None
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def remember(self, digest: bytes, issues: list[InputIssue], fatal: bool) -> None:
+        if len(self.known) >= self.size:
+            self.known.clear()
+        self.known[digest] = (tuple(issues), fatal)
+
+
+_OUTCOMES = _Outcomes()
+
+
 def validate(resource: dict[str, Any]) -> Validated:
+    """Validate one resource (or recall the verdict on the same JSON): see `_validate`."""
+    digest = _Outcomes.digest(resource)
+    if digest is not None:
+        known = _OUTCOMES.known.get(digest)
+        if known is not None:
+            return Validated(resource, list(known[0]), known[1])
+    checked = _validate(resource)
+    if digest is not None and checked.resource is resource:
+        _OUTCOMES.remember(digest, checked.issues, checked.fatal)
+    return checked
+
+
+def _validate(resource: dict[str, Any]) -> Validated:
     """Validate one resource; repair single objects given for arrays (a common client deviation), visibly."""
     reference = reference_of(resource)
     resource_type = resource.get("resourceType")

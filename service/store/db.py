@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -37,9 +41,11 @@ def make_engine(url: str) -> Engine:
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 5}, pool_pre_ping=True)
+            engine = create_engine(url, connect_args={"timeout": 5}, pool_pre_ping=True, json_serializer=_json_text)
         else:  # in memory: one shared connection, or every thread would see its own empty database
-            engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False}, poolclass=StaticPool, json_serializer=_json_text
+            )
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
@@ -69,7 +75,16 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json_text)
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns written by orjson (the decision log writes six per row, in batches); what orjson refuses (a
+    lone surrogate, a huge integer) is written as the standard library writes it."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 _MIGRATION_LOCK = 7_264_353  # any constant: replicas starting together take turns
@@ -130,6 +145,15 @@ class Store:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(backoff * (2**attempt))
+
+    def write_decision_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Insert a batch of decision rows in one transaction; a row whose id is stored already is skipped (a
+        journal drained twice stores each row once). Raises SQLAlchemyError when storage fails."""
+        if not rows:
+            return
+        statement = (postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(DecisionRow)
+        with self.engine.begin() as connection:
+            connection.execute(statement.on_conflict_do_nothing(index_elements=["id"]), rows)
 
     def has_decision(self, decision_id: str) -> bool:
         with self.sessions() as session:

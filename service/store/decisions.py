@@ -1,8 +1,9 @@
-"""The decision log: one typed row per hook call, stored before the answer leaves, never failing it.
+"""The decision log: one typed row per hook call, journaled before the answer leaves, never failing it.
 
-A write that fails is retried; when every retry fails the row goes to the on-disk spool (`store/spool.py`) and is
-written when storage returns. Only when the disk refuses it too is a row lost: that is logged with the decision id
-(and no patient data) and counted in `mscc_decision_log_failures`, never silent.
+The answer path appends the row to the local journal (`store/spool.py`): no database round trip. The journal's
+drainer moves rows to the database in batches within `MSCC_DECISION_FLUSH_SECONDS`. When the disk refuses the
+append, the row is written to the database directly; only when both refuse is a row lost, and that is logged with
+the decision id (no patient data) and counted in `mscc_decision_log_failures`, never silent.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class DecisionRecord:
 
 
 class DecisionLog:
-    """Writes decision rows on the answer path: quick retries, then the spool; an outage costs ~60 ms, not seconds."""
+    """Journals decision rows on the answer path (about 10 microseconds), and moves them to storage in batches."""
 
     def __init__(self, store: Store, spool: DecisionSpool, metrics: Metrics) -> None:
         self.store = store
@@ -120,16 +121,32 @@ class DecisionLog:
 
     async def write(self, record: DecisionRecord) -> None:
         try:
+            self.spool.put(record)
+            return
+        except OSError as disk:
+            fields_ = {"decision_id": record.id, "service": record.service_id, "spool_error": type(disk).__name__}
+        try:
             await asyncio.to_thread(self.store.write_decision, record, 3, 0.02)
         except SQLAlchemyError as error:
-            fields_ = {"decision_id": record.id, "service": record.service_id, "error": type(error).__name__}
-            try:
-                await asyncio.to_thread(self.spool.put, record)
-            except OSError as disk:
-                fields_["spool_error"] = type(disk).__name__
-            else:
-                self.metrics.decisions_spooled.inc()
-                log.warning("decision log write failed; row spooled to disk", extra={"fields": fields_})
-                return
+            fields_["error"] = type(error).__name__
             self.metrics.log_failures.inc()
-            log.error("decision log row lost: storage and spool both failed", extra={"fields": fields_})
+            log.error("decision log row lost: journal and storage both failed", extra={"fields": fields_})
+        else:
+            log.warning("decision journal refused a row; written to storage directly", extra={"fields": fields_})
+
+    def flush(self) -> int:
+        """Move this worker's journaled rows to storage now (readers that must see every answered call). A storage
+        outage leaves them on disk (`spool.stalled`), and so does a journal the disk cannot read (logged)."""
+        try:
+            written = self.spool.drain(self.store)
+        except OSError as error:
+            self.spool.stalled = True
+            log.error("decision journal could not be read", extra={"fields": {"error": type(error).__name__}})
+            written = 0
+        self.observe()
+        return written
+
+    def observe(self) -> None:
+        """Bring the journal gauges up to date (/metrics reads them)."""
+        self.metrics.spool_pending.set(self.spool.unwritten)
+        self.metrics.decision_lag.set(self.spool.lag_seconds())

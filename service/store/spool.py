@@ -1,10 +1,15 @@
-"""Decision-log rows that storage could not take yet, kept on local disk until it can.
+"""The decision journal: every decision row goes to local disk on the answer path, and to the database in batches.
 
-A hook call is answered before its decision row is written; when the database is down, the row goes here (one
-JSON line per row, one file per process) instead of being dropped. A drainer in each worker writes spooled rows
-back when storage returns and removes them; a row id already in the database counts as written, so a row is
-never stored twice, and a file is drained by one process at a time (an exclusive lock), including files a
-stopped worker left behind.
+A hook call appends its row to this worker's journal file (one JSON line, one `write` system call, no database
+round trip) before its answer leaves, so a worker killed a moment later loses nothing it answered. A drainer in
+each worker moves the rows to the database every `MSCC_DECISION_FLUSH_SECONDS` (0.2 s), many rows per
+transaction; while the database is down the rows stay on disk and are written when it returns. A row already in
+the database counts as written (insert-or-ignore on its id), so a row is never stored twice.
+
+Files are `decisions-<pid>-<n>.jsonl`. A worker appends only to its newest file and drains only its own closed
+files and the files of workers that are no longer running (an exclusive lock keeps two drainers off one file).
+Without `MSCC_DECISION_FSYNC`, an append survives a crash of the process but not of the machine; the database
+has the row within the flush interval.
 """
 
 from __future__ import annotations
@@ -13,44 +18,101 @@ import fcntl
 import json
 import logging
 import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import MISSING, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+import orjson
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from service.store.db import Store
 from service.store.decisions import DecisionRecord
 
 _PATTERN = "decisions-*.jsonl"
+_NAME = re.compile(r"^decisions-(\d+)(?:-(\d+))?\.jsonl$")
 REJECTED = "rejected-decisions.jsonl"  # rows the database refused for good: for an operator to read
+BATCH_ROWS = 500  # rows per transaction when draining
 log = logging.getLogger("service.decisionlog")
 
 
-def _encode(record: DecisionRecord) -> str:
-    row = record.as_row()
-    return json.dumps({**row, "created_at": record.created_at.isoformat()}, ensure_ascii=True)
+def _encode(record: DecisionRecord) -> bytes:
+    return orjson.dumps(record) + b"\n"
 
 
-def _decode(line: str) -> DecisionRecord:
-    row: dict[str, Any] = json.loads(line)
+_FIELDS = frozenset(f.name for f in fields(DecisionRecord))
+_REQUIRED = frozenset(f.name for f in fields(DecisionRecord) if f.default is MISSING)
+
+
+def _decode(line: str | bytes) -> dict[str, Any]:
+    """A journal line as a database row; ValueError for a line this service did not write."""
+    row = orjson.loads(line)
+    if not isinstance(row, dict) or not _REQUIRED <= row.keys() <= _FIELDS:
+        raise ValueError("not a decision row")
     row["created_at"] = datetime.fromisoformat(row["created_at"])
-    return DecisionRecord.from_row(row)
+    return row
 
 
 class DecisionSpool:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, fsync: bool = False) -> None:
         self.folder = folder
-        self.path = folder / f"decisions-{os.getpid()}.jsonl"
+        self.fsync = fsync
+        self.pid = os.getpid()
+        self._lock = threading.Lock()  # the answer path appends while the drainer (another thread) rotates
+        self._sequence = _next_sequence(folder, self.pid)  # a reused pid never appends to an old worker's file
+        self._fd: int | None = None
+        self._current_rows = 0
+        self._first_append: dict[Path, float] = {}  # own files not yet drained -> when their first row came
+        self.unwritten = 0  # own rows not yet in the database
+        self.stalled = False  # the last drain left rows behind: storage refused them
+
+    @property
+    def path(self) -> Path:
+        """The file this process appends to now."""
+        return self.folder / f"decisions-{self.pid}-{self._sequence}.jsonl"
 
     def put(self, row: DecisionRecord) -> None:
-        """Append one row, flushed to disk before returning; raises OSError when the disk refuses it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.write(_encode(row) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Append one row (flushed to the OS, and to the disk with `fsync`); raises OSError when the disk refuses."""
+        line = _encode(row)
+        with self._lock:
+            if self._fd is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            written = os.write(self._fd, line)
+            if written != len(line):  # a short write (disk full mid-line): never leave half a row behind
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+                raise OSError(28, "short write to the decision journal")
+            if self.fsync:
+                os.fsync(self._fd)
+            if self._current_rows == 0:
+                self._first_append[self.path] = time.monotonic()
+            self._current_rows += 1
+            self.unwritten += 1
+
+    def lag_seconds(self) -> float:
+        """How long the oldest row of this process has waited for the database (0 when none waits)."""
+        oldest = min(self._first_append.values(), default=None)
+        return 0.0 if oldest is None else time.monotonic() - oldest
+
+    def _rotate(self) -> None:
+        """Start a new file, so the drainer can take the current one whole while appends go on."""
+        with self._lock:
+            if self._fd is None or self._current_rows == 0:
+                return
+            os.close(self._fd)
+            self._fd = None
+            self._sequence += 1
+            self._current_rows = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _reject(self, line: str) -> None:
         """Keep a row the database refuses for good beside the spool, and say so (its id, never its content)."""
@@ -66,63 +128,123 @@ class DecisionSpool:
         )
 
     def pending(self) -> int:
+        """Rows on disk not yet in the database, in every worker's files (reads them: not for the answer path)."""
         if not self.folder.is_dir():
             return 0
         total = 0
         for path in self.folder.glob(_PATTERN):
-            with path.open(encoding="utf-8") as handle:
-                total += sum(1 for line in handle if line.strip())
+            try:
+                with path.open("rb") as handle:
+                    total += sum(1 for line in handle if line.strip())
+            except FileNotFoundError:
+                continue  # drained and removed meanwhile
         return total
 
+    def _drainable(self) -> Iterator[Path]:
+        """Own files but the one being appended to, and the files of processes that are no longer running."""
+        current = self.path
+        for path in sorted(self.folder.glob(_PATTERN), key=_order):
+            match = _NAME.match(path.name)
+            if match is None or path == current:
+                continue
+            if int(match.group(1)) == self.pid or not _owner_alive(path):
+                yield path
+
     def drain(self, store: Store) -> int:
-        """Write every spooled row storage accepts; keep the rest. Returns how many rows left the spool."""
+        """Write every journaled row storage accepts; keep the rest. Returns how many rows left the journal.
+        Raises nothing for a storage outage: the rows wait for the next drain."""
         if not self.folder.is_dir():
             return 0
+        self._rotate()
         moved = 0
-        for path in sorted(self.folder.glob(_PATTERN)):
-            moved += self._drain_file(path, store)
+        self.stalled = False
+        for path in list(self._drainable()):
+            done, complete = self._drain_file(path, store)
+            moved += done
+            if not complete:
+                self.stalled = True
+                break  # storage is down: the newer files wait too
         return moved
 
-    def _drain_file(self, path: Path, store: Store) -> int:
-        with path.open("r+", encoding="utf-8") as handle:
+    def _drain_file(self, path: Path, store: Store) -> tuple[int, bool]:
+        try:
+            handle = path.open("r+", encoding="utf-8")
+        except FileNotFoundError:
+            return 0, True
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return 0  # another process is draining or appending to it
+                return 0, True  # another process is draining it
             lines = [line for line in handle.read().splitlines() if line.strip()]
             done = 0
-            for line in lines:
+            for start in range(0, len(lines), BATCH_ROWS):
+                batch = lines[start : start + BATCH_ROWS]
                 try:
-                    row = _decode(line)
-                    store.write_decision(row, attempts=1)
-                except IntegrityError:
-                    if not store.has_decision(row.id):
-                        self._reject(line)  # the database will never take it: kept apart, reported, not retried
+                    self._write_batch(batch, store)
                 except SQLAlchemyError:
-                    break  # storage still down: keep this row and the rest
-                except (ValueError, KeyError, TypeError):
-                    self._reject(line)  # not a row this service wrote
-                done += 1
-            remaining = lines[done:]
-            handle.seek(0)
-            handle.truncate()
-            handle.write("".join(line + "\n" for line in remaining))
-            handle.flush()
-            os.fsync(handle.fileno())
-        if not remaining and path != self.path and not _owner_alive(path):
-            # Only a dead worker's file: a live one may have it open, waiting for the lock, and would append its
-            # next row to a deleted file.
-            path.unlink(missing_ok=True)
-        return done
+                    break  # storage still down: this batch and the rest stay
+                done += len(batch)
+            complete = done == len(lines)
+            if complete:
+                path.unlink(missing_ok=True)  # under the lock: nobody appends to a closed or dead worker's file
+            elif done:
+                handle.seek(0)
+                handle.truncate()
+                handle.write("".join(line + "\n" for line in lines[done:]))
+                handle.flush()
+                os.fsync(handle.fileno())
+        if _owner(path) == self.pid:
+            self.unwritten = max(0, self.unwritten - done)
+            if complete:
+                self._first_append.pop(path, None)
+        return done, complete
+
+    def _write_batch(self, lines: list[str], store: Store) -> None:
+        """One transaction for the batch; a row the database refuses for good is found one by one and set aside.
+        A storage outage raises SQLAlchemyError."""
+        rows: list[tuple[dict[str, Any], str]] = []
+        for line in lines:
+            try:
+                rows.append((_decode(line), line))
+            except (ValueError, TypeError):
+                self._reject(line)  # not a row this service wrote
+        try:
+            store.write_decision_rows([row for row, _ in rows])
+            return
+        except (IntegrityError, DataError):
+            pass
+        for row, line in rows:
+            try:
+                store.write_decision_rows([row])
+            except (IntegrityError, DataError):
+                self._reject(line)  # the database will never take it: kept apart, reported, not retried
+
+
+def _next_sequence(folder: Path, pid: int) -> int:
+    taken = [_order(p)[1] for p in folder.glob(f"decisions-{pid}-*.jsonl")] if folder.is_dir() else []
+    return max(taken, default=-1) + 1
+
+
+def _owner(path: Path) -> int | None:
+    match = _NAME.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def _order(path: Path) -> tuple[int, int]:
+    match = _NAME.match(path.name)
+    return (int(match.group(1)), int(match.group(2) or -1)) if match else (0, 0)
 
 
 def _owner_alive(path: Path) -> bool:
-    """Whether the process named in `decisions-<pid>.jsonl` is running (a file of unknown owner counts as alive)."""
+    """Whether the process named in `decisions-<pid>-<n>.jsonl` is running (unknown owner counts as alive)."""
+    pid = _owner(path)
+    if pid is None:
+        return True
     try:
-        pid = int(path.stem.removeprefix("decisions-"))
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (ValueError, PermissionError):
+    except PermissionError:
         return True
     return True

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -138,31 +139,38 @@ def test_feedback_to_an_unknown_service_is_404(make_client) -> None:
 def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
     make_client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with make_client() as client:
+    with make_client(decision_flush_seconds=0.05, spool_drain_seconds=300) as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
-        calls = []
+        tried: list[int] = []
 
-        def broken(record: DecisionRecord, attempts: int = 3, backoff: float = 0.2) -> None:
-            calls.append(record.id)
+        def broken(rows: list[dict], *args: object) -> None:
+            tried.append(len(rows))
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
-        monkeypatch.setattr(store, "write_decision", broken)
-        with caplog.at_level(logging.WARNING, logger="service.decisionlog"):
+        monkeypatch.setattr(store, "write_decision_rows", broken)
+        with caplog.at_level(logging.WARNING, logger="service"):
             answer = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
-        assert answer.status_code == 200
-        assert answer.json()["cards"][0]["indicator"] == "critical"
-        [record] = [r for r in caplog.records if r.name == "service.decisionlog"]
-        assert record.fields["decision_id"] == calls[0]  # type: ignore[attr-defined]
-        assert "spooled" in record.getMessage()  # kept on disk until storage returns (tests/store/test_spool.py)
+            assert answer.status_code == 200
+            assert answer.json()["cards"][0]["indicator"] == "critical"
+            for _ in range(200):  # the drainer's next batch, within the flush interval
+                if any("storage refused" in r.getMessage() for r in caplog.records):
+                    break
+                time.sleep(0.01)
+        assert tried == [1]
+        [record] = [r for r in caplog.records if "storage refused" in r.getMessage()]
+        assert record.fields["rows"] == 1  # type: ignore[attr-defined]
         assert "p01" not in caplog.text
         metrics = client.get("/metrics").text
-        assert "mscc_decision_log_spooled_total 1.0" in metrics
+        assert "mscc_decision_log_storage_refusals_total 1.0" in metrics
+        assert "mscc_decision_log_spool_pending 1.0" in metrics  # kept on disk until storage returns
         assert "mscc_decision_log_failures_total 0.0" in metrics
 
 
-def test_decision_log_write_retries_before_giving_up(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_direct_write_retries_before_giving_up(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the journal refuses a row, it is written to storage on the answer path, with retries."""
     with make_client() as client:
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        store = runtime.store
         real = store.sessions
         failures = iter([True, True, False])
 
@@ -172,6 +180,10 @@ def test_decision_log_write_retries_before_giving_up(make_client, monkeypatch: p
                     raise OperationalError("BEGIN", {}, Exception("database is locked"))
                 return real.begin()
 
+        def disk_full(_row: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(runtime.spool, "put", disk_full)
         monkeypatch.setattr(store, "sessions", Flaky())
         monkeypatch.setattr("time.sleep", lambda _: None)
         row_client = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
@@ -317,6 +329,7 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
     with make_client(feedback_wait_seconds=2.0) as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
         card = card_from(client)
+        client.app.state.runtime.hooks.decisions.flush()  # type: ignore[attr-defined]
         with store.sessions.begin() as session:  # as if the row had not been written yet
             row = store.decision_by_card(session, card["uuid"])
             session.expunge(row)
@@ -334,9 +347,14 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
     assert answer.json() == {"stored": 1}
 
 
-def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(make_client) -> None:
+def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(make_client, monkeypatch) -> None:
     with make_client() as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+        def down(*args: object) -> None:
+            raise OperationalError("INSERT", {}, Exception("database is down"))
+
+        monkeypatch.setattr(runtime.store, "write_decision_rows", down)  # the row cannot leave the journal
         runtime.spool.put(decision_record("c-spooled"))
         body = {"feedback": [{"card": "c-spooled", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}
         answer = client.post(f"{URL}/feedback", json=body)

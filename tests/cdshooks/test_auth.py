@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from service.runtime import system_clock
 from tests.fhirserver import Behaviour, running_fhir_server
@@ -235,22 +236,48 @@ def test_feedback_needs_a_token_signed_for_the_service_or_its_feedback_url(clien
     )
 
 
-def test_a_storage_outage_does_not_stop_decision_support(client: TestClient, signer: Signer, monkeypatch) -> None:
-    """The shared replay check fails: the call is still answered (with its card), the per-process check still
-    refuses a replay, and the fallback is counted."""
+def test_a_storage_outage_does_not_stop_decision_support(
+    secure_client, tmp_path: Path, signer: Signer, monkeypatch
+) -> None:
+    """With the replay table in the database (replicas on several hosts), the database fails: the call is still
+    answered (with its card), the per-process check still refuses a replay, and the fallback is counted."""
     from sqlalchemy.exc import OperationalError
 
     def down(*args: object) -> bool:
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
-    monkeypatch.setattr(client.app.state.runtime.store, "remember_token", down)  # type: ignore[attr-defined]
+    with secure_client(issuers_file(tmp_path / "issuers.yaml", signer), replay_check="database") as client:
+        monkeypatch.setattr(client.app.state.runtime.store, "remember_token", down)  # type: ignore[attr-defined]
+        token = signer.token()
+        body = hook_request("01-mscc-breast-cancer-leg-weakness")
+        answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+        assert call(client, token, body) == (401, "the token's jti was already used")
+        assert 'mscc_replay_check_fallbacks_total{reason="storage"} 1.0' in client.get("/metrics").text
+
+
+def test_a_replay_is_refused_by_any_worker_on_the_host(secure_client, tmp_path: Path, signer: Signer) -> None:
+    """Two apps over one SQLite file are two workers: they share the host replay table, and no database write
+    is made for it."""
+    issuers = issuers_file(tmp_path / "issuers.yaml", signer)
     token = signer.token()
-    body = hook_request("01-mscc-breast-cancer-leg-weakness")
-    answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
-    assert answer.status_code == 200
-    assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
-    assert call(client, token, body) == (401, "the token's jti was already used")
-    assert "mscc_replay_check_fallbacks_total 1.0" in client.get("/metrics").text
+    with secure_client(issuers) as first, secure_client(issuers) as second:
+        assert call(first, token)[0] == 200
+        assert call(second, token) == (401, "the token's jti was already used")
+        engine = first.app.state.runtime.store.engine  # type: ignore[attr-defined]
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM seen_tokens")).scalar() == 0
+
+
+def test_a_full_host_table_falls_back_to_the_database(secure_client, tmp_path: Path, signer: Signer, monkeypatch):
+    monkeypatch.setattr("service.cdshooks.replay.DEFAULT_SLOTS", 4)
+    monkeypatch.setattr("service.cdshooks.replay.MAX_PROBES", 4)
+    with secure_client(issuers_file(tmp_path / "issuers.yaml", signer)) as client:
+        tokens = [signer.token() for _ in range(6)]
+        assert [call(client, t)[0] for t in tokens] == [200] * 6
+        assert [call(client, t)[0] for t in tokens] == [401] * 6  # replays refused (this process remembers too)
+        assert 'mscc_replay_check_fallbacks_total{reason="host-table-full"} 2.0' in client.get("/metrics").text
 
 
 def test_long_jtis_sharing_a_prefix_are_different_tokens(client: TestClient, signer: Signer) -> None:

@@ -17,3 +17,39 @@ def test_only_resources_a_rule_can_read_are_relevant(ruleset) -> None:
     assert ruleset.relevant(symptom)
     assert not ruleset.relevant(uncoded)
     assert ruleset.fhirpath_types == frozenset()
+
+
+def _real_resources() -> list[dict]:
+    import gzip
+    import json
+
+    from tests.helpers import SHARED
+
+    found = []
+    for path in sorted((SHARED / "realdata/smart-generated-sample-data-r4").glob("*.json.gz")):
+        found += [e["resource"] for e in json.loads(gzip.decompress(path.read_bytes())).get("entry", [])]
+    return found
+
+
+def test_the_remembered_relevance_answers_as_the_full_reading_does(ruleset) -> None:
+    """The fast check remembers each (system, code) as sent: it must agree with reading the resource the long way,
+    on real records (read twice, so the second pass answers from memory) and on odd shapes."""
+    from tests.helpers import SHARED
+
+    odd = [
+        {"resourceType": "Observation", "code": {"coding": {"system": SNOMED, "code": "26544005"}}},  # not a list
+        {"resourceType": "Observation", "code": {"coding": [{"system": SNOMED, "code": 26544005}]}},  # number
+        {"resourceType": "Observation", "code": {"coding": [{"code": "26544005"}]}},  # no system: reported
+        {"resourceType": "Observation", "code": {"coding": [{"system": ["x"], "code": "1"}]}},  # unhashable
+        {"resourceType": "Observation", "code": "26544005"},
+        {"resourceType": "ImagingStudy", "procedureCode": [{"coding": [{"system": SNOMED, "code": "241645006"}]}]},
+        {"resourceType": "Observation", "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "279039007"}]}},
+        {
+            "resourceType": "Condition",
+            "code": {"coding": [{"system": "https://snomed.info/sct/", "code": "26544005 "}]},
+        },
+    ]
+    real = _real_resources() if (SHARED / "realdata").is_dir() else []
+    for resource in [*odd, *real, *odd, *real]:
+        assert ruleset.relevant(resource) == ruleset._relevant_slowly(resource), resource.get("code")
+    assert any(ruleset.relevant(r) for r in odd)

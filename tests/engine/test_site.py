@@ -13,7 +13,7 @@ from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 from service.fhir.codes import CPT
-from tests.helpers import hook_request
+from tests.helpers import caught_up_store, hook_request
 
 EXAMPLE_SITE = PROJECT_ROOT / "deploy/site.example"
 RULES = PROJECT_ROOT / "rules"
@@ -59,7 +59,7 @@ def test_a_cpt_coded_ct_order_gets_the_card_only_with_the_site(make_app) -> None
         assert site["additions"]["spine-imaging-not-whole-spine-mri"] == 9
         discovery = client.get("/cds-services").json()["services"][0]["extension"]["org.mscc-cds.rules"]
         assert discovery["site"].startswith("Example General Hospital@")
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = caught_up_store(client.app)
         with store.sessions.begin() as session:
             row = store.decision_by_card(session, card["uuid"])
             assert row.site == discovery["site"]

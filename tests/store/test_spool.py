@@ -1,26 +1,39 @@
-"""Decision rows survive a storage outage: spooled to disk, written once when storage returns, never lost silently."""
+"""The decision journal: every row on local disk before the answer leaves, in the database in batches, never lost
+silently: through a storage outage, a full disk, a killed worker and rows the database refuses for good."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from service.config import PROJECT_ROOT
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionRecord
 from service.store.spool import DecisionSpool
 from tests.helpers import decision_record, hook_request
 
 URL = "/cds-services/mscc-patient-view"
+CALL = hook_request("01-mscc-breast-cancer-leg-weakness")
 
 
 def row(card: str | None = None) -> DecisionRecord:
     return decision_record(card or str(uuid.uuid4()))
+
+
+def line(record: DecisionRecord) -> str:
+    return json.dumps({**record.as_row(), "created_at": record.created_at.isoformat()})
 
 
 @pytest.fixture
@@ -34,64 +47,65 @@ def down(*args: object, **kwargs: object) -> None:
     raise OperationalError("INSERT", {}, Exception("database is down"))
 
 
-def test_spooled_rows_are_written_once_when_storage_returns(tmp_path: Path, store: Store, monkeypatch) -> None:
+def test_journaled_rows_wait_out_an_outage_and_are_written_once(tmp_path: Path, store: Store, monkeypatch) -> None:
     spool = DecisionSpool(tmp_path / "spool")
     rows = [row() for _ in range(3)]
     for r in rows:
         spool.put(r)
     assert spool.pending() == 3
     with monkeypatch.context() as patch:
-        patch.setattr(store, "write_decision", down)
+        patch.setattr(store, "write_decision_rows", down)
         assert spool.drain(store) == 0  # storage still down: everything stays
+        assert spool.stalled
     assert spool.pending() == 3
+    assert spool.unwritten == 3
     store.write_decision(rows[0])  # written meanwhile by another path: the id makes it a duplicate, not a second row
     assert spool.drain(store) == 3
+    assert not spool.stalled
     assert spool.pending() == 0
+    assert spool.unwritten == 0
+    assert spool.lag_seconds() == 0
     assert store.count()["decisions"] == 3
 
 
-def test_a_stopped_workers_spool_is_drained_and_removed(tmp_path: Path, store: Store) -> None:
+def test_appends_go_on_while_a_drain_takes_the_closed_file(tmp_path: Path, store: Store) -> None:
+    spool = DecisionSpool(tmp_path / "spool")
+    spool.put(row())
+    first = spool.path
+    spool.drain(store)
+    spool.put(row())  # a new file: the drained one is gone
+    assert spool.path != first
+    assert not first.exists()
+    assert spool.drain(store) == 1
+    assert store.count()["decisions"] == 2
+
+
+def test_a_stopped_workers_journal_is_drained_and_removed(tmp_path: Path, store: Store) -> None:
     folder = tmp_path / "spool"
     folder.mkdir()
-    orphan = folder / "decisions-999999.jsonl"
-    r = row()
-    orphan.write_text(json.dumps({**r.as_row(), "created_at": r.created_at.isoformat()}) + "\n")
-    assert DecisionSpool(folder).drain(store) == 1
-    assert not orphan.exists()
-    assert store.count()["decisions"] == 1
+    orphans = [folder / "decisions-999999-0.jsonl", folder / "decisions-999998.jsonl"]  # the second: older name
+    for orphan in orphans:
+        orphan.write_text(line(row()) + "\n")
+    assert DecisionSpool(folder).drain(store) == 2
+    assert not any(orphan.exists() for orphan in orphans)
+    assert store.count()["decisions"] == 2
 
 
-def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tmp_path: Path, monkeypatch) -> None:
-    app = make_app(seed="spool", spool_drain_seconds=300)
-    with TestClient(app) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        real_write = runtime.store.write_decision
-        monkeypatch.setattr(runtime.store, "write_decision", down)
-        answer = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness"))
-        assert answer.status_code == 200
-        card = answer.json()["cards"][0]
-        assert runtime.spool.pending() == 1
-        assert "mscc_decision_log_spooled_total 1.0" in client.get("/metrics").text
-        assert client.get("/readyz").json()["checks"]["decisionSpool"] == "1 rows waiting"
-        monkeypatch.setattr(runtime.store, "write_decision", real_write)
-        assert runtime.spool.drain(runtime.store) == 1
-        feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
-        assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
-    assert app.state.runtime.settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
+def test_a_live_workers_journal_is_left_to_it(tmp_path: Path, store: Store) -> None:
+    """Another running worker drains its own files: nobody else deletes a file it may still append to."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    live = folder / f"decisions-{os.getppid()}-0.jsonl"  # a process that is running: the one that started pytest
+    live.write_text(line(row()) + "\n")
+    assert DecisionSpool(folder).drain(store) == 0
+    assert live.read_text().count("\n") == 1
 
 
-def test_a_row_neither_storage_nor_disk_takes_is_counted_and_logged(make_app, monkeypatch, caplog) -> None:
-    with TestClient(make_app(spool_drain_seconds=300)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        monkeypatch.setattr(runtime.store, "write_decision", down)
-
-        def disk_full(_row: object) -> None:
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(runtime.spool, "put", disk_full)
-        assert client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).status_code == 200
-        assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
-    assert any("row lost" in r.getMessage() for r in caplog.records)
+def test_a_reused_pid_never_appends_to_an_old_file(tmp_path: Path) -> None:
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    (folder / f"decisions-{os.getpid()}-4.jsonl").write_text(line(row()) + "\n")
+    assert DecisionSpool(folder).path.name == f"decisions-{os.getpid()}-5.jsonl"
 
 
 def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dropped(
@@ -102,23 +116,119 @@ def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dro
     good = row()
     spool.put(broken)
     spool.put(good)
-    assert spool.drain(store) == 2
+    (tmp_path / "spool" / "decisions-999999-0.jsonl").write_text("not a row\n")
+    assert spool.drain(store) == 3
     assert spool.pending() == 0
     assert store.has_decision(good.id)
     rejected = (tmp_path / "spool" / "rejected-decisions.jsonl").read_text()
     assert broken.id in rejected
+    assert "not a row" in rejected
     assert any(getattr(r, "fields", {}).get("decision_id") == broken.id for r in caplog.records)
 
 
-def test_a_live_workers_spool_file_is_never_deleted(tmp_path: Path, store: Store) -> None:
-    """It may hold the file open, waiting for the lock: a deleted file would swallow its next row."""
-    import os
-
+def test_a_killed_worker_loses_no_row_it_journaled(tmp_path: Path, store: Store) -> None:
+    """The row is on disk before the answer: SIGKILL a moment later, and the next drainer still writes it."""
     folder = tmp_path / "spool"
-    folder.mkdir()
-    live = folder / f"decisions-{os.getppid()}.jsonl"  # a process that is running: the one that started pytest
-    r = row()
-    live.write_text(json.dumps({**r.as_row(), "created_at": r.created_at.isoformat()}) + "\n")
+    record = row()
+    script = (
+        "import sys, os, signal, json, datetime\n"
+        "from service.store.spool import DecisionSpool\n"
+        "from service.store.decisions import DecisionRecord\n"
+        "data = json.loads(sys.argv[2]); data['created_at'] = datetime.datetime.fromisoformat(data['created_at'])\n"
+        "DecisionSpool(__import__('pathlib').Path(sys.argv[1])).put(DecisionRecord(**data))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script, str(folder), line(record)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL
     assert DecisionSpool(folder).drain(store) == 1
-    assert live.exists()
-    assert live.read_text() == ""
+    assert store.has_decision(record.id)
+
+
+def test_the_answer_path_writes_nothing_to_the_database(make_app, tmp_path: Path) -> None:
+    """Production mode, a signed token: the call's decision row and its token id are kept off the database."""
+    from service.runtime import system_clock
+    from tests.jwtkit import BASE_URL, Signer, issuers_file
+
+    signer = Signer()
+    issuers = issuers_file(tmp_path / "issuers.yaml", signer)
+    app = make_app(
+        clock=system_clock, dev_mode=False, issuers_file=issuers, public_base_url=BASE_URL, decision_flush_seconds=5
+    )
+    statements: list[str] = []
+    event.listen(app.state.runtime.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with TestClient(app) as client:
+        app.state.runtime.store.engine.dispose()
+        statements.clear()
+        answer = client.post(URL, json=CALL, headers={"Authorization": f"Bearer {signer.token()}"})
+        during = list(statements)
+        assert answer.status_code == 200
+        assert app.state.runtime.spool.unwritten == 1  # journaled: on its way to the database
+    assert not [s for s in during if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))]
+
+
+def test_rows_reach_the_database_within_the_flush_interval(make_app) -> None:
+    with TestClient(make_app(decision_flush_seconds=0.05)) as client:
+        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        for _ in range(5):
+            assert client.post(URL, json=CALL).status_code == 200
+        deadline = time.monotonic() + 5
+        while store.count()["decisions"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.count()["decisions"] == 5
+        metrics = client.get("/metrics").text
+        assert "mscc_decision_log_spool_pending 0.0" in metrics
+        assert "mscc_decision_log_lag_seconds 0.0" in metrics
+
+
+def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tmp_path: Path, monkeypatch) -> None:
+    app = make_app(seed="spool", spool_drain_seconds=300)
+    with TestClient(app) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        real_write = runtime.store.write_decision_rows
+        monkeypatch.setattr(runtime.store, "write_decision_rows", down)
+        answer = client.post(URL, json=CALL)
+        assert answer.status_code == 200
+        card = answer.json()["cards"][0]
+        runtime.hooks.decisions.flush()
+        assert runtime.spool.stalled
+        assert runtime.spool.pending() == 1
+        assert "mscc_decision_log_spool_pending 1.0" in client.get("/metrics").text
+        assert client.get("/readyz").json()["checks"]["decisionSpool"] == "1 rows waiting"
+        monkeypatch.setattr(runtime.store, "write_decision_rows", real_write)
+        feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
+        assert runtime.spool.pending() == 0
+    assert app.state.runtime.settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
+
+
+def test_when_the_disk_refuses_a_row_it_is_written_to_storage_directly(make_app, monkeypatch, caplog) -> None:
+    with TestClient(make_app(spool_drain_seconds=300)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+
+        def disk_full(_row: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(runtime.spool, "put", disk_full)
+        assert client.post(URL, json=CALL).status_code == 200
+        assert runtime.store.count()["decisions"] == 1
+    assert any("written to storage directly" in r.getMessage() for r in caplog.records)
+
+
+def test_a_row_neither_disk_nor_storage_takes_is_counted_and_logged(make_app, monkeypatch, caplog) -> None:
+    with TestClient(make_app(spool_drain_seconds=300)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        monkeypatch.setattr(runtime.store, "write_decision", down)
+
+        def disk_full(_row: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(runtime.spool, "put", disk_full)
+        assert client.post(URL, json=CALL).status_code == 200
+        assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
+    assert any("row lost" in r.getMessage() for r in caplog.records)
