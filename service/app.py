@@ -36,6 +36,7 @@ from service.cdshooks.jwks import JwksCache
 from service.cdshooks.replay import HostReplayTable
 from service.config import Settings
 from service.engine.loader import load_ruleset
+from service.gcpolicy import CollectorOnTimer
 from service.hookcalls import HookCalls
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -162,13 +163,17 @@ def create_app(
             except OSError as error:  # a folder being replaced: try again next time
                 log.warning("rules folder could not be read", extra={"fields": {"error": type(error).__name__}})
 
+    collector = CollectorOnTimer(settings.gc_interval_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         drainer = asyncio.create_task(drain_journal())
         watcher = asyncio.create_task(watch_rules()) if settings.rules_reload_seconds > 0 else None
         on_hangup(lambda: asyncio.ensure_future(asyncio.to_thread(rules.reload)))
         freeze_long_lived()  # everything built at start-up lives as long as the process
+        collector.start()
         yield
+        collector.stop()
         drainer.cancel()
         if watcher is not None:
             watcher.cancel()

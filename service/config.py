@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="how long feedback for a card not yet in the decision log waits for its row (written after the "
         "answer, possibly by another worker) before it is refused",
     )
+    gc_interval_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="each worker collects cyclic garbage on this timer instead of in the middle of calls "
+        "(0: Python's automatic collection)",
+    )
     replay_check: Literal["host", "database"] | None = Field(
         default=None,
         description="where JWT ids are remembered against replay: `host`, a memory-mapped table every worker on "

@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cachetools import TTLCache
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
@@ -60,6 +60,7 @@ class JwtVerifier:
         self.clock = clock
         self.remember = remember
         self._seen_jti: TTLCache[str, bool] = TTLCache(maxsize=200_000, ttl=MAX_LIFETIME_SECONDS + LEEWAY_SECONDS)
+        self._audience_cache: dict[tuple[str, bool], tuple[list[str], frozenset[str]]] = {}
 
     def audience(self, service_id: str) -> str:
         return f"{self.base}/cds-services/{service_id}"
@@ -91,13 +92,22 @@ class JwtVerifier:
             raise Unauthorized(f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}")
         raise Unauthorized(f"no keys are configured for issuer {_shown(iss)}")
 
+    def _audiences(self, service_id: str, feedback: bool) -> tuple[list[str], frozenset[str]]:
+        """The audiences a token may name for this service, spelled out and compared (worked out once)."""
+        known = self._audience_cache.get((service_id, feedback))
+        if known is None:
+            expected = [self.audience(service_id)] + ([f"{self.audience(service_id)}/feedback"] if feedback else [])
+            known = (expected, frozenset(_same_url(e) for e in expected))
+            if len(self._audience_cache) < 1000:  # service ids come from requests: never an unbounded cache
+                self._audience_cache[(service_id, feedback)] = known
+        return known
+
     def _check_audience(self, claims: dict[str, Any], service_id: str, feedback: bool) -> None:
         """`aud` must name this service's URL; a trailing or doubled slash (a discovery URL registered with a
         trailing slash) does not matter. The refusal says which audience was expected."""
-        expected = [self.audience(service_id)] + ([f"{self.audience(service_id)}/feedback"] if feedback else [])
+        expected, wanted = self._audiences(service_id, feedback)
         given = claims.get("aud")
         values = given if isinstance(given, list) else [given]
-        wanted = {_same_url(e) for e in expected}
         if not any(isinstance(v, str) and _same_url(v) in wanted for v in values):
             raise Unauthorized(
                 f"the token's aud {_shown(given)} is not this service: expected {expected[0]} "
@@ -121,12 +131,13 @@ class JwtVerifier:
         if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
             raise Unauthorized("the token has no iss claim")
         keys = await self._keys(header, claims["iss"])
-        try:
-            verified = jwt.decode(token, keys, algorithms=ALGORITHMS)
+        try:  # the signature of the very bytes read above: the token is parsed once
+            if not jws.validate_compact(unverified, keys, algorithms=ALGORITHMS):
+                raise BadSignatureError()
         except JoseError as error:
             raise Unauthorized(f"the token's signature does not verify ({error.error})") from None
         now = int(self.clock())
-        self._check_audience(dict(verified.claims), service_id, feedback)
+        self._check_audience(claims, service_id, feedback)
         registry = JWTClaimsRegistry(
             now=now,
             leeway=LEEWAY_SECONDS,
@@ -136,19 +147,19 @@ class JwtVerifier:
             jti={"essential": True},
         )
         try:
-            registry.validate(verified.claims)
+            registry.validate(claims)
         except JoseError as error:
             raise Unauthorized(f"the token's claims are not acceptable ({error.error}: {error.description})") from None
-        if int(verified.claims["exp"]) - now > MAX_LIFETIME_SECONDS:
+        if int(claims["exp"]) - now > MAX_LIFETIME_SECONDS:
             raise Unauthorized("the token lives too long (over an hour)")
-        jti_key = f"{claims['iss']}|{verified.claims['jti']}"
+        jti_key = f"{claims['iss']}|{claims['jti']}"
         if jti_key in self._seen_jti:
             raise Unauthorized("the token's jti was already used")
         self._seen_jti[jti_key] = True
-        expires = datetime.fromtimestamp(int(verified.claims["exp"]) + LEEWAY_SECONDS, UTC)
+        expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
         if self.remember is not None and not await self.remember(_token_key(jti_key), expires):
             raise Unauthorized("the token's jti was already used")
-        return VerifiedCaller(claims["iss"], verified.claims.get("sub"), verified.claims.get("tenant"), jti_key)
+        return VerifiedCaller(claims["iss"], claims.get("sub"), claims.get("tenant"), jti_key)
 
 
 def _shown(value: object) -> str:

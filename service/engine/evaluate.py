@@ -194,7 +194,7 @@ def _fhirpath(c: CompiledCriterion, index: FactIndex, now: datetime) -> Criterio
 
 def _combine(c: CompiledCriterion, done: dict[str, CriterionResult]) -> CriterionResult:
     children = [done[name] for name in c.spec.children]
-    kind = c.spec.kind
+    kind = c.kind
     if kind == "all_of":
         held = all(r.held for r in children)
     elif kind == "any_of":
@@ -255,7 +255,7 @@ def evaluate_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decisi
     done: dict[str, CriterionResult] = {}
     for name in rule.order:  # children before parents (the loader's topological order)
         c = rule.criteria[name]
-        kind = c.spec.kind
+        kind = c.kind
         done[name] = _combine(c, done) if kind in _COMBINATORS else _DATA_CRITERIA[kind](c, index, now)
     top = done[rule.spec.when]
     dropped = [s.order for s in rule.spec.card.suggestions if s.unless and done[s.unless].held]

@@ -26,6 +26,11 @@ class CompiledCriterion:
     text_pattern: re.Pattern[str] | None = None
     fhirpath: Callable[[dict[str, Any]], Any] | None = None
 
+    @cached_property
+    def kind(self) -> str:
+        """The criterion's kind, worked out once (it is read for every criterion of every call)."""
+        return self.spec.kind
+
 
 @dataclass(frozen=True)
 class CompiledRule:
@@ -69,8 +74,12 @@ class RuleSet:
 
     def active(self) -> list[CompiledRule]:
         """Active versions, most urgent first, then by id: the order in which cards win."""
+        return list(self._active)
+
+    @cached_property
+    def _active(self) -> tuple[CompiledRule, ...]:
         found = [v for versions in self.rules.values() for v in versions.values() if v.spec.status == "active"]
-        return sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], self.precedence(r.id), r.id))
+        return tuple(sorted(found, key=lambda r: (-INDICATOR_RANK[r.spec.card.indicator], self.precedence(r.id), r.id)))
 
     def precedence(self, rule_id: str) -> int:
         """The rule's place in ruleset.yaml `precedence` (a strict load makes sure every rule has one; a rule set
