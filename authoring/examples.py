@@ -11,8 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from authoring import fhirsearch
 from authoring.ruletests import EXAMPLES_DIR
 from service.cdshooks.call import EVALUATION_TIME_EXTENSION
+from service.cdshooks.prefetch import render_query
 from service.engine.model import ServiceEntry
 from service.engine.yamlfile import load_yaml
 from service.fhir.bundle import read_patient_bundle
@@ -62,8 +64,8 @@ def build_request(
             context["selections"] = example.get("selections") or refs
     prefetch = {}
     for key, template in service.prefetch.items():
-        resource_type = template.split("?")[0].split("/")[0]
-        prefetch[key] = _searchset([r for r in patient.resources if r.get("resourceType") == resource_type])
+        query = render_query(template, context) or template
+        prefetch[key] = _searchset(fhirsearch.search(patient.resources, query, check_patient=False))
     return {
         "hookInstance": str(uuid.uuid5(_NAMESPACE, example["id"])),
         "hook": service.hook,
@@ -93,7 +95,7 @@ def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
         for example in data["examples"]:
             example_id = example["id"]
             bundle = json.loads((examples_dir / "patients" / f"{example_id}.json").read_text(encoding="utf-8"))
-            service = app.state.runtime.ruleset.service(example.get("service", DEFAULT_SERVICE))
+            service = app.state.runtime.ruleset.service(example.get("service", DEFAULT_SERVICE), minimal_prefetch=True)
             request = build_request(example, bundle, data["now"], service, examples_dir)
             ids.reseed(example_id)
             answer = client.post(f"/cds-services/{service.id}", json=request)

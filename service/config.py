@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="how long feedback for a card not yet in the decision log waits for its row (written after the "
         "answer, possibly by another worker) before it is refused",
     )
+    minimal_prefetch: bool = Field(
+        default=True,
+        description="discovery offers the prefetch queries derived from the rules (code and category filters); "
+        "false offers the base queries of ruleset.yaml, for an EHR that cannot run the filters",
+    )
     gc_interval_seconds: float = Field(
         default=0.1,
         ge=0,

@@ -76,6 +76,10 @@ class PreconditionFailed(ServiceError):
     code = "precondition_failed"
 
 
+class SearchRefused(PreconditionFailed):
+    """The FHIR server refused a search as asked (HTTP 400, 422 or 501: a filter it does not support)."""
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"

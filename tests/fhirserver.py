@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from authoring import fhirsearch
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "fhir_examples" / "patients"
 
 
@@ -27,6 +29,7 @@ class Behaviour:
     page_size: int = 50
     evil_next: str | None = None
     jwks: dict[str, Any] | None = None
+    filters: str = "honour"  # "honour" the search filters, "ignore" them (send all), or "refuse" them (400)
     seen: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -35,6 +38,9 @@ def _all_resources() -> list[dict[str, Any]]:
     for path in sorted(EXAMPLES.glob("*.json")):
         out += [e["resource"] for e in json.loads(path.read_text())["entry"]]
     return out
+
+
+NOT_SUPPORTED = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]}
 
 
 class FhirJsonHandler(BaseHTTPRequestHandler):
@@ -80,12 +86,23 @@ class _Handler(FhirJsonHandler):
             self._send(200 if match else 404, match[0] if match else {"resourceType": "OperationOutcome", "issue": []})
             return
         if len(parts) == 2 and parts[0] == "fhir":
-            wanted = f"Patient/{query.get('patient', '')}"
-            found = [
-                r
-                for r in self.server.resources
-                if r["resourceType"] == parts[1] and (r.get("subject") or {}).get("reference") == wanted
-            ]
+            paging = ("_count", "_offset")
+            search = "&".join(p for p in url.query.split("&") if p and not p.startswith(paging))
+            narrowed = any(not p.startswith(("patient=", "subject=")) for p in search.split("&") if p)
+            if narrowed and behaviour.filters == "refuse":
+                self._send(
+                    400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]}
+                )
+                return
+            if behaviour.filters == "ignore":
+                search = f"patient={query.get('patient', '')}"
+            try:
+                found = fhirsearch.search(self.server.resources, f"{parts[1]}?{search}")
+            except fhirsearch.UnsupportedSearch:
+                self._send(
+                    400, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported"}]}
+                )
+                return
             offset = int(query.get("_offset", 0))
             size = int(query.get("_count", behaviour.page_size))
             page = found[offset : offset + size]
@@ -101,8 +118,7 @@ class _Handler(FhirJsonHandler):
                 bundle["link"].append(
                     {
                         "relation": "next",
-                        "url": f"{base}/fhir/{parts[1]}?patient={query.get('patient')}"
-                        f"&_count={size}&_offset={offset + size}",
+                        "url": f"{base}/fhir/{parts[1]}?{search}&_count={size}&_offset={offset + size}",
                     }
                 )
             self._send(200, bundle)

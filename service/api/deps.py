@@ -85,8 +85,8 @@ HookCallsDep = Annotated[HookCalls, Depends(get_hook_calls)]
 RuleSourceDep = Annotated[RuleSource, Depends(get_rule_source)]
 
 
-def find_service(ruleset: RuleSet, service_id: str) -> ServiceEntry:
-    service = ruleset.service(service_id)
+def find_service(ruleset: RuleSet, service_id: str, *, minimal_prefetch: bool = True) -> ServiceEntry:
+    service = ruleset.service(service_id, minimal_prefetch=minimal_prefetch)
     if service is None:
         raise NotFound(f"no CDS service {service_id!r}; see GET /cds-services")
     return service
@@ -95,8 +95,9 @@ def find_service(ruleset: RuleSet, service_id: str) -> ServiceEntry:
 async def get_service(
     service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
     ruleset: RuleSetDep,
+    settings: SettingsDep,
 ) -> ServiceEntry:
-    return find_service(ruleset, service_id)
+    return find_service(ruleset, service_id, minimal_prefetch=settings.minimal_prefetch)
 
 
 ServiceDep = Annotated[ServiceEntry, Depends(get_service)]
@@ -143,7 +144,7 @@ async def get_hook_call_target(
     service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
 ) -> HookCallTarget:
     runtime: Runtime = request.app.state.runtime
-    service = find_service(runtime.ruleset, service_id)
+    service = find_service(runtime.ruleset, service_id, minimal_prefetch=runtime.settings.minimal_prefetch)
     return HookCallTarget(service, await _caller(request, service, runtime, feedback=False), runtime.hooks)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from service.api.deps import RuleSetDep
+from service.api.deps import RuleSetDep, SettingsDep
 from service.cdshooks.models import Discovery, DiscoveryService
 from service.engine.ruleset import RuleSet
 
@@ -13,9 +13,9 @@ router = APIRouter(tags=["CDS Hooks"])
 DISCOVERY_EXTENSION = "org.mscc-cds.rules"
 
 
-def discovery_document(ruleset: RuleSet) -> Discovery:
+def discovery_document(ruleset: RuleSet, *, minimal_prefetch: bool = True) -> Discovery:
     services = []
-    for entry in ruleset.config.services:
+    for entry in ruleset.services(minimal_prefetch=minimal_prefetch):
         rules = [r for r in ruleset.active() if r.applies_to(entry.hook)]
         services.append(
             DiscoveryService(
@@ -42,6 +42,6 @@ def discovery_document(ruleset: RuleSet) -> Discovery:
 
 
 @router.get("/cds-services", response_model=Discovery, summary="Discover the CDS Services")
-def discovery(ruleset: RuleSetDep) -> JSONResponse:
-    """The services, their hooks and prefetch templates, the rule-set revision and the active rule versions."""
-    return JSONResponse(discovery_document(ruleset).dump())
+def discovery(ruleset: RuleSetDep, settings: SettingsDep) -> JSONResponse:
+    """The services, their hooks, their prefetch queries (derived from the rules), the revision and the rules."""
+    return JSONResponse(discovery_document(ruleset, minimal_prefetch=settings.minimal_prefetch).dump())

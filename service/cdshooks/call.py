@@ -19,7 +19,7 @@ from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch,
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
-from service.errors import BadRequest, PreconditionFailed, field_errors
+from service.errors import BadRequest, PreconditionFailed, SearchRefused, field_errors
 from service.fhir.dates import parse_fhir_time
 from service.fhir.record import build_record
 from service.fhir.validate import InputIssue, ValidateOnce
@@ -86,8 +86,48 @@ def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
     return resources
 
 
+async def _fetch_or_fall_back(
+    request: HookRequest, queries: dict[str, str], bases: dict[str, str], fetch: Fetch
+) -> dict[str, Any]:
+    """Fetch the keys; when the FHIR server refuses a query the rules narrowed (a filter it does not support:
+    HTTP 400), fetch the base queries instead, each base once (two keys narrowed from one base are one fetch).
+    A server that is down or slow is not asked twice."""
+    try:
+        return await fetch(request, queries)
+    except SearchRefused:
+        if not any(bases.get(k, q) != q for k, q in queries.items()):
+            raise
+    wide: dict[str, str] = {}
+    for key, query in queries.items():
+        base = bases.get(key, query)
+        if base not in wide.values():
+            wide[key] = base
+    fetched = await fetch(request, wide)
+    return fetched | {k: {"resourceType": "Bundle", "type": "searchset"} for k in queries if k not in wide}
+
+
+def _distinct(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each resource once: an EHR that ignores a filter sends a resource under two keys. Two different resources
+    with one id are both kept (nothing that could change the answer is dropped)."""
+    seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    kept = []
+    for resource in resources:
+        kind, rid = resource.get("resourceType"), resource.get("id")
+        if isinstance(kind, str) and isinstance(rid, str):
+            same = seen.setdefault((kind, rid), [])
+            if any(resource == earlier for earlier in same):
+                continue
+            same.append(resource)
+        kept.append(resource)
+    return kept
+
+
 async def _complete_prefetch(
-    service: ServiceEntry, request: HookRequest, prefetch: PrefetchResult, fetch: Fetch | None
+    service: ServiceEntry,
+    request: HookRequest,
+    prefetch: PrefetchResult,
+    fetch: Fetch | None,
+    bases: dict[str, str],
 ) -> tuple[list[str], list[str]]:
     """Fetch the keys the EHR did not send. Required keys that stay missing are a 412; optional ones are named
     in the response (`unavailable`) and the rules run without them (the safe side: an MRI is still offered)."""
@@ -105,8 +145,10 @@ async def _complete_prefetch(
                 [f"{k}: {service.prefetch[k]}" for k in required],
             )
         return [], list(prefetch.missing)
+    rendered = {k: q for k, q in queries.items() if q is not None}
+    wide = {k: b for k in rendered if (b := render_query(bases.get(k, service.prefetch[k]), request.context))}
     try:
-        fetched = await fetch(request, {k: q for k, q in queries.items() if q is not None})
+        fetched = await _fetch_or_fall_back(request, rendered, wide, fetch)
     except PreconditionFailed:
         if required:
             raise
@@ -138,13 +180,15 @@ async def answer_call(
         raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
     context = read_context(request)
     prefetch = read_prefetch(service.prefetch, request.prefetch)
-    fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch)
+    planned = ruleset.prefetch_plan.get(service.id)
+    bases = {k: p.base for k, p in planned[1].items()} if planned else {}
+    fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases)
     data_ready = time.perf_counter()
     drafts = _draft_order_resources(context)
     validator = ValidateOnce()
     record = build_record(
         context.patientId,
-        [*prefetch.resources, *drafts],
+        [*_distinct(prefetch.resources), *drafts],
         patient_aliases=prefetch.aliases,
         relevant=ruleset.relevant,
         validator=validator,

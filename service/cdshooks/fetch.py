@@ -15,7 +15,7 @@ import httpx
 
 from service.cdshooks.issuers import IssuerRegistry, normalise_base
 from service.cdshooks.models import HookRequest
-from service.errors import PreconditionFailed
+from service.errors import PreconditionFailed, SearchRefused
 
 MAX_RESPONSE_BYTES = 20_000_000
 FHIR_JSON = "application/fhir+json"
@@ -40,6 +40,8 @@ class FhirFetcher:
 
     async def _get(self, url: str, headers: dict[str, str]) -> dict[str, Any]:
         answer = await self.client.get(url, headers=headers, follow_redirects=False)
+        if answer.status_code in (400, 422, 501):
+            raise SearchRefused(f"the FHIR server refused the search (HTTP {answer.status_code})")
         if answer.status_code != 200:
             raise PreconditionFailed(f"the FHIR server answered HTTP {answer.status_code}")
         if len(answer.content) > MAX_RESPONSE_BYTES:

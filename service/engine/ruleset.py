@@ -149,5 +149,22 @@ class RuleSet:
             if c.spec.fhirpath is not None
         )
 
-    def service(self, service_id: str) -> ServiceEntry | None:
+    def service(self, service_id: str, *, minimal_prefetch: bool = True) -> ServiceEntry | None:
+        """The service as `ruleset.yaml` declares it, or with the minimal prefetch derived from the rules."""
+        if minimal_prefetch:
+            planned = self.prefetch_plan.get(service_id)
+            return planned[0] if planned else None
         return next((s for s in self.config.services if s.id == service_id), None)
+
+    def services(self, *, minimal_prefetch: bool = True) -> list[ServiceEntry]:
+        if minimal_prefetch:
+            return [self.prefetch_plan[s.id][0] for s in self.config.services]
+        return list(self.config.services)
+
+    @cached_property
+    def prefetch_plan(self) -> dict[str, tuple[ServiceEntry, dict[str, Any]]]:
+        """Per service: the service with minimal prefetch, and its planned keys (`engine/prefetchplan.py`)."""
+        from service.engine.prefetchplan import codes_read, plan_service
+
+        read = codes_read(self)
+        return {s.id: plan_service(s, read) for s in self.config.services}

@@ -9,12 +9,15 @@ def test_discovery_lists_the_patient_view_service_with_rules(client: TestClient)
     document = Discovery.model_validate(answer.json())
     service = next(s for s in document.services if s.hook == "patient-view")
     assert service.id == "mscc-patient-view"
-    assert service.prefetch == {
-        "conditions": "Condition?patient={{context.patientId}}",
-        "observations": "Observation?patient={{context.patientId}}",
-        "imaging_orders": "ServiceRequest?patient={{context.patientId}}",
-        "imaging_studies": "ImagingStudy?patient={{context.patientId}}",
-    }
+    assert service.prefetch is not None
+    whole_spine_mri = "http://loinc.org|30854-4"
+    assert service.prefetch["conditions"] == "Condition?patient={{context.patientId}}"  # cancer codes: thousands
+    assert service.prefetch["observations"] == "Observation?patient={{context.patientId}}&category:not=laboratory"
+    assert service.prefetch["observations_laboratory"].startswith(
+        "Observation?patient={{context.patientId}}&category=laboratory&code=http://loinc.org|38208-5,"
+    )
+    assert whole_spine_mri in service.prefetch["imaging_orders"]
+    assert service.prefetch["imaging_studies"] == "ImagingStudy?patient={{context.patientId}}"  # no code search
     rules = service.extension["org.mscc-cds.rules"]  # type: ignore[index]
     assert rules["rulesetRevision"] == client.get("/healthz").json()["rulesetRevision"]
     assert {r["id"] for r in rules["activeRules"]} >= {"mscc-suspected", "spinal-metastasis-pain"}
@@ -31,3 +34,19 @@ def test_each_hook_is_its_own_discovery_entry(client: TestClient) -> None:
     for service in services:
         assert service["description"]
         assert "{{context.patientId}}" in service["prefetch"]["conditions"]
+
+
+def test_the_base_queries_are_offered_for_an_ehr_that_cannot_run_filters(make_app) -> None:
+    with TestClient(make_app(minimal_prefetch=False)) as client:
+        service = client.get("/cds-services").json()["services"][0]
+        assert service["prefetch"] == {
+            "conditions": "Condition?patient={{context.patientId}}",
+            "observations": "Observation?patient={{context.patientId}}",
+            "imaging_orders": "ServiceRequest?patient={{context.patientId}}",
+            "imaging_studies": "ImagingStudy?patient={{context.patientId}}",
+        }
+        from tests.helpers import hook_request
+
+        body = hook_request("01-mscc-breast-cancer-leg-weakness")
+        del body["prefetch"]["observations_laboratory"]
+        assert client.post("/cds-services/mscc-patient-view", json=body).json()["cards"][0]["indicator"] == "critical"

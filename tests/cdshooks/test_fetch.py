@@ -54,6 +54,7 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
             "/fhir/Condition",
             "/fhir/ImagingStudy",
             "/fhir/Observation",
+            "/fhir/Observation",  # everything but laboratory results, and laboratory results a rule reads
             "/fhir/ServiceRequest",
         ]
         assert all(s["authorization"] == "Bearer s3cret" for s in behaviour.seen)
@@ -65,7 +66,10 @@ def test_only_the_missing_keys_are_fetched(app_for) -> None:
             "01-mscc-breast-cancer-leg-weakness", base, keep=("conditions", "imaging_orders", "imaging_studies")
         )
         assert client.post(URL, json=body).status_code == 200
-        assert [s["path"] for s in behaviour.seen] == ["/fhir/Observation?patient=p01"]
+        assert [s["path"].split("&")[:2] for s in behaviour.seen] == [
+            ["/fhir/Observation?patient=p01", "category:not=laboratory"],
+            ["/fhir/Observation?patient=p01", "category=laboratory"],
+        ]
 
 
 def test_paging_follows_next_links(app_for) -> None:
@@ -75,13 +79,17 @@ def test_paging_follows_next_links(app_for) -> None:
     ):
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
-        assert sorted(s["path"] for s in behaviour.seen) == [  # two Conditions at one per page, one Observation
-            "/fhir/Condition?patient=p01",
-            "/fhir/Condition?patient=p01&_count=1&_offset=1",
-            "/fhir/ImagingStudy?patient=p01",
-            "/fhir/Observation?patient=p01",
-            "/fhir/ServiceRequest?patient=p01",
+        paths = sorted(s["path"].split("?")[0] + ("&_offset" in s["path"]) * " page 2" for s in behaviour.seen)
+        assert paths == [  # two Conditions at one per page, one non-laboratory Observation, no laboratory one
+            "/fhir/Condition",
+            "/fhir/Condition page 2",
+            "/fhir/ImagingStudy",
+            "/fhir/Observation",
+            "/fhir/Observation",
+            "/fhir/ServiceRequest",
         ]
+        second = next(s["path"] for s in behaviour.seen if "_offset" in s["path"])
+        assert second.startswith("/fhir/Condition?patient=p01&_count=1&_offset=1")
 
 
 def test_a_server_not_on_the_allow_list_is_never_contacted(app_for) -> None:
@@ -151,6 +159,7 @@ def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(app_for) -> No
         answer = client.post(URL, json=body)
         assert answer.status_code == 200
         assert answer.json()["extension"]["org.mscc-cds.evaluation"]["unavailable"] == [
+            "observations_laboratory",
             "imaging_orders",
             "imaging_studies",
         ]
@@ -171,7 +180,7 @@ def test_every_hook_gives_the_same_card_with_or_without_prefetch(app_for, exampl
         prefetched = client.post(f"/cds-services/{service}", json=hook_request(example)).json()["cards"]
         assert behaviour.seen == []
         fetched = client.post(f"/cds-services/{service}", json=without_prefetch(example, base)).json()["cards"]
-        assert len(behaviour.seen) == 4
+        assert len(behaviour.seen) == 5
 
     def essence(cards: list[dict]) -> list[tuple]:
         return [(c["indicator"], c["summary"], tuple(s["label"] for s in c.get("suggestions", []))) for c in cards]
@@ -206,3 +215,28 @@ def test_a_percent_encoded_climb_in_a_next_link_is_not_followed(app_for) -> None
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert answer.status_code == 412
         assert "leaves the allowed server" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("filters", ["ignore", "refuse"])
+def test_a_server_that_ignores_or_refuses_the_filters_gives_the_same_card(app_for, filters: str) -> None:
+    """Ignored: everything comes, read once. Refused (HTTP 400): the base queries are fetched instead."""
+    with running_fhir_server(Behaviour(filters=filters)) as (base, behaviour), app_for([base + "/fhir"]) as client:
+        name = "01-mscc-breast-cancer-leg-weakness"
+        prefetched = client.post(URL, json=hook_request(name)).json()
+        fetched = client.post(URL, json=without_prefetch(name, base)).json()
+        assert [c["indicator"] for c in fetched["cards"]] == ["critical"]
+        assert fetched["cards"][0]["detail"] == prefetched["cards"][0]["detail"]  # each finding listed once
+        if filters == "refuse":
+            wide = [s["path"] for s in behaviour.seen if "&" not in s["path"]]
+            assert "/fhir/Observation?patient=p01" in wide
+            assert len([p for p in wide if p.startswith("/fhir/Observation")]) == 1  # one base, fetched once
+
+
+def test_a_prefetch_the_ehr_could_not_run_is_fetched_with_the_base_query(app_for) -> None:
+    with running_fhir_server(Behaviour(filters="refuse")) as (base, behaviour), app_for([base + "/fhir"]) as client:
+        body = hook_request("01-mscc-breast-cancer-leg-weakness")
+        body["prefetch"]["observations"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
+        body["fhirServer"] = base + "/fhir"
+        answer = client.post(URL, json=body)
+        assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+        assert "/fhir/Observation?patient=p01" in [s["path"] for s in behaviour.seen]

@@ -1,0 +1,139 @@
+"""Minimal prefetch, derived from the rules: each query asks the EHR only for what some rule can read.
+
+`ruleset.yaml` names the base query of each prefetch key (`Observation?patient={{context.patientId}}`). From the
+criteria of every rule version (active and draft) the planner works out which codes each resource type is read
+for, as the reference implementations of clinical reasoning derive data requirements from the logic:
+
+- a type whose codes can all be listed (enumerated value sets, at most `MAX_LISTED` codes, no ICD prefix, no
+  FHIRPath criterion reading the whole type) is asked for with a code filter: `&code=system|code,...`;
+- Observations whose codes cannot be listed (the cancer value set holds thousands of codes) are split by
+  category: everything but laboratory results (`category:not=laboratory`), and laboratory results only for the
+  LOINC codes a rule reads (`category=laboratory&code=...`; with no such code, that key is left out). US Core
+  laboratory results are LOINC-coded, so nothing a rule reads is lost; in the real records of ../shared/realdata
+  three Observations in four are laboratory results, and none of them is read by any rule;
+- any other type keeps its base query (ImagingStudy, whose procedure code FHIR R4 cannot search by, too).
+
+Fallbacks, for EHRs that do not do what a filter asks: an EHR that ignores a filter sends more (a resource sent
+under two keys is read once); a prefetch key answered with an OperationOutcome, or a fetch the FHIR server
+refuses, is fetched again with the base query (`cdshooks/call.py`); `MSCC_PREFETCH_FILTERS=none` advertises the
+base queries in discovery for an EHR whose prefetch engine cannot handle them at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.engine.model import ServiceEntry
+from service.engine.ruleset import RuleSet
+from service.engine.valuesets import ValueSetDef
+from service.fhir.codes import ICD_SYSTEMS, LOINC
+from service.fhir.record import SYMPTOM_QUESTIONS
+
+MAX_LISTED = 100  # codes in one query string: about 4 KB, within what FHIR servers and proxies take
+_FINDING_TYPES = ("Condition", "Observation")
+_ORDER_TYPES = ("ServiceRequest", "ImagingStudy", "DiagnosticReport")
+LAB_SUFFIX = "_laboratory"
+# Types whose FHIR R4 search has a `code` parameter on the code the rules read (ImagingStudy has none for
+# procedureCode: its query stays as it is).
+_CODE_SEARCH = frozenset({"Condition", "Observation", "ServiceRequest", "DiagnosticReport"})
+
+
+@dataclass(frozen=True)
+class PlannedKey:
+    """One prefetch key as discovery offers it: its query, the base query it narrows, and why."""
+
+    key: str
+    query: str
+    base: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ReadCodes:
+    """The codes the rules read on one resource type; `listable` False when they cannot all be named."""
+
+    codes: frozenset[tuple[str, str]]
+    listable: bool
+
+
+def _expanded(ruleset: RuleSet, valueset_id: str, seen: frozenset[str] = frozenset()) -> ReadCodes:
+    definition: ValueSetDef = ruleset.codes.valuesets[valueset_id]
+    codes = set(definition.codes) - definition.excluded_codes
+    listable = not definition.prefixes and not definition.needs_expansion and not definition.excluded_prefixes
+    by_url = {v.url: v.id for v in ruleset.codes.valuesets.values()}
+    for url in definition.includes:
+        included = by_url.get(url)
+        if included is None or included in seen:
+            listable = False
+            continue
+        inner = _expanded(ruleset, included, seen | {valueset_id})
+        codes |= set(inner.codes) - definition.excluded_codes
+        listable = listable and inner.listable
+    return ReadCodes(frozenset(codes), listable and not any(system in ICD_SYSTEMS for system, _ in codes))
+
+
+def codes_read(ruleset: RuleSet) -> dict[str, ReadCodes]:
+    """Per resource type, the codes any rule version (active or draft) reads."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    listable: dict[str, bool] = {}
+
+    def add(types: tuple[str, ...], read: ReadCodes) -> None:
+        for kind in types:
+            found.setdefault(kind, set()).update(read.codes)
+            listable[kind] = listable.get(kind, True) and read.listable
+
+    for versions in ruleset.rules.values():
+        for rule in versions.values():
+            for criterion in rule.criteria.values():
+                spec = criterion.spec
+                if spec.finding is not None:
+                    add(_FINDING_TYPES, _expanded(ruleset, spec.finding.valueset))
+                elif spec.measurement is not None:
+                    add(("Observation",), _expanded(ruleset, spec.measurement.valueset))
+                elif spec.order_or_study is not None:
+                    add(_ORDER_TYPES, _expanded(ruleset, spec.order_or_study.valueset))
+                elif spec.fhirpath is not None:  # reads every resource of its type
+                    add((spec.fhirpath.resource_type,), ReadCodes(frozenset(), False))
+    if "Observation" in found:  # a symptom question carries its finding in the value: the question is read
+        found["Observation"] |= SYMPTOM_QUESTIONS
+    return {kind: ReadCodes(frozenset(codes), listable[kind]) for kind, codes in found.items()}
+
+
+def _token_list(codes: frozenset[tuple[str, str]]) -> str:
+    return ",".join(f"{system}|{code}" for system, code in sorted(codes))
+
+
+def plan_key(key: str, base: str, read: dict[str, ReadCodes]) -> list[PlannedKey]:
+    """The planned queries for one base query (one, or two for Observations split by category)."""
+    kind = base.split("?", 1)[0]
+    if kind not in read or "?" not in base or "&code=" in base or "category" in base:
+        return [PlannedKey(key, base, base, "no rule reads it by code, or the query is already narrowed")]
+    what = read[kind]
+    if kind not in _CODE_SEARCH:
+        return [PlannedKey(key, base, base, f"FHIR has no search by the code the rules read on {kind}")]
+    if what.listable and len(what.codes) <= MAX_LISTED:
+        query = f"{base}&code={_token_list(what.codes)}"
+        return [PlannedKey(key, query, base, f"the {len(what.codes)} codes the rules read")]
+    if kind != "Observation":
+        return [PlannedKey(key, base, base, "the codes the rules read cannot be listed")]
+    planned = [PlannedKey(key, f"{base}&category:not=laboratory", base, "everything but laboratory results")]
+    loinc = frozenset(c for c in what.codes if c[0] == LOINC)
+    if loinc:
+        lab_query = f"{base}&category=laboratory" + (f"&code={_token_list(loinc)}" if len(loinc) <= MAX_LISTED else "")
+        planned.append(PlannedKey(key + LAB_SUFFIX, lab_query, base, "laboratory results with a LOINC code read"))
+    return planned
+
+
+def plan_service(service: ServiceEntry, read: dict[str, ReadCodes]) -> tuple[ServiceEntry, dict[str, PlannedKey]]:
+    """The service as discovery offers it with minimal prefetch, and its planned keys (by key)."""
+    keys: dict[str, PlannedKey] = {}
+    optional = list(service.optional_prefetch)
+    for key, base in service.prefetch.items():
+        for planned in plan_key(key, base, read):
+            keys[planned.key] = planned
+            if planned.key != key:  # an EHR registered before the key existed does not send it: fetched if it can be
+                optional.append(planned.key)
+    narrowed = service.model_copy(
+        update={"prefetch": {k: p.query for k, p in keys.items()}, "optional_prefetch": optional}
+    )
+    return narrowed, keys
