@@ -17,6 +17,7 @@ Everything runs on loopback and ends within its time bounds. Run: `make bench`, 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -272,16 +273,18 @@ def throughput(seconds: float, work: Path, signer: Signer, issuers: Path) -> dic
     ours_server, floor = servers
     plan = [(8, ours_server), (8, floor), (32, ours_server), (32, floor)]
     per_run = int(2500 * (seconds + 1))
-    tokens = sign_tokens(signer, per_run * 2)
+    tokens = sign_tokens(signer, per_run * 2 + 1)
     answered = 0  # every 200 from ours, warm-up included: each must have its decision row
     runs: list[dict[str, Any]] = []
     try:
         for index, (clients, server) in enumerate(plan):
             is_ours = server is ours_server
-            batch = tokens[:per_run] if is_ours else [None] * per_run
-            if is_ours:
+            requests: Iterator[bytes]
+            if is_ours:  # a fresh token on every call: each is used once
+                requests = iter([request_bytes(server.port, SERVICE_PATH, body, t) for t in tokens[:per_run]])
                 tokens = tokens[per_run:]
-            requests = iter([request_bytes(server.port, SERVICE_PATH, body, t) for t in batch])
+            else:  # the parse-only endpoint reads no token: the same bytes for as long as the run lasts
+                requests = itertools.repeat(request_bytes(server.port, SERVICE_PATH, body, tokens[-1]))
             warm = run_load(server.port, requests, clients, 1.0)
             answered += warm.ok if is_ours else 0
             result = LoadResult(seconds)
@@ -355,6 +358,104 @@ def in_process(sizes: list[int]) -> list[dict[str, Any]]:
         full = median_ms(lambda ours=ours: ours(None), repeat)
         rows.append({"resources": n, "ours_ms": mine, "baseline_ms": base, "ratio": mine / base, "full_ms": full})
     return rows
+
+
+def realdata_charts() -> list[tuple[str, list[dict[str, Any]]]]:
+    """The real records of ../shared/realdata as an EHR's FHIR API returns them: subjects as Patient/<id>."""
+    import gzip
+
+    charts = []
+    for path in sorted((ROOT.parent / "shared/realdata/smart-generated-sample-data-r4").glob("*.json.gz")):
+        entries = json.loads(gzip.decompress(path.read_bytes())).get("entry", [])
+        patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
+        names = {patient.get("fullUrl"), f"Patient/{patient['resource']['id']}"}
+        resources = []
+        for entry in entries:
+            resource = entry["resource"]
+            for field in ("subject", "patient"):
+                if isinstance(resource.get(field), dict) and resource[field].get("reference") in names:
+                    resource[field] = {"reference": f"Patient/{patient['resource']['id']}"}
+            resources.append(resource)
+        charts.append((patient["resource"]["id"], resources))
+    return charts
+
+
+def prefetch_savings(work: Path, signer: Signer, issuers: Path) -> dict[str, Any]:
+    """Each real record sent as the full prefetch (the base queries) and as the rules' filtered queries: request
+    bytes, and p50 of our production-mode service for each (interleaved)."""
+    from authoring.fhirsearch import prefetch_as_ehr
+    from service.engine.loader import load_ruleset
+
+    ruleset = load_ruleset(ROOT / "rules")
+    service = ruleset.service("mscc-patient-view")
+    base = ruleset.service("mscc-patient-view", minimal_prefetch=False)
+    assert service is not None
+    assert base is not None
+    charts = realdata_charts()
+    if not charts:
+        return {}
+    server = ours("prefetch", work, issuers, dev=False, workers=1)
+    rows = []
+    try:
+        repeat = 7
+        tokens = iter(sign_tokens(signer, len(charts) * 2 * (repeat + 1)))
+        connection = Connection(server.port)
+        for patient_id, resources in charts:
+            bodies = {}
+            for name, templates in (("full", base.prefetch), ("filtered", service.prefetch)):
+                sent = prefetch_as_ehr(templates, resources, patient_id)
+                request = {
+                    "hookInstance": str(uuid.uuid4()),
+                    "hook": "patient-view",
+                    "context": {"userId": "Practitioner/bench", "patientId": patient_id},
+                    "prefetch": {k: searchset(v) for k, v in sent.items()},
+                }
+                bodies[name] = json.dumps(request).encode()
+            samples: dict[str, list[float]] = {"full": [], "filtered": []}
+            for round_ in range(repeat + 1):
+                for name in ("full", "filtered") if round_ % 2 else ("filtered", "full"):
+                    started = time.perf_counter()
+                    status, answer = connection.call(
+                        request_bytes(server.port, SERVICE_PATH, bodies[name], next(tokens))
+                    )
+                    if status != 200:
+                        raise SystemExit(f"prefetch run answered {status}: {answer[:300]!r}")
+                    if round_:
+                        samples[name].append((time.perf_counter() - started) * 1000)
+            rows.append(
+                {
+                    "patient": patient_id,
+                    "full_bytes": len(bodies["full"]),
+                    "filtered_bytes": len(bodies["filtered"]),
+                    "full_ms": statistics.median(samples["full"]),
+                    "filtered_ms": statistics.median(samples["filtered"]),
+                }
+            )
+        connection.close()
+    finally:
+        server.stop()
+    return {
+        "patients": len(rows),
+        "full_kib_median": statistics.median(r["full_bytes"] for r in rows) / 1024,
+        "filtered_kib_median": statistics.median(r["filtered_bytes"] for r in rows) / 1024,
+        "bytes_saved": 1 - sum(r["filtered_bytes"] for r in rows) / sum(r["full_bytes"] for r in rows),
+        "full_ms_median": statistics.median(r["full_ms"] for r in rows),
+        "filtered_ms_median": statistics.median(r["filtered_ms"] for r in rows),
+        "rows": rows,
+    }
+
+
+def prefetch_line(result: dict[str, Any]) -> str:
+    if not result:
+        return "minimal prefetch: ../shared/realdata is not beside the project; not measured"
+    return (
+        f"### minimal prefetch on the {result['patients']} real records of ../shared/realdata (production mode)\n\n"
+        "| prefetch | request body, median | p50 of the per-record medians |\n| --- | ---: | ---: |\n"
+        f"| full (base queries) | {result['full_kib_median']:,.0f} KiB | {result['full_ms_median']:.1f} ms |\n"
+        f"| filtered (the rules' queries) | {result['filtered_kib_median']:,.0f} KiB "
+        f"| {result['filtered_ms_median']:.1f} ms |\n\n"
+        f"The filters leave out {result['bytes_saved']:.0%} of the bytes."
+    )
 
 
 def fetch_cost(repeat: int = 30) -> dict[str, float]:
@@ -466,6 +567,9 @@ def main() -> None:
         if "latency" not in args.skip:
             results["latency"] = latency(args.sizes, work, signer, issuers)
             print(latency_table(results["latency"]), "\n", flush=True)
+        if "prefetch" not in args.skip:
+            results["prefetch"] = prefetch_savings(work, signer, issuers)
+            print(prefetch_line(results["prefetch"]), "\n", flush=True)
         if "throughput" not in args.skip:
             results["throughput"] = throughput(args.seconds, work, signer, issuers)
             print(throughput_table(results["throughput"]), "\n", flush=True)
