@@ -1,8 +1,9 @@
 """A hook call and what follows it: the answer (`cdshooks/call.py`), then its effects, kept out of the route.
 
-The decision row is stored (or spooled to disk) before the answer leaves: a worker killed a moment later loses
-nothing it answered, and feedback sent the moment the card arrives finds its decision. Every call, answered or
-refused, is counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear.
+The decision row is journaled on local disk before the answer leaves (the database gets it in the next batch): a
+worker killed a moment later loses nothing it answered, and feedback sent the moment the card arrives finds its
+decision (it writes this worker's journal first, or waits for another's). Every call, answered or refused, is
+counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear.
 """
 
 from __future__ import annotations
