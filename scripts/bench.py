@@ -360,6 +360,41 @@ def in_process(sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
+def jwt_cost(repeat: int = 300) -> dict[str, float]:
+    """p50 of verifying one token in process (parse, key, signature, claims, replay table), per algorithm: the
+    HTTP figures use RS384; an EHR signing with ES384 pays the difference on every call."""
+    import asyncio
+
+    from service.cdshooks.auth import JwtVerifier
+    from service.cdshooks.issuers import IssuerRegistry
+    from service.cdshooks.replay import HostReplayTable
+
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for kind, alg in (("RSA", "RS384"), ("EC", "ES384")):
+            signer = Signer(kind=kind)
+            registry = IssuerRegistry.load(issuers_file(Path(folder) / f"{alg}.yaml", signer))
+            table = HostReplayTable(Path(folder) / f"{alg}.replay", slots=1 << 16)
+
+            async def remember(key: str, expires: datetime, table: HostReplayTable = table) -> bool:
+                return bool(table.remember(key, int(expires.timestamp()), int(time.time())))
+
+            verifier = JwtVerifier(registry, None, BASE_URL, time.time, remember)  # type: ignore[arg-type]
+            tokens = [signer.token() for _ in range(repeat)]
+
+            async def run(verifier: JwtVerifier = verifier, tokens: list[str] = tokens) -> list[float]:
+                samples = []
+                for token in tokens:
+                    started = time.perf_counter()
+                    await verifier.verify(f"Bearer {token}", "mscc-patient-view")
+                    samples.append((time.perf_counter() - started) * 1000)
+                return samples
+
+            out[alg] = statistics.median(asyncio.run(run()))
+            table.close()
+    return out
+
+
 def realdata_charts() -> list[tuple[str, list[dict[str, Any]]]]:
     """The real records of ../shared/realdata as an EHR's FHIR API returns them: subjects as Patient/<id>."""
     import gzip
@@ -588,6 +623,8 @@ def main() -> None:
             + ", ".join(f"{r['resources']:,}: {r['full_ms']:.1f} ms" for r in results["in_process"])
         )
         print()
+    jwt = results["jwt_ms"] = jwt_cost()
+    print(f"JWT verification in process, p50: RS384 {jwt['RS384']:.3f} ms, ES384 {jwt['ES384']:.3f} ms\n")
     if "fetch" not in args.skip:
         fetch = results["fetch"] = fetch_cost()
         print(
