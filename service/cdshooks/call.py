@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,14 +107,19 @@ async def _fetch_or_fall_back(
     return fetched | {k: {"resourceType": "Bundle", "type": "searchset"} for k in queries if k not in wide}
 
 
-def _distinct(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each resource once: an EHR that ignores a filter sends a resource under two keys. Two different resources
-    with one id are both kept (nothing that could change the answer is dropped)."""
+def _distinct(resources: list[dict[str, Any]], templates: dict[str, str]) -> list[dict[str, Any]]:
+    """Each resource once: an EHR that ignores a filter sends a resource under two keys of its type. Two different
+    resources with one id are both kept (nothing that could change the answer is dropped). Only types asked for
+    under more than one key are looked at."""
+    counts = Counter(t.split("?", 1)[0].split("/", 1)[0] for t in templates.values())
+    shared = {kind for kind, n in counts.items() if n > 1}
+    if not shared:
+        return resources
     seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
     kept = []
     for resource in resources:
         kind, rid = resource.get("resourceType"), resource.get("id")
-        if isinstance(kind, str) and isinstance(rid, str):
+        if isinstance(kind, str) and kind in shared and isinstance(rid, str):
             same = seen.setdefault((kind, rid), [])
             if any(resource == earlier for earlier in same):
                 continue
@@ -188,7 +194,7 @@ async def answer_call(
     validator = ValidateOnce()
     record = build_record(
         context.patientId,
-        [*_distinct(prefetch.resources), *drafts],
+        [*_distinct(prefetch.resources, service.prefetch), *drafts],
         patient_aliases=prefetch.aliases,
         relevant=ruleset.relevant,
         validator=validator,
