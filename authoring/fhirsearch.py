@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
+from service.cdshooks.prefetch import render_query
 from service.fhir.codes import canonical_system, normalise_code
 
 _TOKEN_PARAMETERS = {"code": ("code",), "category": ("category",)}
@@ -70,8 +71,6 @@ def prefetch_as_ehr(
     templates: dict[str, str], resources: list[dict[str, Any]], patient_id: str, *, check_patient: bool = True
 ) -> dict[str, list[dict[str, Any]]]:
     """What an EHR honouring the queries sends for each prefetch key, from all of the patient's resources."""
-    from service.cdshooks.prefetch import render_query
-
     sent = {}
     for key, template in templates.items():
         query = render_query(template, {"patientId": patient_id})

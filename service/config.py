@@ -146,11 +146,7 @@ class Settings(BaseSettings):
 
     @property
     def decision_spool_dir(self) -> Path:
-        if self.spool_dir is not None:
-            return self.spool_dir
-        if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
-            return Path(self.database_url.removeprefix("sqlite:///") + ".spool")
-        return PROJECT_ROOT / "var" / "spool"
+        return self.spool_dir or self._beside_database(".spool", "spool")
 
     @property
     def replay_mode(self) -> Literal["host", "database"]:
@@ -160,9 +156,13 @@ class Settings(BaseSettings):
 
     @property
     def replay_table_path(self) -> Path:
+        return self._beside_database(".replay", "replay.table")
+
+    def _beside_database(self, suffix: str, name_in_var: str) -> Path:
+        """A file kept beside an SQLite database file (same disk, same host), else in var/."""
         if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
-            return Path(self.database_url.removeprefix("sqlite:///") + ".replay")
-        return PROJECT_ROOT / "var" / "replay.table"
+            return Path(self.database_url.removeprefix("sqlite:///") + suffix)
+        return PROJECT_ROOT / "var" / name_in_var
 
     @property
     def allow_clock_override(self) -> bool:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -107,12 +108,17 @@ async def _fetch_or_fall_back(
     return fetched | {k: {"resourceType": "Bundle", "type": "searchset"} for k in queries if k not in wide}
 
 
+@cache
+def _types_under_several_keys(templates: tuple[str, ...]) -> frozenset[str]:
+    counts = Counter(t.split("?", 1)[0].split("/", 1)[0] for t in templates)
+    return frozenset(kind for kind, n in counts.items() if n > 1)
+
+
 def _distinct(resources: list[dict[str, Any]], templates: dict[str, str]) -> list[dict[str, Any]]:
     """Each resource once: an EHR that ignores a filter sends a resource under two keys of its type. Two different
     resources with one id are both kept (nothing that could change the answer is dropped). Only types asked for
     under more than one key are looked at."""
-    counts = Counter(t.split("?", 1)[0].split("/", 1)[0] for t in templates.values())
-    shared = {kind for kind, n in counts.items() if n > 1}
+    shared = _types_under_several_keys(tuple(templates.values()))
     if not shared:
         return resources
     seen: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -186,8 +192,7 @@ async def answer_call(
         raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
     context = read_context(request)
     prefetch = read_prefetch(service.prefetch, request.prefetch)
-    planned = ruleset.prefetch_plan.get(service.id)
-    bases = {k: p.base for k, p in planned[1].items()} if planned else {}
+    bases = ruleset.prefetch_bases.get(service.id, {})
     fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases)
     data_ready = time.perf_counter()
     drafts = _draft_order_resources(context)

@@ -56,17 +56,18 @@ class ReadCodes:
     listable: bool
 
 
-def _expanded(ruleset: RuleSet, valueset_id: str, seen: frozenset[str] = frozenset()) -> ReadCodes:
+def _expanded(
+    ruleset: RuleSet, valueset_id: str, by_url: dict[str, str], seen: frozenset[str] = frozenset()
+) -> ReadCodes:
     definition: ValueSetDef = ruleset.codes.valuesets[valueset_id]
     codes = set(definition.codes) - definition.excluded_codes
     listable = not definition.prefixes and not definition.needs_expansion and not definition.excluded_prefixes
-    by_url = {v.url: v.id for v in ruleset.codes.valuesets.values()}
     for url in definition.includes:
         included = by_url.get(url)
         if included is None or included in seen:
             listable = False
             continue
-        inner = _expanded(ruleset, included, seen | {valueset_id})
+        inner = _expanded(ruleset, included, by_url, seen | {valueset_id})
         codes |= set(inner.codes) - definition.excluded_codes
         listable = listable and inner.listable
     return ReadCodes(frozenset(codes), listable and not any(system in ICD_SYSTEMS for system, _ in codes))
@@ -76,6 +77,7 @@ def codes_read(ruleset: RuleSet) -> dict[str, ReadCodes]:
     """Per resource type, the codes any rule version (active or draft) reads."""
     found: dict[str, set[tuple[str, str]]] = {}
     listable: dict[str, bool] = {}
+    by_url = {v.url: v.id for v in ruleset.codes.valuesets.values()}
 
     def add(types: tuple[str, ...], read: ReadCodes) -> None:
         for kind in types:
@@ -87,11 +89,11 @@ def codes_read(ruleset: RuleSet) -> dict[str, ReadCodes]:
             for criterion in rule.criteria.values():
                 spec = criterion.spec
                 if spec.finding is not None:
-                    add(_FINDING_TYPES, _expanded(ruleset, spec.finding.valueset))
+                    add(_FINDING_TYPES, _expanded(ruleset, spec.finding.valueset, by_url))
                 elif spec.measurement is not None:
-                    add(("Observation",), _expanded(ruleset, spec.measurement.valueset))
+                    add(("Observation",), _expanded(ruleset, spec.measurement.valueset, by_url))
                 elif spec.order_or_study is not None:
-                    add(_ORDER_TYPES, _expanded(ruleset, spec.order_or_study.valueset))
+                    add(_ORDER_TYPES, _expanded(ruleset, spec.order_or_study.valueset, by_url))
                 elif spec.fhirpath is not None:  # reads every resource of its type
                     add((spec.fhirpath.resource_type,), ReadCodes(frozenset(), False))
     if "Observation" in found:  # a symptom question carries its finding in the value: the question is read

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
 from service.engine.site import Site
 from service.engine.valuesets import CodeIndex
 from service.fhir.record import raw_keys, raw_systemless_codes
+
+if TYPE_CHECKING:
+    from service.engine.prefetchplan import PlannedKey
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -162,9 +165,14 @@ class RuleSet:
         return list(self.config.services)
 
     @cached_property
-    def prefetch_plan(self) -> dict[str, tuple[ServiceEntry, dict[str, Any]]]:
+    def prefetch_plan(self) -> dict[str, tuple[ServiceEntry, dict[str, PlannedKey]]]:
         """Per service: the service with minimal prefetch, and its planned keys (`engine/prefetchplan.py`)."""
         from service.engine.prefetchplan import codes_read, plan_service
 
         read = codes_read(self)
         return {s.id: plan_service(s, read) for s in self.config.services}
+
+    @cached_property
+    def prefetch_bases(self) -> dict[str, dict[str, str]]:
+        """Per service: each planned key's base query, the one fetched when a server refuses the narrowed one."""
+        return {sid: {k: p.base for k, p in keys.items()} for sid, (_, keys) in self.prefetch_plan.items()}

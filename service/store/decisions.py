@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -100,15 +100,6 @@ class DecisionRecord:
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DecisionRecord:
-        """A row read back (from the spool); unknown keys are refused (KeyError), missing ones too (TypeError)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(row) - known
-        if unknown:
-            raise KeyError(f"not decision-row fields: {sorted(unknown)}")
-        return cls(**row)
 
 
 class DecisionLog:
