@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Response
 
 from service.api.deps import HookCallDep
 from service.api.errors import ErrorBody
 from service.api.examples import hook_request_examples
-from service.api.responses import OrjsonResponse
-from service.api.strictjson import StrictJsonRoute
+from service.api.hookroute import HookCallRoute
 from service.cdshooks.models import CdsResponse, HookRequest
 
-router = APIRouter(tags=["CDS Hooks"], route_class=StrictJsonRoute)
+router = APIRouter(tags=["CDS Hooks"], route_class=HookCallRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Malformed JSON, or a request that breaks CDS Hooks 2.0"},
     401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
@@ -31,11 +30,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def call_service(
     target: HookCallDep, request: Annotated[HookRequest, Body(openapi_examples=hook_request_examples())]
-) -> OrjsonResponse:
+) -> Response:
     """Evaluate the rules for the patient in context and answer with at most one card.
 
     The card recommends a whole-spine MRI and a referral, names the rule version and lists the patient data
     behind it. Missing prefetch keys are fetched from `fhirServer` when it is allowed; otherwise 412.
     """
     outcome = await target.hooks.answer(target.service, request, target.caller)
-    return OrjsonResponse(outcome.response.dump())
+    return Response(outcome.response.dump_json(), media_type="application/json")

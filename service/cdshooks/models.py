@@ -28,6 +28,10 @@ class Strict(BaseModel):
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def dump_json(self) -> bytes:
+        """`dump()` as JSON bytes, written by pydantic-core in one pass (no dict built in between)."""
+        return self.model_dump_json(exclude_none=True).encode()
+
 
 # ---- requests -------------------------------------------------------------------------------------------------
 
