@@ -116,8 +116,8 @@ def _types_under_several_keys(templates: tuple[str, ...]) -> frozenset[str]:
 
 def _distinct(resources: list[dict[str, Any]], templates: dict[str, str]) -> list[dict[str, Any]]:
     """Each resource once: an EHR that ignores a filter sends a resource under two keys of its type. Two different
-    resources with one id are both kept (nothing that could change the answer is dropped). Only types asked for
-    under more than one key are looked at."""
+    resources with one id are both kept (nothing that could change the answer is dropped). Only types read from
+    more than one key (`templates`: the keys read) are looked at."""
     shared = _types_under_several_keys(tuple(templates.values()))
     if not shared:
         return resources
@@ -174,6 +174,7 @@ async def _complete_prefetch(
         prefetch.resources.extend(resources)
         prefetch.aliases.update(aliases)
         prefetch.problems.extend(problems)
+        prefetch.read.append(key)
     return list(fetched), [k for k in prefetch.missing if k not in fetched]
 
 
@@ -199,7 +200,7 @@ async def answer_call(
     validator = ValidateOnce()
     record = build_record(
         context.patientId,
-        [*_distinct(prefetch.resources, service.prefetch), *drafts],
+        [*_distinct(prefetch.resources, {k: service.prefetch[k] for k in prefetch.read}), *drafts],
         patient_aliases=prefetch.aliases,
         relevant=ruleset.relevant,
         validator=validator,

@@ -23,6 +23,7 @@ class PrefetchResult:
     aliases: set[str] = field(default_factory=set)
     missing: list[str] = field(default_factory=list)
     problems: list[InputIssue] = field(default_factory=list)  # malformed parts, named in the answer's issues
+    read: list[str] = field(default_factory=list)  # the keys whose resources are in `resources`
 
 
 def render_query(template: str, context: Mapping[str, Any]) -> str | None:
@@ -113,4 +114,5 @@ def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | No
         result.resources.extend(resources)
         result.aliases.update(aliases)
         result.problems.extend(problems)
+        result.read.append(key)
     return result
