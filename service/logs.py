@@ -9,6 +9,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+import orjson
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -24,7 +26,10 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__
-        return json.dumps(entry, default=str)
+        try:
+            return orjson.dumps(entry, default=str).decode()  # a line per hook call: the fast writer
+        except TypeError:  # a key that is not a string
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(level: str = "INFO") -> None:
