@@ -70,10 +70,6 @@ async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
-async def get_hook_calls(runtime: RuntimeDep) -> HookCalls:
-    return runtime.hooks
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuleSetDep = Annotated[RuleSet, Depends(get_ruleset)]
 StoreDep = Annotated[Store, Depends(get_store)]
@@ -81,7 +77,6 @@ CaughtUpStoreDep = Annotated[Store, Depends(get_store_caught_up)]
 SpoolDep = Annotated[DecisionSpool, Depends(get_spool)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
-HookCallsDep = Annotated[HookCalls, Depends(get_hook_calls)]
 RuleSourceDep = Annotated[RuleSource, Depends(get_rule_source)]
 
 
@@ -119,15 +114,8 @@ async def _caller(request: Request, service: ServiceEntry, runtime: Runtime, fee
     return await verify_caller(runtime, request.headers.get("authorization"), service.id, feedback=feedback)
 
 
-async def get_caller(request: Request, service: ServiceDep, runtime: RuntimeDep) -> VerifiedCaller | None:
-    return await _caller(request, service, runtime, feedback=False)
-
-
 async def get_feedback_caller(request: Request, service: ServiceDep, runtime: RuntimeDep) -> VerifiedCaller | None:
     return await _caller(request, service, runtime, feedback=True)
-
-
-CallerDep = Annotated[VerifiedCaller | None, Depends(get_caller)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,10 @@ from service.errors import InvalidFhir, RuleSetRefused, ServiceUnavailable, Unkn
 from service.fhir.bundle import BundleType
 from service.runtime import Runtime
 
+OPERATOR_REFUSED: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it",
+}
 router = APIRouter(tags=["Rules"], route_class=StrictJsonRoute)
 RuleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$", max_length=200)]
 
@@ -114,7 +118,7 @@ def _evaluate_slots(request: Request) -> threading.BoundedSemaphore:
     dependencies=[OperatorOnly],
     responses={
         400: {"model": ErrorBody, "description": "`rule` names no rule version (see GET /rules)"},
-        401: {"model": ErrorBody, "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it"},
+        401: OPERATOR_REFUSED,
         413: {"model": ErrorBody, "description": "Request body over the size limit"},
         503: {"model": ErrorBody, "description": "Busy with other evaluations (hook calls come first): try again"},
         422: {
@@ -182,7 +186,7 @@ class ReloadOut(BaseModel):
     response_model=ReloadOut,
     dependencies=[OperatorOnly],
     responses={
-        401: {"model": ErrorBody, "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it"},
+        401: OPERATOR_REFUSED,
         422: {"model": ErrorBody, "description": "The changed rule set does not validate: the old one keeps serving"},
     },
     summary="Load the rules folder again and swap it in",

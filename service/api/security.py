@@ -3,7 +3,7 @@ POSTs (a hook call, feedback), before the body is read.
 
 An unknown service is answered 404 and an unauthenticated request 401 without the body being parsed or validated,
 whatever the body holds (so the order is 404, then 401, then 400), and such a request costs almost nothing. The
-verified caller is left in the request state for the `CallerDep` dependency.
+verified caller is left in the request state, where `deps.get_hook_call_target` and `FeedbackCallerDep` find it.
 """
 
 from __future__ import annotations
