@@ -33,7 +33,7 @@ from service.cdshooks.call import CallOptions
 from service.cdshooks.fetch import FhirFetcher
 from service.cdshooks.issuers import IssuerRegistry
 from service.cdshooks.jwks import JwksCache
-from service.cdshooks.replay import HostReplayTable
+from service.cdshooks.replay import HostReplayTableOpener
 from service.config import Settings
 from service.engine.loader import load_ruleset
 from service.gcpolicy import CollectorOnTimer
@@ -85,18 +85,24 @@ def create_app(
     spool = DecisionSpool(settings.decision_spool_dir, fsync=settings.decision_fsync)
 
     host_table = settings.replay_mode == "host" and not settings.dev_mode
-    replay_table = HostReplayTable(settings.replay_table_path) if host_table else None
+    replay_tables = HostReplayTableOpener(settings.replay_table_path) if host_table else None
+    if replay_tables is not None:
+        replay_tables.table()  # opened at start-up; a folder that refuses it does not stop the worker
 
     async def remember_token(token_id: str, expires: datetime) -> bool:
         """The replay check every worker shares: the host table, or the database table replicas share. When the
-        host table has no room, or storage fails, the next one down answers (counted and logged): the verifier's
-        per-process check stands alone only when storage fails too, and decision support never waits on it."""
+        host table has no room or cannot be opened, or storage fails, the next one down answers (counted and
+        logged): the verifier's per-process check stands alone only when storage fails too, and decision support
+        never waits on it."""
+        replay_table = replay_tables.table() if replay_tables is not None else None
         if replay_table is not None:
             now = clock()
             seen = replay_table.remember(token_id, int(expires.timestamp()), int(now.timestamp()))
             if seen is not None:
                 return seen
             metrics.replay_fallbacks.labels("host-table-full").inc()
+        elif replay_tables is not None:
+            metrics.replay_fallbacks.labels("host-table-unavailable").inc()
         try:
             return await asyncio.to_thread(store.remember_token, token_id, expires)
         except SQLAlchemyError as error:
@@ -179,8 +185,8 @@ def create_app(
             watcher.cancel()
         await asyncio.to_thread(decisions.flush)  # a worker stopping leaves nothing behind when it can
         spool.close()
-        if replay_table is not None:
-            replay_table.close()
+        if replay_tables is not None:
+            replay_tables.close()
         await client.aclose()
         engine.dispose()
 

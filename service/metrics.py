@@ -46,8 +46,8 @@ class Metrics:
         )
         self.replay_fallbacks = Counter(
             "mscc_replay_check_fallbacks",
-            "JWT replay checks that fell back: to the database when the host table had no room, to this process "
-            "alone when storage was unavailable",
+            "JWT replay checks that fell back: to the database when the host table had no room or could not be "
+            "opened, to this process alone when storage was unavailable",
             ["reason"],
             registry=self.registry,
         )

@@ -8,20 +8,28 @@ database table instead (`MSCC_REPLAY_CHECK=database`, the default with PostgreSQ
 Slots are found by linear probing from the hash; a slot whose token has expired is free again. When a run of
 `MAX_PROBES` slots is all live tokens (a table far fuller than its sizing), `remember` answers None and the
 caller falls back to the database table: never a replay let through, never a token refused for want of room.
+
+`HostReplayTableOpener` opens the file for a worker, and again later when it could not (a read-only folder when
+the worker started): the worker starts and answers meanwhile, with the database check.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import mmap
 import os
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 SLOT = struct.Struct("<QQ")  # token hash (0: empty), expiry in Unix seconds
 DEFAULT_SLOTS = 1 << 21  # 32 MiB; at 1,000 calls a second, 5-minute tokens fill 15% of it
 MAX_PROBES = 64
+RETRY_SECONDS = 5.0  # how often a worker tries again to open a table it could not open
+log = logging.getLogger("service.replay")
 
 
 class HostReplayTable:
@@ -70,3 +78,30 @@ class HostReplayTable:
     def close(self) -> None:
         self._map.close()
         os.close(self._fd)
+
+
+class HostReplayTableOpener:
+    """The host table of this worker, or None while its file cannot be opened (tried again every RETRY_SECONDS)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._table: HostReplayTable | None = None
+        self._next_try = 0.0
+
+    def table(self) -> HostReplayTable | None:
+        if self._table is None and self._clock() >= self._next_try:
+            try:
+                self._table = HostReplayTable(self.path)
+            except OSError as error:
+                self._next_try = self._clock() + RETRY_SECONDS
+                log.warning(
+                    "host replay table cannot be opened: the database check answers until it can",
+                    extra={"fields": {"error": type(error).__name__, "retry_seconds": RETRY_SECONDS}},
+                )
+        return self._table
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table = None

@@ -399,3 +399,21 @@ def test_the_sandbox_public_key_loads_as_an_out_of_band_key(tmp_path: Path) -> N
     issuer = IssuerRegistry.load(path).get("https://sandbox.cds-hooks.org")
     assert issuer is not None
     assert issuer.has_key(sandbox["keys"][0]["kid"])
+
+
+def test_a_host_table_that_cannot_be_opened_does_not_stop_the_worker(
+    secure_client, tmp_path: Path, signer: Signer, database_url: str
+) -> None:
+    """A worker (re)started while the folder beside the SQLite file refuses the replay table still starts and
+    answers; the database table refuses replays meanwhile, and the fallback is counted."""
+    Path(database_url.removeprefix("sqlite:///") + ".replay").mkdir()  # a directory where the file should go
+    with secure_client(issuers_file(tmp_path / "issuers.yaml", signer)) as client:
+        token = signer.token()
+        body = hook_request("01-mscc-breast-cancer-leg-weakness")
+        answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+        assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
+        client.app.state.runtime.verifier._seen_jti.clear()  # type: ignore[attr-defined]  # as another worker
+        assert call(client, token, body) == (401, "the token's jti was already used")
+        metrics = client.get("/metrics").text
+        assert 'mscc_replay_check_fallbacks_total{reason="host-table-unavailable"} 2.0' in metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.cdshooks.replay import HostReplayTable
+from service.cdshooks.replay import RETRY_SECONDS, HostReplayTable, HostReplayTableOpener
 
 
 def test_a_token_id_is_recorded_once_and_refused_while_it_lives(tmp_path: Path) -> None:
@@ -37,3 +37,24 @@ def test_a_full_run_of_slots_says_so_and_expired_slots_are_free_again(tmp_path: 
 def test_a_table_sized_otherwise_starts_afresh(tmp_path: Path) -> None:
     HostReplayTable(tmp_path / "replay.table", slots=8).remember("iss|a", 200, 100)
     assert HostReplayTable(tmp_path / "replay.table", slots=16).remember("iss|a", 200, 100) is True
+
+
+def test_a_table_that_cannot_be_opened_is_tried_again_later(tmp_path: Path, monkeypatch) -> None:
+    """A folder that refuses the file (here: a directory stands where the file goes) gives None, not an error;
+    the opener tries again once RETRY_SECONDS have passed, and then serves the table."""
+    now = [0.0]
+    path = tmp_path / "replay.table"
+    path.mkdir()
+    monkeypatch.setattr("service.cdshooks.replay.DEFAULT_SLOTS", 8)
+    opener = HostReplayTableOpener(path, clock=lambda: now[0])
+    assert opener.table() is None
+    path.rmdir()
+    now[0] = RETRY_SECONDS / 2
+    assert opener.table() is None  # not yet tried again
+    assert not path.exists()
+    now[0] = RETRY_SECONDS
+    table = opener.table()
+    assert table is not None
+    assert table.remember("iss|a", 200, 100) is True
+    assert opener.table() is table
+    opener.close()
