@@ -114,14 +114,15 @@ class DecisionSpool:
                 os.close(self._fd)
                 self._fd = None
 
-    def _reject(self, line: str) -> None:
+    def _reject(self, line: bytes) -> None:
         """Keep a row the database refuses for good beside the spool, and say so (its id, never its content)."""
-        with (self.folder / REJECTED).open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with (self.folder / REJECTED).open("ab") as handle:
+            handle.write(line + b"\n")
         try:
-            decision_id = json.loads(line).get("id")
+            parsed = json.loads(line)
         except ValueError:
-            decision_id = None
+            parsed = None
+        decision_id = parsed.get("id") if isinstance(parsed, dict) else None
         log.error(
             "spooled decision row refused by the database; kept in the rejected file",
             extra={"fields": {"decision_id": decision_id}},
@@ -168,7 +169,7 @@ class DecisionSpool:
 
     def _drain_file(self, path: Path, store: Store) -> tuple[int, bool]:
         try:
-            handle = path.open("r+", encoding="utf-8")
+            handle = path.open("r+b")
         except FileNotFoundError:
             return 0, True
         with handle:
@@ -176,7 +177,9 @@ class DecisionSpool:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return 0, True  # another process is draining it
-            lines = [line for line in handle.read().splitlines() if line.strip()]
+            # Split on newlines only: orjson writes U+2028 and U+0085 as they are, and `splitlines` would cut a
+            # row that holds one in two (both then refused as not rows).
+            lines = [line for line in handle.read().split(b"\n") if line.strip()]
             done = 0
             for start in range(0, len(lines), BATCH_ROWS):
                 batch = lines[start : start + BATCH_ROWS]
@@ -191,7 +194,7 @@ class DecisionSpool:
             elif done:
                 handle.seek(0)
                 handle.truncate()
-                handle.write("".join(line + "\n" for line in lines[done:]))
+                handle.write(b"".join(line + b"\n" for line in lines[done:]))
                 handle.flush()
                 os.fsync(handle.fileno())
         if _owner(path) == self.pid:
@@ -200,7 +203,7 @@ class DecisionSpool:
                 self._first_append.pop(path, None)
         return done, complete
 
-    def _write_batch(self, lines: list[str], store: Store) -> None:
+    def _write_batch(self, lines: list[bytes], store: Store) -> None:
         """One transaction for the batch; a row the database refuses for good is found one by one and set aside.
         A storage outage raises SQLAlchemyError."""
         rows: list[tuple[dict[str, Any], str]] = []

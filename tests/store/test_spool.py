@@ -126,6 +126,17 @@ def test_a_row_the_database_refuses_for_good_is_set_aside_and_reported_never_dro
     assert any(getattr(r, "fields", {}).get("decision_id") == broken.id for r in caplog.records)
 
 
+def test_a_row_holding_a_line_separator_character_is_one_row(tmp_path: Path, store: Store) -> None:
+    """orjson writes U+2028, U+2029 and U+0085 as they are: the journal splits on newlines only."""
+    spool = DecisionSpool(tmp_path / "spool")
+    odd = dataclasses.replace(row(), evidence=["Observation/a\u2028b", "Condition/c\u0085d\u2029e"])
+    spool.put(odd)
+    (tmp_path / "spool" / "decisions-999999-0.jsonl").write_text("[1]\n")  # JSON, but not a row
+    assert spool.drain(store) == 2
+    assert store.has_decision(odd.id)
+    assert not (tmp_path / "spool" / "rejected-decisions.jsonl").read_text().count(odd.id)
+
+
 def test_a_killed_worker_loses_no_row_it_journaled(tmp_path: Path, store: Store) -> None:
     """The row is on disk before the answer: SIGKILL a moment later, and the next drainer still writes it."""
     folder = tmp_path / "spool"
