@@ -206,7 +206,7 @@ class DecisionSpool:
     def _write_batch(self, lines: list[bytes], store: Store) -> None:
         """One transaction for the batch; a row the database refuses for good is found one by one and set aside.
         A storage outage raises SQLAlchemyError."""
-        rows: list[tuple[dict[str, Any], str]] = []
+        rows: list[tuple[dict[str, Any], bytes]] = []
         for line in lines:
             try:
                 rows.append((_decode(line), line))
