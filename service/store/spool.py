@@ -8,6 +8,8 @@ the database counts as written (insert-or-ignore on its id), so a row is never s
 
 Files are `decisions-<pid>-<n>.jsonl`. A worker appends only to its newest file and drains only its own closed
 files and the files of workers that are no longer running (an exclusive lock keeps two drainers off one file).
+When storage fails partway through a file, the rows left are written beside it and renamed over it: a crash
+during a drain leaves either the whole file or the rest, never a cut one.
 Without `MSCC_DECISION_FSYNC`, an append survives a crash of the process but not of the machine; the database
 has the row within the flush interval.
 """
@@ -177,6 +179,9 @@ class DecisionSpool:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return 0, True  # another process is draining it
+            if not _still_named(path, handle.fileno()):
+                return 0, True  # drained meanwhile, or replaced by what another drain left: the next drain takes it
+            _partial(path).unlink(missing_ok=True)  # left by a drain killed before its rename: the file holds it all
             # Split on newlines only: orjson writes U+2028 and U+0085 as they are, and `splitlines` would cut a
             # row that holds one in two (both then refused as not rows).
             lines = [line for line in handle.read().split(b"\n") if line.strip()]
@@ -192,11 +197,7 @@ class DecisionSpool:
             if complete:
                 path.unlink(missing_ok=True)  # under the lock: nobody appends to a closed or dead worker's file
             elif done:
-                handle.seek(0)
-                handle.truncate()
-                handle.write(b"".join(line + b"\n" for line in lines[done:]))
-                handle.flush()
-                os.fsync(handle.fileno())
+                _replace(path, b"".join(line + b"\n" for line in lines[done:]))
         if _owner(path) == self.pid:
             self.unwritten = max(0, self.unwritten - done)
             if complete:
@@ -222,6 +223,45 @@ class DecisionSpool:
                 store.write_decision_rows([row])
             except (IntegrityError, DataError):
                 self._reject(line)  # the database will never take it: kept apart, reported, not retried
+
+
+def _partial(path: Path) -> Path:
+    """Where a partly drained file's remaining rows are written before they replace it (not a journal name)."""
+    return path.with_name(path.name + ".partial")
+
+
+def _replace(path: Path, remaining: bytes) -> None:
+    """Put the rows a drain left in place of the file, atomically: written and synced beside it, then renamed over
+    it, so a crash at any moment leaves either the whole old file or the new one (truncating in place and writing
+    again lost every row left whenever the process died in between)."""
+    partial = _partial(path)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(remaining)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename durable (POSIX: the directory entry is only on disk once the directory is synced)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _still_named(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd`: a drain may have removed or replaced it meanwhile."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _next_sequence(folder: Path, pid: int) -> int:

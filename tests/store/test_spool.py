@@ -3,6 +3,7 @@ silently: through a storage outage, a full disk, a killed worker and rows the da
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from service.config import PROJECT_ROOT
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionRecord
-from service.store.spool import DecisionSpool
+from service.store.spool import BATCH_ROWS, DecisionSpool
 from tests.helpers import decision_record, hook_request
 
 URL = "/cds-services/mscc-patient-view"
@@ -159,6 +160,66 @@ def test_a_killed_worker_loses_no_row_it_journaled(tmp_path: Path, store: Store)
     assert child.returncode == -signal.SIGKILL
     assert DecisionSpool(folder).drain(store) == 1
     assert store.has_decision(record.id)
+
+
+class _Killed(BaseException):
+    """The process dies here: nothing after this step runs (only the files it left count)."""
+
+
+def _drain_killed_at(step: int, folder: Path, store: Store, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Drain a journal of 520 rows while storage takes only the first batch, the process dying just before its
+    `step`-th file-system change; returns how many changes the drain made (when it was not killed first)."""
+    spool = DecisionSpool(folder)
+    for _ in range(BATCH_ROWS + 20):
+        spool.put(row())
+    real_write = store.write_decision_rows
+    batches = 0
+
+    def first_batch_only(rows: list[dict[str, object]]) -> None:
+        nonlocal batches
+        batches += 1
+        if batches > 1:
+            down()
+        real_write(rows)
+
+    changes = 0
+
+    def dies_at_step(call):  # type: ignore[no-untyped-def]
+        def changed(*args: object, **kwargs: object) -> object:
+            nonlocal changes
+            changes += 1
+            if changes == step:
+                raise _Killed
+            return call(*args, **kwargs)
+
+        return changed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "write_decision_rows", first_batch_only)
+        for name in ("write", "ftruncate", "truncate", "replace", "rename", "unlink", "fsync"):
+            patch.setattr(os, name, dies_at_step(getattr(os, name)))
+        with contextlib.suppress(_Killed):
+            spool.drain(store)
+    spool.close()
+    return changes
+
+
+def test_a_drain_killed_at_any_step_loses_no_row(tmp_path: Path, store: Store, monkeypatch) -> None:
+    """Storage fails partway through a file, so the drain must rewrite the rows left; the process is killed before
+    each file-system change of that drain in turn, and the next drainer still writes every row exactly once."""
+    steps = _drain_killed_at(0, tmp_path / "calibrate", store, monkeypatch)
+    assert steps >= 3  # at least: write the rows left, sync them, put them in place
+    for step in range(1, steps + 1):
+        engine = make_engine(f"sqlite:///{tmp_path / f'db-{step}.sqlite3'}")
+        migrate(engine)
+        fresh = Store(engine)
+        folder = tmp_path / f"spool-{step}"
+        _drain_killed_at(step, folder, fresh, monkeypatch)
+        next_worker = DecisionSpool(folder)  # same pid, next file: the killed drain's files are its own closed ones
+        next_worker.drain(fresh)
+        assert fresh.count()["decisions"] == BATCH_ROWS + 20, f"killed before change {step}"
+        assert next_worker.pending() == 0
+        assert not list(folder.glob("*.partial")), f"killed before change {step}: a partial file was left"
 
 
 def test_the_answer_path_writes_nothing_to_the_database(make_app, tmp_path: Path) -> None:
