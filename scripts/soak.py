@@ -13,6 +13,7 @@ It prints the figures, and exits 1 when a check fails.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,7 @@ class Tally:
     feedback: Counter[str] = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)
     answered: int = 0
+    cards: list[str] = field(default_factory=list)  # the card of every call answered 200
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -93,6 +95,8 @@ def client_loop(base: str, signer: Signer, stop: threading.Event, tally: Tally) 
             if not cards:
                 continue
             card = cards[0]
+            with tally.lock:
+                tally.cards.append(card["uuid"])
             item = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-25T10:00:00Z",
                     "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]}  # fmt: skip
             try:  # at once: the decision row may not be written yet, and storage may be down
@@ -179,7 +183,11 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
     with engine.connect() as connection:
         decisions = connection.execute(text("SELECT count(*) FROM decisions")).scalar_one()
         stored = {row[0] for row in connection.execute(text("SELECT card_uuid FROM feedback"))}
+        decided = {row[0] for row in connection.execute(text("SELECT card_uuid FROM decisions"))}
     engine.dispose()
+    rejected_file = work / "spool" / "rejected-decisions.jsonl"
+    rejected = len(rejected_file.read_bytes().splitlines()) if rejected_file.exists() else 0
+    missing = [card for card in tally.cards if card not in decided]
     lost = [card for card in tally.acknowledged if card not in stored]
     server_errors = sum(n for status, n in tally.hooks.items() if status.startswith("5"))
     dropped = sum(n for status, n in tally.hooks.items() if status.startswith("connection error"))
@@ -193,6 +201,10 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
     # was killed may have its row too, though its answer never arrived: at most one per such call.
     if not tally.answered <= decisions <= tally.answered + dropped:
         problems.append(f"{tally.answered} hook calls answered 200 but {decisions} decision rows are stored")
+    if missing:
+        problems.append(f"{len(missing)} answered cards have no decision row, e.g. {missing[:5]}")
+    if rejected:
+        problems.append(f"{rejected} decision rows were refused by the database (see {rejected_file})")
     figures = {
         "phase": phase.name,
         "hook calls": sum(tally.hooks.values()),
@@ -201,6 +213,7 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
         "feedback answers": dict(sorted(tally.feedback.items())),
         "feedback acknowledged / stored": f"{len(tally.acknowledged)} / {len(tally.acknowledged) - len(lost)}",
         "decision rows expected / stored": f"{tally.answered} / {decisions}",
+        "answered cards without a row": len(missing),
     }
     return figures, problems
 
@@ -255,8 +268,8 @@ def main() -> int:
     print(f"soak: {CLIENTS} clients, {PHASE_SECONDS:.0f} s a phase, serve --workers 2, production mode (signed JWTs)")
     failures: list[str] = []
     results: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="mscc-soak-") as tmp:
-        work = Path(tmp)
+    work = Path(tempfile.mkdtemp(prefix="mscc-soak-"))
+    try:
         os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data folder inside
         sqlite_dir = work / "sqlite"
         sqlite_dir.mkdir()
@@ -298,6 +311,14 @@ def main() -> int:
             failures += [f"{phase.name}: {p}" for p in problems]
             if phase.name == "PostgreSQL":
                 stop()  # type: ignore[operator]
+    except BaseException:
+        failures.append("the soak stopped on an error")
+        raise
+    finally:
+        if failures:  # the server logs, the spool and any refused rows, for a post-mortem
+            print(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print()
     for figures in results:
         for key, value in figures.items():
