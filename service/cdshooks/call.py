@@ -17,14 +17,14 @@ from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.display import UTC_ZONE
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
 from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts, order_notes
-from service.cdshooks.prefetch import PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
+from service.cdshooks.prefetch import Keep, PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
 from service.errors import BadRequest, PreconditionFailed, SearchRefused, field_errors
 from service.fhir.dates import parse_fhir_time
 from service.fhir.record import build_record
-from service.fhir.validate import InputIssue, ValidateOnce
+from service.fhir.validate import VALIDATED_TYPES, InputIssue, ValidateOnce
 
 EVALUATION_TIME_EXTENSION = "org.mscc-cds.evaluation-time"
 RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
@@ -108,6 +108,17 @@ async def _fetch_or_fall_back(
     return fetched | {k: {"resourceType": "Bundle", "type": "searchset"} for k in queries if k not in wide}
 
 
+def readable_by_rules(ruleset: RuleSet) -> Keep:
+    """What build_record would read of a raw resource: a validated type whose codes a rule reads. Applied as the
+    prefetch is read, it keeps the rest out of every list (the same test, only earlier)."""
+    relevant = ruleset.relevant
+
+    def keep(resource: dict[str, Any]) -> bool:
+        return resource.get("resourceType") in VALIDATED_TYPES and relevant(resource)
+
+    return keep
+
+
 @cache
 def _types_under_several_keys(templates: tuple[str, ...]) -> frozenset[str]:
     counts = Counter(t.split("?", 1)[0].split("/", 1)[0] for t in templates)
@@ -140,6 +151,7 @@ async def _complete_prefetch(
     prefetch: PrefetchResult,
     fetch: Fetch | None,
     bases: dict[str, str],
+    keep: Keep,
 ) -> tuple[list[str], list[str]]:
     """Fetch the keys the EHR did not send. Required keys that stay missing are a 412; optional ones are named
     in the response (`unavailable`) and the rules run without them (the safe side: an MRI is still offered)."""
@@ -167,7 +179,7 @@ async def _complete_prefetch(
         return [], list(prefetch.missing)
     for key, value in fetched.items():
         try:
-            resources, aliases, problems = resources_of(value, key)
+            resources, aliases, problems = resources_of(value, key, keep)
         except Unreadable as error:
             prefetch.problems.append(error.issue)
             continue
@@ -192,9 +204,10 @@ async def answer_call(
     if request.hook != service.hook:
         raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
     context = read_context(request)
-    prefetch = read_prefetch(service.prefetch, request.prefetch)
+    keep = readable_by_rules(ruleset)
+    prefetch = read_prefetch(service.prefetch, request.prefetch, keep)
     bases = ruleset.prefetch_bases.get(service.id, {})
-    fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases)
+    fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases, keep)
     data_ready = time.perf_counter()
     drafts = _draft_order_resources(context)
     validator = ValidateOnce()

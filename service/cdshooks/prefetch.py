@@ -7,7 +7,7 @@ fetched from the FHIR server, or the call answered 412.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +53,20 @@ def render_query(template: str, context: Mapping[str, Any]) -> str | None:
     return None if failed else query
 
 
-def resources_of(value: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], set[str], list[InputIssue]]:
+Keep = Callable[[dict[str, Any]], bool]
+
+
+def resources_of(
+    value: dict[str, Any], key: str, keep: Keep | None = None
+) -> tuple[list[dict[str, Any]], set[str], list[InputIssue]]:
     """The resources in one prefetch value (a resource or a Bundle), the fullUrls of any Patient entries, and the
     entries that could not be read (named, never dropped in silence). Raises Unreadable when the Bundle's entries
-    cannot be read at all."""
+    cannot be read at all. `keep`, when given, leaves out the resources no rule can read as the entries are read
+    (a Patient always stays: its birth date and fullUrl count), so a chart's thousand lab results never reach a
+    list."""
     if value.get("resourceType") != "Bundle":
-        return [value], set(), []
+        kept = keep is None or value.get("resourceType") == "Patient" or keep(value)
+        return ([value] if kept else []), set(), []
     resources: list[dict[str, Any]] = []
     aliases: set[str] = set()
     problems: list[InputIssue] = []
@@ -68,15 +76,24 @@ def resources_of(value: dict[str, Any], key: str) -> tuple[list[dict[str, Any]],
     if not isinstance(entries, list):
         raise Unreadable(InputIssue(f"prefetch.{key}", "Bundle.entry", "must be an array", "set aside"))
     for i, entry in enumerate(entries):
-        where = f"Bundle.entry[{i}]"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
+            where = f"Bundle.entry[{i}]"
             problems.append(InputIssue(f"prefetch.{key}", where, "an entry without a resource object", "set aside"))
             continue
-        if (entry.get("search") or {}).get("mode") == "outcome" or resource.get("resourceType") == "OperationOutcome":
+        kind = resource.get("resourceType")
+        search = entry.get("search")
+        if search is not None and not isinstance(search, dict):
+            where = f"Bundle.entry[{i}].search"
+            problems.append(InputIssue(f"prefetch.{key}", where, "must be an object: the entry is read", "counted"))
+            search = None
+        if kind == "OperationOutcome" or (search is not None and search.get("mode") == "outcome"):
             continue
-        if resource.get("resourceType") == "Patient" and isinstance(entry.get("fullUrl"), str):
-            aliases.add(entry["fullUrl"])
+        if kind == "Patient":
+            if isinstance(entry.get("fullUrl"), str):
+                aliases.add(entry["fullUrl"])
+        elif keep is not None and not keep(resource):
+            continue
         resources.append(resource)
     return resources, aliases, problems
 
@@ -89,8 +106,11 @@ class Unreadable(Exception):
         self.issue = issue
 
 
-def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | None) -> PrefetchResult:
-    """Split the EHR's prefetch into usable resources and the template keys still missing."""
+def read_prefetch(
+    templates: Mapping[str, str], prefetch: Mapping[str, Any] | None, keep: Keep | None = None
+) -> PrefetchResult:
+    """Split the EHR's prefetch into usable resources (those `keep` accepts, when given) and the template keys
+    still missing."""
     result = PrefetchResult()
     sent = prefetch or {}
     for key in templates:
@@ -106,7 +126,7 @@ def read_prefetch(templates: Mapping[str, str], prefetch: Mapping[str, Any] | No
             result.missing.append(key)
             continue
         try:
-            resources, aliases, problems = resources_of(value, key)
+            resources, aliases, problems = resources_of(value, key, keep)
         except Unreadable as error:  # never read as "no data": fetched instead, or a 412
             result.problems.append(error.issue)
             result.missing.append(key)

@@ -191,6 +191,22 @@ def test_malformed_prefetch_is_named_in_the_answer_never_read_as_no_data(client:
     } in issues
 
 
+def test_an_entry_whose_search_is_not_an_object_still_counts(client: TestClient) -> None:
+    """Seen as a 500 before: `search` must be an object, and a string there says nothing about the resource."""
+    body = hook_request("01-mscc-breast-cancer-leg-weakness")
+    for entry in body["prefetch"]["observations"]["entry"]:
+        entry["search"] = "match"
+    answer = client.post(URL, json=body)
+    assert answer.status_code == 200
+    assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]  # the weakness was read
+    issues = answer.json()["extension"]["org.mscc-cds.evaluation"]["inputIssues"]
+    assert {
+        "resource": "prefetch.observations",
+        "location": "Bundle.entry[0].search",
+        "outcome": "counted",
+    }.items() <= issues[0].items()
+
+
 def test_a_key_written_twice_is_refused_never_the_last_one_silently(client: TestClient) -> None:
     """A second patientId would otherwise switch the patient."""
     text = json.dumps(hook_request("01-mscc-breast-cancer-leg-weakness"))

@@ -72,3 +72,32 @@ def test_entries_without_a_resource_object_are_skipped_and_named() -> None:
     result = read_prefetch(TEMPLATES, {"conditions": bundle, "observations": None})
     assert result.resources == [CONDITION]
     assert [p.location for p in result.problems] == ["Bundle.entry[0]", "Bundle.entry[1]"]
+
+
+def test_an_entry_whose_search_is_not_an_object_is_read_and_named() -> None:
+    """`search` must be an object; a malformed one says nothing about the resource, so it is read (never a 500)."""
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": CONDITION, "search": "match"}]}
+    result = read_prefetch(TEMPLATES, {"conditions": bundle, "observations": None})
+    assert result.resources == [CONDITION]
+    assert [(p.location, p.outcome) for p in result.problems] == [("Bundle.entry[0].search", "counted")]
+
+
+def test_resources_no_rule_reads_are_left_out_as_entries_are_read_and_patients_are_kept() -> None:
+    keep = {"c-keep", "o-keep"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "Condition", "id": "c-keep"}},
+            {"resource": {"resourceType": "Condition", "id": "c-drop"}},
+            {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1"}},
+        ],
+    }
+    result = read_prefetch(
+        TEMPLATES,
+        {"conditions": bundle, "observations": {"resourceType": "Observation", "id": "o-drop"}},
+        keep=lambda resource: resource.get("id") in keep,
+    )
+    assert [r["id"] for r in result.resources] == ["c-keep", "p1"]
+    assert result.aliases == {"urn:uuid:p1"}
+    assert result.read == ["conditions", "observations"]  # a key whose resources were all left out was still read
