@@ -16,7 +16,9 @@ URL = "/cds-services/mscc-patient-view"
 BASE = hook_request("01-mscc-breast-cancer-leg-weakness")
 ANSWERS = {200, 400, 412, 422}
 
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8))
+json_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+)
 json_value = st.recursive(
     json_scalar,
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
@@ -54,4 +56,24 @@ def test_odd_bundle_shapes_never_give_a_500(
     assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
     bundle[field] = replaced  # now the Bundle itself is odd: a CDS Hooks answer all the same
     answer = client.post(URL, json=body)
+    assert answer.status_code in ANSWERS, answer.text
+
+
+ORDER_SIGN = hook_request("14-order-sign-lumbar-xray-in-myeloma")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.lists(odd_entry, max_size=4), field=bundle_field, replaced=st.one_of(st.none(), json_value))
+def test_odd_draft_order_bundles_never_give_a_500(
+    client: TestClient, extra: list[Any], field: str, replaced: Any
+) -> None:
+    """The same for order-sign's `draftOrders`: the draft that matches still gets its card."""
+    body = copy.deepcopy(ORDER_SIGN)
+    drafts = body["context"]["draftOrders"]
+    drafts["entry"] = [*drafts["entry"], *extra]
+    answer = client.post("/cds-services/mscc-order-sign", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cards"], "the lumbar X-ray draft in myeloma no longer gives its card"
+    drafts[field] = replaced
+    answer = client.post("/cds-services/mscc-order-sign", json=body)
     assert answer.status_code in ANSWERS, answer.text
