@@ -30,6 +30,7 @@ class Behaviour:
     evil_next: str | None = None
     jwks: dict[str, Any] | None = None
     filters: str = "honour"  # "honour" the search filters, "ignore" them (send all), or "refuse" them (400)
+    bundle_overrides: dict[str, Any] = field(default_factory=dict)  # fields set in every searchset page (odd shapes)
     seen: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -121,7 +122,7 @@ class _Handler(FhirJsonHandler):
                         "url": f"{base}/fhir/{parts[1]}?{search}&_count={size}&_offset={offset + size}",
                     }
                 )
-            self._send(200, bundle)
+            self._send(200, {**bundle, **behaviour.bundle_overrides})
             return
         self._send(404, {"resourceType": "OperationOutcome", "issue": []})
 

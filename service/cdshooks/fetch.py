@@ -60,18 +60,16 @@ class FhirFetcher:
         body = await self._get(f"{base}/{query.lstrip('/')}", headers)
         if body["resourceType"] != "Bundle":
             return body
-        entries = list(body.get("entry") or [])
+        entries = _entries(body)
         for _ in range(self.max_pages - 1):
-            next_url = next(
-                (link.get("url") for link in body.get("link") or [] if link.get("relation") == "next"), None
-            )
-            if not isinstance(next_url, str):
+            next_url = _next_url(body)
+            if next_url is None:
                 break
             inside = normalise_base(next_url).startswith(base + "/") or next_url.startswith(base + "?")
             if not inside or _has_dot_segments(next_url):
                 raise PreconditionFailed("the FHIR server's next link leaves the allowed server")
             body = await self._get(next_url, headers)
-            entries.extend(body.get("entry") or [])
+            entries.extend(_entries(body))
         else:
             raise PreconditionFailed(f"the search needs more than {self.max_pages} pages")
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
@@ -99,6 +97,30 @@ class FhirFetcher:
             self.fail("bad_answer")
             raise
         return dict(zip(queries, results, strict=True))
+
+
+def _entries(page: dict[str, Any]) -> list[Any]:
+    """A search page's entries. One that is not an array cannot be read, and is never taken for "no data"."""
+    entries = page.get("entry")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise PreconditionFailed("the FHIR server's Bundle.entry is not an array")
+    return entries
+
+
+def _next_url(page: dict[str, Any]) -> str | None:
+    """The page's `next` link, None on the last page. Links that cannot be read are refused: the pages after them
+    would be lost in silence."""
+    links = page.get("link")
+    if links is None:
+        return None
+    if not isinstance(links, list) or not all(isinstance(link, dict) for link in links):
+        raise PreconditionFailed("the FHIR server's Bundle.link is not an array of objects")
+    url = next((link.get("url") for link in links if link.get("relation") == "next"), None)
+    if url is not None and not isinstance(url, str):
+        raise PreconditionFailed("the FHIR server's next link has no URL")
+    return url
 
 
 def _has_dot_segments(url: str) -> bool:

@@ -240,3 +240,28 @@ def test_a_prefetch_the_ehr_could_not_run_is_fetched_with_the_base_query(app_for
         answer = client.post(URL, json=body)
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
         assert "/fhir/Observation?patient=p01" in [s["path"] for s in behaviour.seen]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"entry": 5},
+        {"entry": "abc"},
+        {"entry": {"resource": {}}},
+        {"link": 3},
+        {"link": ["next"]},
+        {"link": [{"relation": "next", "url": 7}]},
+        {"link": {"relation": "next"}},
+    ],
+    ids=repr,
+)
+def test_a_search_answer_of_odd_shape_is_a_412_never_a_500_nor_no_data(app_for, overrides: dict) -> None:
+    """The FHIR server is outside input too (seen as 500s): entries or links that cannot be read mean the data is
+    not had, never "no data" and never the first page alone."""
+    with (
+        running_fhir_server(Behaviour(bundle_overrides=overrides)) as (base, _),
+        app_for([base + "/fhir"]) as client,
+    ):
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+        assert answer.status_code == 412, answer.text
+        assert "the FHIR server's" in answer.json()["message"]
