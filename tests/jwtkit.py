@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
+from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 ISS = "https://ehr.example.org"
 BASE_URL = "https://cds.example.org"
@@ -41,6 +43,18 @@ class Signer:
         }
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode(header, claims, self.key, algorithms=[self.alg])
+
+    def raw_token(self, header: dict[str, Any], claims: dict[str, Any]) -> str:
+        """A token signed as given, with a header the library would refuse to write (a `kid` that is a number, a
+        `crit` that is not an array): what a broken or hostile client can send."""
+        signing_input = f"{json_b64encode(header).decode()}.{json_b64encode(claims).decode()}".encode()
+        algorithm = JWSRegistry(algorithms=[self.alg]).get_alg(self.alg)
+        return f"{signing_input.decode()}.{urlsafe_b64encode(algorithm.sign(signing_input, self.key)).decode()}"
+
+    def claims(self, service_id: str = "mscc-patient-view") -> dict[str, Any]:
+        now = int(time.time())
+        aud = f"{BASE_URL}/cds-services/{service_id}"
+        return {"iss": ISS, "aud": aud, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
 
 
 def issuers_file(

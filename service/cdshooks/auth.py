@@ -128,6 +128,8 @@ class JwtVerifier:
             raise Unauthorized("the token is not a compact JWS") from None
         if header.get("alg") not in ALGORITHMS:
             raise Unauthorized("the token's alg must be ES384 or RS384")
+        if "crit" in header:  # RFC 7515 4.1.11: extensions the recipient does not understand make the token invalid
+            raise Unauthorized("the token's crit header names extensions this service does not support")
         if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
             raise Unauthorized("the token has no iss claim")
         keys = await self._keys(header, claims["iss"])

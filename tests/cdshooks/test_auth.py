@@ -103,6 +103,25 @@ def test_alg_none_and_hmac_are_refused(client: TestClient, signer: Signer) -> No
     assert call(client, hmac)[0] == 401
 
 
+def test_a_hand_signed_token_is_accepted_so_the_odd_header_tests_below_mean_something(
+    client: TestClient, signer: Signer
+) -> None:
+    assert call(client, signer.raw_token({"alg": signer.alg, "kid": signer.kid}, signer.claims()))[0] == 200
+
+
+@pytest.mark.parametrize("field", ["crit", "kid", "jku", "typ", "x5u", "cty"])
+@pytest.mark.parametrize("value", [5, [1], {"a": 1}, None, 1.5, True, ["exp"]], ids=repr)
+def test_a_header_field_of_any_type_is_a_401_or_accepted_never_a_500(
+    client: TestClient, signer: Signer, field: str, value: object
+) -> None:
+    """Seen: a `crit` that is not an array of strings raised a TypeError in the JOSE library (a 500)."""
+    header = {"alg": signer.alg, "kid": signer.kid, field: value}
+    status, message = call(client, signer.raw_token(header, signer.claims()))
+    assert status in (200, 401), message
+    if field == "crit":  # RFC 7515 4.1.11: no extension is understood here, so any crit makes the token invalid
+        assert (status, message) == (401, "the token's crit header names extensions this service does not support")
+
+
 def test_a_replayed_jti_is_refused(client: TestClient, signer: Signer) -> None:
     token = signer.token()
     assert call(client, token)[0] == 200
