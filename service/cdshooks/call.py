@@ -114,7 +114,8 @@ def readable_by_rules(ruleset: RuleSet) -> Keep:
     relevant = ruleset.relevant
 
     def keep(resource: dict[str, Any]) -> bool:
-        return resource.get("resourceType") in VALIDATED_TYPES and relevant(resource)
+        kind = resource.get("resourceType")
+        return isinstance(kind, str) and kind in VALIDATED_TYPES and relevant(resource)
 
     return keep
 

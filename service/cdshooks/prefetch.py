@@ -82,6 +82,12 @@ def resources_of(
             problems.append(InputIssue(f"prefetch.{key}", where, "an entry without a resource object", "set aside"))
             continue
         kind = resource.get("resourceType")
+        if not isinstance(kind, str):
+            where = f"Bundle.entry[{i}].resource.resourceType"
+            problems.append(
+                InputIssue(f"prefetch.{key}", where, "must be a string: the resource is not read", "set aside")
+            )
+            continue
         search = entry.get("search")
         if search is not None and not isinstance(search, dict):
             where = f"Bundle.entry[{i}].search"

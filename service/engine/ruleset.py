@@ -106,7 +106,8 @@ class RuleSet:
         criterion reads every resource of its type. It runs on every resource of a prefetch, before validation,
         so the answer for each (system, code) pair as sent is remembered: a chart's thousand glucose results
         cost one value-set lookup and a thousand dictionary reads."""
-        if resource.get("resourceType") in self.fhirpath_types:
+        kind = resource.get("resourceType")
+        if isinstance(kind, str) and kind in self.fhirpath_types:
             return True
         known = self._relevant_codings
         for concept in (resource.get("code"), resource.get("valueCodeableConcept"), resource.get("procedureCode")):

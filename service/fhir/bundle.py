@@ -74,6 +74,9 @@ def read_patient_bundle(raw: Any) -> PatientBundle:
         if unknown:
             problems.append((where, f"unknown entry fields: {', '.join(sorted(unknown))}"))
         resource = entry["resource"]
+        if not isinstance(resource.get("resourceType"), str):
+            problems.append((f"{where}.resource.resourceType", "must be a string"))
+            continue
         if resource.get("resourceType") == "Patient":
             if not isinstance(resource.get("id"), str):
                 problems.append((f"{where}.resource.id", "the Patient needs an id"))

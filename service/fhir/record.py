@@ -442,7 +442,8 @@ def build_record(
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
             _read_birth(record, raw, patient_refs)
             continue
-        if not isinstance(raw, dict) or raw.get("resourceType") not in VALIDATED_TYPES:
+        kind = raw.get("resourceType") if isinstance(raw, dict) else None
+        if not isinstance(kind, str) or kind not in VALIDATED_TYPES:
             continue
         if relevant is not None and not relevant(raw):
             continue

@@ -101,3 +101,14 @@ def test_resources_no_rule_reads_are_left_out_as_entries_are_read_and_patients_a
     assert [r["id"] for r in result.resources] == ["c-keep", "p1"]
     assert result.aliases == {"urn:uuid:p1"}
     assert result.read == ["conditions", "observations"]  # a key whose resources were all left out was still read
+
+
+@pytest.mark.parametrize("kind", [[], ["Observation"], {"a": 1}, 5, None], ids=repr)
+def test_a_resource_whose_type_is_not_a_string_is_named_and_not_read(kind: object) -> None:
+    """Seen as a 500 on the hook path; it may have been meant as a warning sign, so it is named, never dropped."""
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": kind}}, {"resource": CONDITION}]}
+    result = read_prefetch(TEMPLATES, {"conditions": bundle, "observations": None}, keep=lambda _: True)
+    assert result.resources == [CONDITION]
+    assert [(p.location, p.outcome) for p in result.problems] == [
+        ("Bundle.entry[0].resource.resourceType", "set aside")
+    ]

@@ -29,7 +29,13 @@ odd_entry = st.one_of(
     st.fixed_dictionaries(
         {},
         optional={
-            "resource": st.one_of(json_value, st.just({"resourceType": "Patient", "id": "p01"})),
+            "resource": st.one_of(
+                json_value,
+                st.just({"resourceType": "Patient", "id": "p01"}),
+                st.fixed_dictionaries(
+                    {"resourceType": json_value}, optional={"code": json_value, "subject": json_value}
+                ),
+            ),
             "search": st.one_of(json_value, st.just({"mode": "outcome"}), st.just({"mode": "include"})),
             "fullUrl": json_value,
         },

@@ -16,6 +16,7 @@ def test_only_resources_a_rule_can_read_are_relevant(ruleset) -> None:
     assert ruleset.relevant(weakness)
     assert ruleset.relevant(symptom)
     assert not ruleset.relevant(uncoded)
+    assert ruleset.relevant({**weakness, "resourceType": ["Observation"]})  # no TypeError: the codes still speak
     assert ruleset.fhirpath_types == frozenset()
 
 

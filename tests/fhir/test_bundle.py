@@ -39,6 +39,10 @@ def test_without_a_patient_the_single_subject_is_the_patient() -> None:
             "Bundle.entry",
         ),
         ({"resourceType": "Bundle", "type": "collection", "entry": []}, "Bundle.entry"),
+        (  # seen as a 500 on /evaluate: a list cannot be looked up in a set of types
+            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": []}}]},
+            "Bundle.entry[0].resource.resourceType",
+        ),
     ],
 )
 def test_bundles_that_name_no_single_patient_or_break_fhir(raw: dict, where: str) -> None:

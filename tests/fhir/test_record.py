@@ -213,3 +213,9 @@ def test_resources_the_rules_do_not_read_are_skipped_silently() -> None:
 def test_a_malformed_status_is_no_status(status: object) -> None:
     record = build_record("p", [obs(status=status), condition(clinicalStatus={"coding": [{"code": 3}]})])
     assert [f.status for f in record.facts] == [None, None]
+
+
+def test_a_resource_whose_type_is_not_a_string_is_not_read_and_does_not_raise() -> None:
+    record = build_record("p", [{"resourceType": []}, {"resourceType": {"a": 1}}, {"resourceType": None}])
+    assert record.facts == []  # the Bundle and prefetch readers name such entries
+    assert record.set_aside == []
