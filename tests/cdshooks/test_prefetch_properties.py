@@ -83,3 +83,24 @@ def test_odd_draft_order_bundles_never_give_a_500(
     drafts[field] = replaced
     answer = client.post("/cds-services/mscc-order-sign", json=body)
     assert answer.status_code in ANSWERS, answer.text
+
+
+resource_field = st.sampled_from(
+    ["resourceType", "id", "code", "subject", "status", "clinicalStatus", "verificationStatus", "category",
+     "onsetDateTime", "recordedDate", "effectiveDateTime", "issued", "valueQuantity", "valueCodeableConcept",
+     "valueInteger", "component", "meta", "extension", "abatementDateTime", "effectivePeriod"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.sampled_from(["conditions", "observations"]), index=st.integers(0, 5), field=resource_field, value=json_value
+)
+def test_a_resource_field_of_any_json_type_never_gives_a_500(
+    client: TestClient, key: str, index: int, field: str, value: Any
+) -> None:
+    body = copy.deepcopy(BASE)
+    entries = body["prefetch"][key]["entry"]
+    entries[index % len(entries)]["resource"][field] = value
+    answer = client.post(URL, json=body)
+    assert answer.status_code in ANSWERS, answer.text
