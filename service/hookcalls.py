@@ -3,7 +3,8 @@
 The decision row is journaled on local disk before the answer leaves (the database gets it in the next batch): a
 worker killed a moment later loses nothing it answered, and feedback sent the moment the card arrives finds its
 decision (it writes this worker's journal first, or waits for another's). Every call, answered or refused, is
-counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear.
+counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear. For an answered
+call both happen once the answer has been sent (`Answer.report`): the EHR waits for the journal, not for them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +28,12 @@ from service.rulesource import RuleSource
 from service.store.decisions import DecisionLog, DecisionRecord
 
 log = logging.getLogger("service.hooks")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    outcome: CallOutcome
+    report: Callable[[], None]  # counts and logs the answered call: run it after the answer is sent
 
 
 class HookCalls:
@@ -50,7 +58,9 @@ class HookCalls:
         self.metrics = metrics
         self.salt = patient_hash_salt
 
-    async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> CallOutcome:
+    async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> Answer:
+        """The call's outcome, its decision row journaled; `report` counts and logs it (refusals are counted and
+        logged at once, and raised)."""
         started = time.perf_counter()
         issuer = caller.iss if caller else None
         ruleset = self.rules.current  # one rule set for the whole call, even if a reload swaps it meanwhile
@@ -69,7 +79,7 @@ class HookCalls:
                 fetch=fetch,
             )
         except ServiceError as error:
-            self._count(service.id, error.status_code, started)
+            self._count(service.id, error.status_code, time.perf_counter() - started)
             log_refusal(service.id, error.status_code, error.message)
             raise
         decision_id = self.new_uuid()
@@ -90,28 +100,32 @@ class HookCalls:
             site=ruleset.site.ref if ruleset.site else None,
         )
         await self.decisions.write(record)
-        self._count(service.id, 200, started)
-        lead = record.lead_rule or "none"
-        for answered in outcome.response.cards:
-            self.metrics.cards.labels(lead, answered.indicator).inc()
-        set_aside = self.metrics.count_set_aside(outcome.evaluation.record)
-        log.info(
-            "hook answered",
-            extra={
-                "fields": {
-                    "decision_id": decision_id,
-                    "service": service.id,
-                    "patient": patient,
-                    "cards": [c.indicator for c in outcome.response.cards],
-                    "set_aside": set_aside,
-                    "input_issues": len(outcome.issues),
-                    "not_read": outcome.set_aside_inputs(),
-                    "ms": round((time.perf_counter() - started) * 1000, 1),
-                }
-            },
-        )
-        return outcome
+        seconds = time.perf_counter() - started  # the time to answer, whenever the report runs
 
-    def _count(self, service_id: str, status: int, started: float) -> None:
+        def report() -> None:
+            self._count(service.id, 200, seconds)
+            lead = record.lead_rule or "none"
+            for answered in outcome.response.cards:
+                self.metrics.cards.labels(lead, answered.indicator).inc()
+            set_aside = self.metrics.count_set_aside(outcome.evaluation.record)
+            log.info(
+                "hook answered",
+                extra={
+                    "fields": {
+                        "decision_id": decision_id,
+                        "service": service.id,
+                        "patient": patient,
+                        "cards": [c.indicator for c in outcome.response.cards],
+                        "set_aside": set_aside,
+                        "input_issues": len(outcome.issues),
+                        "not_read": outcome.set_aside_inputs(),
+                        "ms": round(seconds * 1000, 1),
+                    }
+                },
+            )
+
+        return Answer(outcome, report)
+
+    def _count(self, service_id: str, status: int, seconds: float) -> None:
         self.metrics.calls.labels(service_id, str(status)).inc()
-        self.metrics.latency.labels(service_id).observe(time.perf_counter() - started)
+        self.metrics.latency.labels(service_id).observe(seconds)

@@ -6,8 +6,9 @@ directly: it resolves the call's target (`deps.get_hook_call_target`), reads the
 (the same errors in the same shapes: `tests/api/test_hookroute.py` compares both routes input by input), validates
 the `HookRequest`, and calls the route's own endpoint with both. OpenAPI still comes from the endpoint's signature.
 
-The parsed request is released after the answer is sent: freeing a 10,000-resource tree takes about 14 ms that
-the EHR need not wait for.
+After the answer is sent, the endpoint's own background task runs (the call's metrics and log line), and only
+then is the parsed request released: freeing a 10,000-resource tree takes about 14 ms that the EHR need not wait
+for.
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ def hook_request(body: Any) -> HookRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in problems], body=body) from None
 
 
-async def _keep(*_: object) -> None:
-    """A background task that does nothing: it holds the call's objects until the answer has been sent (async:
-    a plain function would cost a thread hop)."""
+async def _after_send(_call: HookRequest, then: BackgroundTask | None) -> None:
+    """Run the endpoint's own background task, if any, while holding the call's objects until the answer has been
+    sent (async: a plain function would cost a thread hop)."""
+    if then is not None:
+        await then()
 
 
 class HookCallRoute(APIRoute):
@@ -86,8 +89,7 @@ class HookCallRoute(APIRoute):
             target = await get_hook_call_target(request, request.path_params["service_id"])
             call = hook_request(await read_body(request))
             response = await endpoint(target, call)
-            if response.background is None:
-                response.background = BackgroundTask(_keep, call)
+            response.background = BackgroundTask(_after_send, call, response.background)
             return response
 
         return handle

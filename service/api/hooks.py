@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
+from starlette.background import BackgroundTask
 
 from service.api.deps import HookCallDep
 from service.api.errors import ErrorBody
@@ -36,5 +38,14 @@ async def call_service(
     The card recommends a whole-spine MRI and a referral, names the rule version and lists the patient data
     behind it. Missing prefetch keys are fetched from `fhirServer` when it is allowed; otherwise 412.
     """
-    outcome = await target.hooks.answer(target.service, request, target.caller)
-    return Response(outcome.response.dump_json(), media_type="application/json")
+    answer = await target.hooks.answer(target.service, request, target.caller)
+    return Response(
+        answer.outcome.response.dump_json(),
+        media_type="application/json",
+        background=BackgroundTask(_run, answer.report),
+    )
+
+
+async def _run(report: Callable[[], None]) -> None:
+    """Run the call's report once the answer is sent (async: a plain function would cost a thread hop)."""
+    report()

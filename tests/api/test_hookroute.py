@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,3 +119,46 @@ def test_an_unknown_service_is_404_before_the_body_is_read(pair: tuple[TestClien
 )
 def test_json_media_types(content_type: str, is_json: bool) -> None:
     assert is_json_media_type(content_type) is is_json
+
+
+def test_the_call_is_counted_and_logged_after_its_answer_is_sent(client: TestClient, caplog) -> None:
+    """The EHR waits for the journal write, not for the log line or the metrics: they follow the last byte."""
+    events: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "hook answered":
+                counted = client.app.state.runtime.metrics.calls.labels("mscc-patient-view", "200")._value.get()
+                events.append(f"logged (calls counted: {counted:g})")
+
+    async def call() -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": URL, "raw_path": URL.encode(), "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80), "headers": [(b"host", b"testserver"), (b"content-type", b"application/json")],
+        }  # fmt: skip
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": GOOD, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                events.append(f"start {message['status']}")
+            elif not message.get("more_body"):
+                events.append("last byte sent")
+
+        await client.app(scope, receive, send)
+
+    handler = Recorder()
+    caplog.set_level(logging.INFO, logger="service.hooks")
+    logging.getLogger("service.hooks").addHandler(handler)
+    try:
+        client.portal.call(call)
+    finally:
+        logging.getLogger("service.hooks").removeHandler(handler)
+    assert events == ["start 200", "last byte sent", "logged (calls counted: 1)"]
