@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -77,15 +77,18 @@ def evaluation_time(options: CallOptions, clock: Callable[[], datetime], request
     return clock()
 
 
-def _draft_order_resources(context: PatientViewContext) -> list[dict[str, Any]]:
+def _draft_order_resources(context: PatientViewContext) -> tuple[list[dict[str, Any]], list[InputIssue]]:
+    """The draft orders of an order hook, and the entries that could not be read (named in the answer: an order
+    that cannot be read cannot be matched, and the clinician must not take the silence for an all clear)."""
     draft = getattr(context, "draftOrders", None)
     if not isinstance(draft, dict):
-        return []
+        return [], []
     try:
-        resources, _, _ = resources_of(draft, "context.draftOrders")
-    except Unreadable:
-        return []
-    return resources
+        resources, _, problems = resources_of(draft, "draftOrders")
+    except Unreadable as error:
+        problems = [error.issue]
+        resources = []
+    return resources, [replace(p, reference="context.draftOrders") for p in problems]  # not a prefetch key
 
 
 async def _fetch_or_fall_back(
@@ -210,7 +213,7 @@ async def answer_call(
     bases = ruleset.prefetch_bases.get(service.id, {})
     fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases, keep)
     data_ready = time.perf_counter()
-    drafts = _draft_order_resources(context)
+    drafts, unread_drafts = _draft_order_resources(context)
     validator = ValidateOnce()
     record = build_record(
         context.patientId,
@@ -238,7 +241,7 @@ async def answer_call(
         "evaluatedAt": now.isoformat(timespec="seconds"),
         "rules": [d.ref for d in evaluation.decisions],
     }
-    issues = list(dict.fromkeys([*prefetch.problems, *record.issues, *draft_issues]))  # each once, in order
+    issues = list(dict.fromkeys([*prefetch.problems, *unread_drafts, *record.issues, *draft_issues]))  # each once
     if issues:
         extension["inputIssues"] = [i.as_dict() for i in issues]
     if unavailable:

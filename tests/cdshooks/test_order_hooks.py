@@ -50,6 +50,21 @@ def test_a_draft_for_another_patient_does_not_trigger(client: TestClient) -> Non
     assert "draft order not acted on: it is for another patient" in messages
 
 
+def test_a_draft_order_entry_that_cannot_be_read_is_named(client: TestClient) -> None:
+    """An order that cannot be read cannot be matched: its silence must not pass for an all clear."""
+    body = request_for("14-order-sign-lumbar-xray-in-myeloma")
+    body["context"]["draftOrders"]["entry"].append({"resource": "not an object"})
+    answer = client.post("/cds-services/mscc-order-sign", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"]  # the readable draft still gets its card
+    assert {
+        "resource": "context.draftOrders",
+        "location": "Bundle.entry[1]",
+        "message": "an entry without a resource object",
+        "outcome": "set aside",
+    } in input_issues(answer.json())
+
+
 def test_an_invalid_draft_order_is_never_acted_on_and_is_named(client: TestClient) -> None:
     body = request_for("14-order-sign-lumbar-xray-in-myeloma")
     body["context"]["draftOrders"]["entry"][0]["resource"]["status"] = 42
