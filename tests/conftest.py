@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from service.app import create_app
 from service.config import PROJECT_ROOT, Settings
@@ -19,6 +21,12 @@ from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
 from service.runtime import seeded_uuids
 from tests.helpers import NOW, copy_rules
+
+# Property tests draw the same examples on every run, so `make test` gives the same verdict each time (as the
+# schemathesis run has its fixed seed); HYPOTHESIS_PROFILE=explore draws new ones, to look for new failures.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 class AppFactory(Protocol):
