@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,7 @@ log = logging.getLogger("service.hooks")
 @dataclass(frozen=True, slots=True)
 class Answer:
     outcome: CallOutcome
-    report: Callable[[], None]  # counts and logs the answered call: run it after the answer is sent
+    report: Callable[[], Awaitable[None]]  # counts and logs the answered call: run it after the answer is sent
 
 
 class HookCalls:
@@ -102,7 +102,7 @@ class HookCalls:
         await self.decisions.write(record)
         seconds = time.perf_counter() - started  # the time to answer, whenever the report runs
 
-        def report() -> None:
+        async def report() -> None:  # async: run as a background task without a thread hop
             self._count(service.id, 200, seconds)
             lead = record.lead_rule or "none"
             for answered in outcome.response.cards:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
@@ -42,10 +41,5 @@ async def call_service(
     return Response(
         answer.outcome.response.dump_json(),
         media_type="application/json",
-        background=BackgroundTask(_run, answer.report),
+        background=BackgroundTask(answer.report),
     )
-
-
-async def _run(report: Callable[[], None]) -> None:
-    """Run the call's report once the answer is sent (async: a plain function would cost a thread hop)."""
-    report()

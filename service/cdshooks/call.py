@@ -23,8 +23,8 @@ from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
 from service.errors import BadRequest, PreconditionFailed, SearchRefused, field_errors
 from service.fhir.dates import parse_fhir_time
-from service.fhir.record import build_record
-from service.fhir.validate import VALIDATED_TYPES, InputIssue, ValidateOnce
+from service.fhir.record import build_record, read_kind
+from service.fhir.validate import InputIssue, ValidateOnce
 
 EVALUATION_TIME_EXTENSION = "org.mscc-cds.evaluation-time"
 RESPONSE_EXTENSION = "org.mscc-cds.evaluation"
@@ -117,8 +117,7 @@ def readable_by_rules(ruleset: RuleSet) -> Keep:
     relevant = ruleset.relevant
 
     def keep(resource: dict[str, Any]) -> bool:
-        kind = resource.get("resourceType")
-        return isinstance(kind, str) and kind in VALIDATED_TYPES and relevant(resource)
+        return read_kind(resource) is not None and relevant(resource)
 
     return keep
 

@@ -67,6 +67,7 @@ def resources_of(
     if value.get("resourceType") != "Bundle":
         kept = keep is None or value.get("resourceType") == "Patient" or keep(value)
         return ([value] if kept else []), set(), []
+    source = f"prefetch.{key}"
     resources: list[dict[str, Any]] = []
     aliases: set[str] = set()
     problems: list[InputIssue] = []
@@ -74,24 +75,22 @@ def resources_of(
     if entries is None:
         entries = []
     if not isinstance(entries, list):
-        raise Unreadable(InputIssue(f"prefetch.{key}", "Bundle.entry", "must be an array", "set aside"))
+        raise Unreadable(InputIssue(source, "Bundle.entry", "must be an array", "set aside"))
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             where = f"Bundle.entry[{i}]"
-            problems.append(InputIssue(f"prefetch.{key}", where, "an entry without a resource object", "set aside"))
+            problems.append(InputIssue(source, where, "an entry without a resource object", "set aside"))
             continue
         kind = resource.get("resourceType")
         if not isinstance(kind, str):
             where = f"Bundle.entry[{i}].resource.resourceType"
-            problems.append(
-                InputIssue(f"prefetch.{key}", where, "must be a string: the resource is not read", "set aside")
-            )
+            problems.append(InputIssue(source, where, "must be a string: the resource is not read", "set aside"))
             continue
         search = entry.get("search")
         if search is not None and not isinstance(search, dict):
             where = f"Bundle.entry[{i}].search"
-            problems.append(InputIssue(f"prefetch.{key}", where, "must be an object: the entry is read", "counted"))
+            problems.append(InputIssue(source, where, "must be an object: the entry is read", "counted"))
             search = None
         if kind == "OperationOutcome" or (search is not None and search.get("mode") == "outcome"):
             continue

@@ -421,6 +421,12 @@ def _read_birth(record: PatientRecord, patient: dict[str, Any], patient_refs: fr
         record.birth = Fact(reference, "Patient", (), f"born {when.text}", when.text, "present", when, None)
 
 
+def read_kind(raw: object) -> str | None:
+    """The resource's type when it is one this service validates and reads (Patient apart), else None."""
+    kind = raw.get("resourceType") if isinstance(raw, dict) else None
+    return kind if isinstance(kind, str) and kind in VALIDATED_TYPES else None
+
+
 def build_record(
     patient_id: str,
     resources: Iterable[Any],
@@ -442,8 +448,7 @@ def build_record(
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
             _read_birth(record, raw, patient_refs)
             continue
-        kind = raw.get("resourceType") if isinstance(raw, dict) else None
-        if not isinstance(kind, str) or kind not in VALIDATED_TYPES:
+        if read_kind(raw) is None:
             continue
         if relevant is not None and not relevant(raw):
             continue

@@ -17,7 +17,6 @@ has the row within the flush interval.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import re
@@ -121,7 +120,7 @@ class DecisionSpool:
         with (self.folder / REJECTED).open("ab") as handle:
             handle.write(line + b"\n")
         try:
-            parsed = json.loads(line)
+            parsed = orjson.loads(line)
         except ValueError:
             parsed = None
         decision_id = parsed.get("id") if isinstance(parsed, dict) else None
