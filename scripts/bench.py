@@ -1,8 +1,9 @@
 """Benchmark (`make bench`): the patient-view hook in production mode (a signed RS384 JWT per call) against a
 FastAPI endpoint that only parses the same JSON, each figure beside its baseline measured in the same run.
 
-1. Latency, one worker each, interleaved call by call: ours in production mode, ours in development mode, and the
-   parse-only endpoint, for prefetches of 10 to 10,000 resources (p50 of raw keep-alive calls on loopback).
+1. Latency, one worker each, interleaved call by call: ours in production mode, ours in development mode, the
+   parse-only endpoint, and that endpoint with the JWT check a CDS service must make (the floor for a service
+   that verifies its callers), for prefetches of 10 to 10,000 resources (p50 of raw keep-alive calls on loopback).
 2. Throughput, 2 workers each, closed loop with 8 and 32 clients for `--seconds`: calls/s, p50/p99, errors; for
    ours also how far the decision log fell behind the answers, how long it took to catch up, and whether every
    answered call has its row.
@@ -199,40 +200,46 @@ def ours(name: str, work: Path, issuers: Path, *, dev: bool, workers: int) -> Se
     return server
 
 
-def parse_only(work: Path, workers: int) -> Server:
+def parse_only(work: Path, workers: int, *, verify_token: Path | None = None) -> Server:
+    """The parse-only baseline; with `verify_token` (the issuers file) the one that also checks the JWT."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--workers", str(workers)]
+    module, name = ("jwt_baseline_app", "parse+JWT") if verify_token else ("baseline_app", "parse-only")
+    command = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port), "--workers", str(workers)]
     command += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
     env = {"PYTHONPATH": str(ROOT / "scripts" / "bench")}
-    return Server("parse-only", command, env, port, work / "parse-only.log")
+    if verify_token:
+        env |= {"MSCC_ISSUERS_FILE": str(verify_token), "MSCC_PUBLIC_BASE_URL": BASE_URL}
+    return Server(name, command, env, port, work / f"{name.replace('+', '-')}.log")
 
 
 def latency(sizes: list[int], work: Path, signer: Signer, issuers: Path) -> list[dict[str, Any]]:
-    """p50 per size, the three servers called in turn (rotating who goes first) so drift hits all alike."""
+    """p50 per size, the four servers called in turn (rotating who goes first) so drift hits all alike."""
     servers = [
         ours("prod", work, issuers, dev=False, workers=1),
         ours("dev", work, issuers, dev=True, workers=1),
         parse_only(work, 1),
+        parse_only(work, 1, verify_token=issuers),
     ]
     rows = []
     try:
         plan = {n: (60 if n <= 100 else 30 if n <= 1000 else 7) for n in sizes}
-        tokens = iter(sign_tokens(signer, sum(plan.values()) + 5 * len(sizes)))
+        tokens = iter(sign_tokens(signer, 2 * (sum(plan.values()) + 2 * len(sizes)) + 1))  # +1: the forged one
         connections = {s.name: Connection(s.port) for s in servers}
+        _check_the_jwt_baseline_refuses_a_forged_token(servers[-1], connections[servers[-1].name], next(tokens))
         for n in sizes:
             body = json.dumps(hook_request(synthetic_resources(n))).encode()
             samples: dict[str, list[float]] = {s.name: [] for s in servers}
             for round_ in range(plan[n] + 2):  # two warm-up rounds
-                turn = servers[round_ % 3 :] + servers[: round_ % 3]
+                turn = servers[round_ % len(servers) :] + servers[: round_ % len(servers)]
                 for server in turn:
-                    token = next(tokens) if server.name == "prod" else None
+                    token = next(tokens) if server.name in ("prod", "parse+JWT") else None
                     request = request_bytes(server.port, SERVICE_PATH, body, token)
                     started = time.perf_counter()
                     status, answer = connections[server.name].call(request)
                     elapsed = (time.perf_counter() - started) * 1000
                     if status != 200:
                         raise SystemExit(f"{server.name} answered {status}: {answer[:300]!r}")
-                    if server.name != "parse-only" and b'"critical"' not in answer:
+                    if server.name in ("prod", "dev") and b'"critical"' not in answer:
                         raise SystemExit(f"{server.name} gave no critical card for {n} resources")
                     if round_ >= 2:
                         samples[server.name].append(elapsed)
@@ -244,8 +251,11 @@ def latency(sizes: list[int], work: Path, signer: Signer, issuers: Path) -> list
                     "prod_ms": p50["prod"],
                     "dev_ms": p50["dev"],
                     "baseline_ms": p50["parse-only"],
+                    "jwt_baseline_ms": p50["parse+JWT"],
                     "ratio": p50["prod"] / p50["parse-only"],
                     "dev_ratio": p50["dev"] / p50["parse-only"],
+                    "jwt_baseline_ratio": p50["parse+JWT"] / p50["parse-only"],
+                    "jwt_ratio": p50["prod"] / p50["parse+JWT"],
                 }
             )
         for connection in connections.values():
@@ -254,6 +264,15 @@ def latency(sizes: list[int], work: Path, signer: Signer, issuers: Path) -> list
         for server in servers:
             server.stop()
     return rows
+
+
+def _check_the_jwt_baseline_refuses_a_forged_token(server: Server, connection: Connection, token: str) -> None:
+    """The second baseline must really check: a token whose signature was tampered with is refused."""
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    status, _ = connection.call(request_bytes(server.port, SERVICE_PATH, b"{}", forged))
+    if status != 401:
+        raise SystemExit(f"{server.name} answered {status} to a forged token: it is not a JWT-checking baseline")
 
 
 def decisions_stored(database: Path) -> int:
@@ -550,13 +569,14 @@ def latency_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "### patient-view over HTTP, p50, interleaved (1 worker each, loopback, keep-alive)",
         "",
-        "| resources | body | ours, production (JWT) | ours, dev | FastAPI parse-only | production / parse-only "
-        "| dev / parse-only |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| resources | body | ours, production (JWT) | ours, dev | FastAPI parse-only | parse-only + JWT check "
+        "| production / parse-only | dev / parse-only | parse+JWT / parse-only | production / parse+JWT |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
         f"| {r['resources']:,} | {r['bytes'] / 1024:,.0f} KiB | {r['prod_ms']:.2f} ms | {r['dev_ms']:.2f} ms "
-        f"| {r['baseline_ms']:.2f} ms | {r['ratio']:.2f}x | {r['dev_ratio']:.2f}x |"
+        f"| {r['baseline_ms']:.2f} ms | {r['jwt_baseline_ms']:.2f} ms | {r['ratio']:.2f}x | {r['dev_ratio']:.2f}x "
+        f"| {r['jwt_baseline_ratio']:.2f}x | {r['jwt_ratio']:.2f}x |"
         for r in rows
     ]
     return "\n".join(lines)
