@@ -63,3 +63,31 @@ def test_a_repaired_resource_is_not_remembered(monkeypatch) -> None:
     assert second.resource is not single
     assert first.resource == second.resource
     assert not module._OUTCOMES.known
+
+
+def test_different_resources_never_share_a_verdict_digest() -> None:
+    from service.fhir.validate import _Outcomes
+
+    def condition(value: object) -> dict[str, object]:
+        return {"resourceType": "Condition", "id": "c", "note": [{"text": value}], "onsetAge": {"value": 1}}
+
+    values = [
+        float("nan"),
+        None,
+        float("inf"),
+        float("-inf"),
+        "null",
+        "\ud800",  # a lone surrogate (valid JSON text), and its escape spelled out
+        "\\ud800",
+        "é",
+        "\\u00e9",
+        2**70,
+        str(2**70),
+        1,
+        1.0,
+        True,
+    ]
+    digests = [_Outcomes.digest(condition(v)) for v in values]
+    assert None not in digests
+    assert len(set(digests)) == len(values)
+    assert [_Outcomes.digest(condition(v)) for v in values] == digests  # the same resource, the same digest
