@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -170,6 +171,7 @@ def _shown(value: object) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+@lru_cache(maxsize=256)  # a token's `aud` is one of a few spellings: worked out once each
 def _same_url(url: str) -> str:
     """A URL compared without a trailing slash or doubled slashes in its path."""
     parts = urlsplit(url.strip())

@@ -34,6 +34,7 @@ class Issuer(BaseModel):
     fhir_servers: list[str] = Field(default_factory=list, description="FHIR base URLs we may fetch from")
 
     _keys: KeySet | None = PrivateAttr(default=None)
+    _kids: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("jwks")
     @classmethod
@@ -62,6 +63,7 @@ class Issuer(BaseModel):
     def model_post_init(self, _: Any) -> None:
         if self.jwks is not None:
             self._keys = KeySet.import_key_set(cast(Any, self.jwks))
+            self._kids = frozenset(k.kid for k in self._keys.keys if k.kid is not None)
 
     @property
     def keys(self) -> KeySet | None:
@@ -69,7 +71,8 @@ class Issuer(BaseModel):
         return self._keys
 
     def has_key(self, kid: object) -> bool:
-        return self._keys is not None and isinstance(kid, str) and any(k.kid == kid for k in self._keys.keys)
+        """Does an inline key have this `kid`? (A set looked up on every call: the keys are read once.)"""
+        return isinstance(kid, str) and kid in self._kids
 
     @field_validator("jwks_url", "allowed_jku", "fhir_servers")
     @classmethod
