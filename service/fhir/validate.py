@@ -121,18 +121,18 @@ class _Outcomes:
         """Different resources never share a digest. orjson writes the text fastest, but writes NaN and Infinity
         as `null`: its text is used only when it holds no `null` at all (FHIR JSON has none), and refuses lone
         surrogates and huge integers; the standard encoder writes those texts instead (NaN stays NaN, a surrogate
-        stays escaped). A tag byte keeps the two encoders' texts apart."""
+        stays escaped). The two encoders' digests are personalised apart (blake2b `person`)."""
         try:
-            text = b"o" + orjson.dumps(resource)
+            text = orjson.dumps(resource)
             if b"null" not in text:
-                return hashlib.blake2b(text, digest_size=16).digest()
+                return hashlib.blake2b(text, digest_size=16, person=b"orjson").digest()
         except TypeError:
             pass
         try:
             spelled = json.dumps(resource, separators=(",", ":"), allow_nan=True)
         except (TypeError, ValueError):
             return None
-        return hashlib.blake2b(b"j" + spelled.encode(), digest_size=16).digest()
+        return hashlib.blake2b(spelled.encode(), digest_size=16, person=b"json").digest()
 
     def remember(self, digest: bytes, issues: list[InputIssue], fatal: bool) -> None:
         if len(self.known) >= self.size:
