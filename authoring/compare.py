@@ -207,7 +207,7 @@ def boundary_report(ruleset: RuleSet) -> list[str]:
         cases = boundary_patients(ruleset, [version], examples)
         lines.append(f"BOUNDARIES {version.ref} ({len(cases)} patients at its thresholds and windows)")
         for case in cases:
-            record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases)
+            record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
             decision = evaluate_record(ruleset, record, case.now, rules=[version]).decisions[0]
             lines.append(f"  {'fires' if decision.fired else 'silent':6} {case.name}")
     return lines
@@ -245,7 +245,7 @@ class PatientChange:
 
 
 def answer(ruleset: RuleSet, rules: list[CompiledRule], case: Case, now: datetime | None = None) -> Answer:
-    record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases)
+    record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     evaluation = evaluate_record(ruleset, record, now or case.now, hook="patient-view", rules=rules)
     lead = evaluation.lead
     if lead is None:

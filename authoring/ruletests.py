@@ -49,6 +49,9 @@ class Case(_Strict):
         default=None, description="an example patient's id in fhir_examples/examples.yaml, e.g. 01-mscc-breast-cancer"
     )
     bundle: str | None = Field(default=None, description="path to another FHIR Bundle, relative to this file")
+    encounter: str | None = Field(
+        default=None, description="the hook's encounter id (context.encounterId): its Conditions are current, undated"
+    )
     expect: Expectation
 
     @model_validator(mode="after")
@@ -112,7 +115,9 @@ def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path:
         patient_id, aliases, resources = _patient(case, defaults, path.parent)
     except (OSError, ValueError, InvalidFhir) as error:
         return CaseResult(rule_id, rule.version, label, case.name, False, f"cannot read the patient: {error}")
-    record = build_record(patient_id, resources, patient_aliases=aliases)
+    record = build_record(
+        patient_id, resources, patient_aliases=aliases, encounter_id=case.encounter, text=ruleset.text_path
+    )
     unexpected = [i for i in record.issues if i.location not in case.expect.input_issues]
     if unexpected:
         listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in unexpected)

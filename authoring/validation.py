@@ -54,6 +54,7 @@ class Case:
     expected_rules: frozenset[str]  # rule ids that must fire
     invasive_cancer: bool | None = None  # real records: must the cancer criterion hold?
     aliases: frozenset[str] = frozenset()  # other references that name the patient (Bundle fullUrls)
+    encounter: str | None = None  # the hook's encounter (context.encounterId), for diagnoses made at it
 
 
 @dataclass
@@ -121,31 +122,88 @@ def _observation(form: str, flag: dict[str, Any]) -> dict[str, Any]:
             "valueCodeableConcept": _concept(SNOMED, "52101004")}  # fmt: skip
 
 
-def _in_state(resource: dict[str, Any], state: str, now: datetime) -> dict[str, Any] | None:
-    """The red-flag resource recorded in a FHIR state; None where the state has no meaning for it."""
-    r = copy.deepcopy(resource)
-    days = 45 if state == "old" else 2
-    date = (now - timedelta(days=days)).date().isoformat()
-    if r["resourceType"] == "Condition":
-        r["recordedDate"] = date
-        clinical = "resolved" if state == "resolved" else "active"
-        verification = {"refuted": "refuted", "entered-in-error": "entered-in-error"}.get(state, "confirmed")
-        r["clinicalStatus"] = _concept(_CLINICAL, clinical)
-        r["verificationStatus"] = _concept(_VERIFICATION, verification)
+_ENCOUNTER = "matrix-encounter"
+_MRI = {"resourceType": "ImagingStudy", "id": "mri", "status": "available", "subject": {"reference": "Patient/m"},
+        "procedureCode": [{"coding": [{"system": LOINC, "code": "30854-4"}]}]}  # fmt: skip
+
+
+def _ago(now: datetime, days: int) -> str:
+    return (now - timedelta(days=days)).date().isoformat()
+
+
+def _condition_state(r: dict[str, Any], state: str, now: datetime, flag: dict[str, Any]) -> dict[str, Any] | None:
+    days = {"old": 120, "unimaged": 45, "imaged-since": 45}.get(state, 2)
+    r["recordedDate"] = _ago(now, 2 if state == "old" else days)
+    if state == "old":  # long-standing: began 120 days ago, re-recorded this admission
+        r["onsetDateTime"] = _ago(now, days)
+    if state in ("undated-no-status", "encounter-undated"):
+        del r["recordedDate"]
+        if state == "encounter-undated":
+            r["encounter"] = {"reference": f"Encounter/{_ENCOUNTER}"}
         return r
-    r["effectiveDateTime"] = date
-    if state == "resolved":
-        return None
+    if state == "local-text":  # the hospital's own code; the finding is named only in words
+        r["code"] = {
+            "coding": [{"system": "https://hospital.example.org/codes", "code": "X1", "display": flag["concept"]}]
+        }
+    if state in ("denied-negative", "denied-text", "interpretation-neg", "component"):
+        return None  # answers and panels are Observations
+    clinical = "resolved" if state == "resolved" else "active"
+    verification = {"refuted": "refuted", "entered-in-error": "entered-in-error"}.get(state, "confirmed")
+    r["clinicalStatus"] = _concept(_CLINICAL, clinical)
+    r["verificationStatus"] = _concept(_VERIFICATION, verification)
+    return r
+
+
+def _observation_state(r: dict[str, Any], state: str, now: datetime) -> dict[str, Any] | None:
+    if state in ("resolved", "undated-no-status", "encounter-undated", "local-text"):
+        return None  # a clinical status, an encounter diagnosis and a local code are the Condition forms' states
+    symptom_question = r["code"]["coding"][0]["code"] == "75325-1"
+    days = {"old": 120, "unimaged": 45, "imaged-since": 45}.get(state, 2)
+    r["effectiveDateTime"] = _ago(now, days)
     if state == "entered-in-error":
         r["status"] = "entered-in-error"
-    if state == "refuted":  # an Observation says the finding is absent
-        if "valueBoolean" in r:
-            r["valueBoolean"] = False
-        elif r["code"]["coding"][0]["code"] == "75325-1":
+    if state in ("refuted", "denied-negative", "denied-text"):  # an Observation says the finding is absent
+        if symptom_question:
             return None  # "which symptom?" has no way to say "not this one"
-        else:
+        r.pop("valueBoolean", None)
+        r.pop("valueCodeableConcept", None)
+        if state == "refuted":
             r["valueCodeableConcept"] = _concept(SNOMED, "2667000")
+        elif state == "denied-negative":
+            r["valueCodeableConcept"] = _concept(SNOMED, "260385009")
+        else:
+            r["valueString"] = "Patient denies"
+    if state == "interpretation-neg":
+        if symptom_question or "valueBoolean" in r:
+            return None
+        r.pop("valueCodeableConcept", None)
+        r["interpretation"] = [_concept("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "NEG")]
+    if state == "component":  # a nursing panel under a local code; the finding is one of its components
+        if symptom_question or "valueBoolean" in r:
+            return None
+        finding = {"code": r.pop("code"), "valueCodeableConcept": r.pop("valueCodeableConcept")}
+        r["code"] = {
+            "coding": [{"system": "https://hospital.example.org/flowsheets", "code": "NEURO", "display": "Neuro"}]
+        }
+        r["component"] = [finding]
     return r
+
+
+def _in_state(resource: dict[str, Any], state: str, now: datetime, flag: dict[str, Any]) -> dict[str, Any] | None:
+    """The red-flag resource recorded in a FHIR state; None where the state has no meaning for it."""
+    r = copy.deepcopy(resource)
+    if r["resourceType"] == "Condition":
+        return _condition_state(r, state, now, flag)
+    return _observation_state(r, state, now)
+
+
+def _extra(state: str, now: datetime) -> list[dict[str, Any]]:
+    """Resources a state needs beside the red flag: a whole-spine MRI after (or before) the sign began."""
+    if state == "imaged-since":
+        return [{**_MRI, "started": f"{_ago(now, 40)}T10:00:00Z"}]
+    if state == "mri-before":
+        return [{**_MRI, "started": f"{_ago(now, 10)}T10:00:00Z"}]
+    return []
 
 
 def matrix_cases(table: dict[str, Any]) -> Iterator[Case]:
@@ -159,18 +217,20 @@ def matrix_cases(table: dict[str, Any]) -> Iterator[Case]:
                 if base is None:
                     continue
                 for state, answer in answers.items():
-                    resource = _in_state(base, state, now)
+                    if state == "local-text" and form != "snomed-condition":
+                        continue  # words have no coding form: once per red flag
+                    resource = _in_state(base, state, now, flag)
                     if resource is None:
                         continue
                     subject = "Patient/someone-else" if state == "other-patient" else "Patient/m"
-                    resources = [{**resource, "id": "flag", "subject": {"reference": subject}}]
+                    resources = [{**resource, "id": "flag", "subject": {"reference": subject}}, *_extra(state, now)]
                     if "resource" in background:
                         resources.append(
                             {**background["resource"], "id": "cancer", "subject": {"reference": "Patient/m"}}
                         )
                     name = f"{background['name']} | {flag['concept']} | {form} | {state}"
                     rules = frozenset({CRITICAL_RULE}) if answer == "critical" else frozenset()
-                    yield Case("matrix", name, "m", resources, now, answer, rules)
+                    yield Case("matrix", name, "m", resources, now, answer, rules, encounter=_ENCOUNTER)
 
 
 # --- examples and real records ------------------------------------------------------------------------------------
@@ -224,8 +284,14 @@ def real_record_cases(table: dict[str, Any], folder: Path = REALDATA) -> Iterato
 # --- evaluation ---------------------------------------------------------------------------------------------------
 
 
-def _record(case: Case) -> PatientRecord:
-    return build_record(case.patient_id, case.resources, patient_aliases=case.aliases)
+def _record(case: Case, ruleset: RuleSet) -> PatientRecord:
+    return build_record(
+        case.patient_id,
+        case.resources,
+        patient_aliases=case.aliases,
+        encounter_id=case.encounter,
+        text=ruleset.text_path,
+    )
 
 
 def active_card(ruleset: RuleSet, record: PatientRecord, now: datetime) -> tuple[str, str | None]:
@@ -249,8 +315,8 @@ def validate(ruleset: RuleSet, cases: list[Case]) -> Report:
         report.tallies[rule.ref] = Tally()
         report.statuses[rule.ref] = rule.spec.status
     for case in cases:
-        record = _record(case)
-        index = FactIndex(record, ruleset.codes)
+        record = _record(case, ruleset)
+        index = FactIndex(record, ruleset.codes, ruleset.text_reader)
         for rule in versions:
             fired = evaluate_rule(rule, index, case.now).fired
             wanted = rule.id in case.expected_rules

@@ -231,7 +231,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ruleset = _ruleset_or_exit(args.rules, args.site)
     try:
-        record = record_of_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")))
+        record = record_of_bundle(json.loads(Path(args.file).read_text(encoding="utf-8")), ruleset)
     except (OSError, ValueError) as error:
         print(f"cannot read {args.file}: {error}", file=sys.stderr)
         return 2

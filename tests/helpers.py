@@ -116,10 +116,10 @@ def copy_rules(tmp_path: Path) -> Path:
 
 
 def add_score_6_draft(rules: Path) -> Path:
-    """A draft spinal-metastasis-pain 3.1.0 that lowers the pain-score threshold from 7 to 6 (issue 11's trial)."""
+    """A draft spinal-metastasis-pain 4.1.0 that lowers the pain-score threshold from 7 to 6 (issue 11's trial)."""
     folder = rules / "spinal-metastasis-pain"
-    text = (folder / "3.0.0.yaml").read_text()
-    draft = text.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft")
-    (folder / "3.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
-    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 3.1.0\n\n- score 6\n")
+    text = (folder / "4.0.0.yaml").read_text()
+    draft = text.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
+    (folder / "4.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
+    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 4.1.0\n\n- score 6\n")
     return rules

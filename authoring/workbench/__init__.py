@@ -197,7 +197,7 @@ def _version_column(ruleset: RuleSet, record: Any, case: Case, version: Compiled
 
 def _patient_view(runtime: Runtime, title: str, case: Case) -> HTMLResponse:
     ruleset = runtime.ruleset
-    record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases)
+    record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     combined = evaluate_record(ruleset, record, case.now, hook="patient-view")
     card = render_card(combined, ruleset, CardContext(lambda: "preview"))
     shown = card_html(card.dump()) if card else '<p class="empty">No card.</p>'

@@ -155,7 +155,7 @@ def evaluate_bundle(
 
 def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: list[str], strict: bool) -> JSONResponse:
     chosen = _chosen_rules(runtime.ruleset, rule)
-    record = record_of_bundle(bundle.model_dump(exclude_none=True))
+    record = record_of_bundle(bundle.model_dump(exclude_none=True), runtime.ruleset)
     if strict and record.issues:
         problems = [(f"{i.reference} {i.location}", i.message) for i in record.issues]
         raise InvalidFhir("the Bundle holds invalid FHIR", problems)

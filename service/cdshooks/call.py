@@ -220,6 +220,8 @@ async def answer_call(
         patient_aliases=prefetch.aliases,
         relevant=ruleset.relevant,
         validator=validator,
+        encounter_id=context.encounterId,
+        text=ruleset.text_path,
     )
     if options.strict_fhir and record.issues:
         listing = [f"{i.reference} {i.location}: {i.message}" for i in record.issues]

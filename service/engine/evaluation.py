@@ -41,7 +41,7 @@ class Evaluation:
     @cached_property
     def evidence(self) -> list[Fact]:
         """Every fired rule's evidence, each resource once, the lead's first."""
-        return list({f.reference: f for d in self.fired for f in d.evidence}.values())
+        return list({f.key: f for d in self.fired for f in d.evidence}.values())
 
     @property
     def dropped_suggestions(self) -> list[str]:
@@ -83,13 +83,15 @@ def evaluate_record(
     return Evaluation(record, now, ruleset.revision, decisions, shadow, unreadable)
 
 
-def record_of_bundle(bundle: Any) -> PatientRecord:
-    """A patient Bundle (parsed JSON) as a record; raises InvalidFhir when it is not one patient's Bundle."""
+def record_of_bundle(bundle: Any, ruleset: RuleSet | None = None) -> PatientRecord:
+    """A patient Bundle (parsed JSON) as a record, its words read with the rule set's reader when one is given;
+    raises InvalidFhir when it is not one patient's Bundle."""
     patient = read_patient_bundle(bundle)
-    return build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases)
+    text = ruleset.text_path if ruleset is not None else None
+    return build_record(patient.patient_id, patient.resources, patient_aliases=patient.aliases, text=text)
 
 
 def evaluate_bundle(
     ruleset: RuleSet, bundle: Any, now: datetime, *, rules: list[CompiledRule] | None = None
 ) -> Evaluation:
-    return evaluate_record(ruleset, record_of_bundle(bundle), now, rules=rules)
+    return evaluate_record(ruleset, record_of_bundle(bundle, ruleset), now, rules=rules)

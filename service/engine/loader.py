@@ -27,11 +27,15 @@ from service.engine.units import UnitError, check_unit
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import field_line, load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
+from service.fhir.textread import TextReader, TextRuleError, TextTerms
 from service.fhir.validate import validate_resource
 
 RULESET_FILE = "ruleset.yaml"
 VALUESET_DIR = "valuesets"
 VALIDATION_DIR = "validation"  # the reviewed clinical-validation table (python -m authoring validate), not a rule
+TEXT_DIR = "text"  # medspaCy ConText rules for findings written in words (fhir/textread.py), not a rule
+MENTION_RULES = "mentions.json"
+ANSWER_RULES = "answers.json"
 _VERSION_FILE = re.compile(r"^\d+\.\d+\.\d+\.yaml$")
 _DURATION = TypeAdapter(timedelta)
 _PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
@@ -83,13 +87,13 @@ def _read_yaml(path: Path, problems: _Problems) -> Any:
 
 
 def _rule_folders(root: Path) -> list[Path]:
-    not_rules = (VALUESET_DIR, VALIDATION_DIR)
+    not_rules = (VALUESET_DIR, VALIDATION_DIR, TEXT_DIR)
     return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in not_rules and not p.name.startswith(".")]
 
 
 def revision_of(root: Path) -> str:
     """Content hash of what decides a card (ruleset.yaml, value sets, rule versions), not of docs or tests."""
-    files = [root / RULESET_FILE, *(root / VALUESET_DIR).glob("*.json")]
+    files = [root / RULESET_FILE, *(root / VALUESET_DIR).glob("*.json"), *(root / TEXT_DIR).glob("*.json")]
     files += [p for folder in _rule_folders(root) for p in folder.glob("*.yaml") if _VERSION_FILE.match(p.name)]
     digest = hashlib.sha256()
     for path in sorted(p for p in files if p.is_file()):
@@ -170,6 +174,50 @@ def _load_valuesets(root: Path, problems: _Problems) -> dict[str, ValueSetDef]:
     return found
 
 
+def _text_reader(root: Path, valuesets: dict[str, ValueSetDef], problems: _Problems) -> TextReader | None:
+    """The medspaCy reader of the value sets' words; a term, pattern or rule file it cannot use stops the rule set."""
+    folder = root / TEXT_DIR
+    mention_rules, answer_rules = folder / MENTION_RULES, folder / ANSWER_RULES
+    for path in (mention_rules, answer_rules):
+        if not path.is_file():
+            problems.add(path, "", "missing: findings written in words are read with these medspaCy ConText rules")
+    if not (mention_rules.is_file() and answer_rules.is_file()):
+        return None
+    terms = TextTerms(
+        {v.id: tuple(v.text_terms) for v in valuesets.values() if v.text_terms},
+        {v.id: tuple(tuple(p) for p in v.text_patterns) for v in valuesets.values() if v.text_patterns},
+        {v.id: tuple(v.text_not) for v in valuesets.values() if v.text_not},
+    )
+    try:
+        return _cached_reader(
+            json.dumps([terms.phrases, terms.patterns, terms.not_phrases], sort_keys=True),
+            mention_rules.read_text(encoding="utf-8"),
+            answer_rules.read_text(encoding="utf-8"),
+            str(mention_rules),
+            str(answer_rules),
+        )
+    except TextRuleError as error:
+        problems.add(folder, "", str(error))
+    except OSError as error:
+        problems.add(folder, "", f"cannot be read: {error.strerror}")
+    return None
+
+
+@lru_cache(maxsize=8)
+def _cached_reader(terms: str, mention_text: str, answer_text: str, mention_path: str, answer_path: str) -> TextReader:
+    """One reader per distinct content: reloads and tests that read unchanged files build the pipeline once."""
+    phrases, patterns, not_phrases = json.loads(terms)
+    return TextReader(
+        TextTerms(
+            {k: tuple(v) for k, v in phrases.items()},
+            {k: tuple(tuple(p) for p in v) for k, v in patterns.items()},
+            {k: tuple(v) for k, v in not_phrases.items()},
+        ),
+        Path(mention_path),
+        Path(answer_path),
+    )
+
+
 def _window(value: str | None, parameters: dict[str, Any], where: str, path: Path, problems: _Problems) -> Any:
     if value is None:
         return None
@@ -196,6 +244,13 @@ def _compile_criterion(
     for child in spec.children:
         if child not in rule.criteria:
             problems.add(path, f"{where}.{spec.kind}", f"criterion {child!r} is not defined")
+    for option in ("text_mentions", "not_followed_by"):
+        wanted = getattr(spec.finding, option, None) if spec.finding is not None else None
+        if wanted is not None and wanted not in valuesets:
+            problems.add(path, f"{where}.finding.{option}", f"value set {wanted!r} does not exist")
+    after = spec.order_or_study.after_onset_of if spec.order_or_study is not None else None
+    if after is not None and after not in rule.criteria:
+        problems.add(path, f"{where}.order_or_study.after_onset_of", f"criterion {after!r} is not defined")
     window = _window(getattr(body, "within", None), rule.parameters, f"{where}.{spec.kind}.within", path, problems)
     pattern = None
     if spec.finding is not None and spec.finding.text_matches:
@@ -238,7 +293,7 @@ def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tup
             problems.add(path, f"criteria.{name}", f"criteria refer to each other in a cycle: {' -> '.join(trail)}")
             return
         state[name] = "visiting"
-        for child in rule.criteria[name].children:
+        for child in rule.criteria[name].depends_on:
             visit(child, (*trail, child))
         state[name] = "done"
         order.append(name)
@@ -403,6 +458,7 @@ def load_ruleset(root: Path, site_dir: Path | None = None, *, strict: bool = Tru
         site, valuesets, site_problems = apply_site(site_dir.resolve(), valuesets)
         for location, message in site_problems:
             problems.add(site_dir.resolve() / SITE_FILE, location, message)
+    text_reader = _text_reader(root, valuesets, problems)
     if config is not None:
         _check_triggers(root, config, valuesets, problems)
     rules: dict[str, dict[str, CompiledRule]] = {}
@@ -424,4 +480,4 @@ def load_ruleset(root: Path, site_dir: Path | None = None, *, strict: bool = Tru
     revision = revision_of(root)
     if site is not None:  # the site's codes decide answers too: the revision names both
         revision = hashlib.sha256(f"{revision}+{site.revision}".encode()).hexdigest()[:12]
-    return RuleSet(config, revision, root, CodeIndex(valuesets), rules, site)
+    return RuleSet(config, revision, root, CodeIndex(valuesets), rules, site, text_reader)

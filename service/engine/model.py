@@ -40,7 +40,18 @@ class Finding(StrictModel):
     )
     text_matches: str | None = Field(
         default=None,
-        description="case-insensitive regular expression that the finding's text or display must also match",
+        description="case-insensitive regular expression that the finding's text or display must also match "
+        "(blind to negation: prefer text_mentions)",
+    )
+    text_mentions: Slug | None = Field(
+        default=None,
+        description="id of a value set whose terms the finding's text must name, and not deny (read with medspaCy "
+        "ConText: 'worse at night' counts, 'no night pain' does not); a finding coded in that value set counts too",
+    )
+    not_followed_by: Slug | None = Field(
+        default=None,
+        description="id of a value set of studies (whole-spine MRI): the finding counts only when no such study was "
+        "done, nor order completed, at or after the finding's onset (a sign no scan has looked at yet)",
     )
 
 
@@ -71,6 +82,11 @@ class OrderOrStudy(StrictModel):
 
     valueset: Slug
     within: Window | None = None
+    after_onset_of: Name | None = Field(
+        default=None,
+        description="a criterion: only an order or study dated at or after the onset of every finding that made it "
+        "hold counts (an MRI taken before a new sign has not looked at it)",
+    )
 
 
 class Age(StrictModel):
@@ -122,6 +138,12 @@ class Criterion(StrictModel):
     @property
     def children(self) -> list[str]:
         return list(self.all_of or self.any_of or self.none_of or [])
+
+    @property
+    def depends_on(self) -> list[str]:
+        """Criteria evaluated before this one: its children, and the one whose onsets an order must follow."""
+        after = self.order_or_study.after_onset_of if self.order_or_study is not None else None
+        return [*self.children, after] if after else self.children
 
 
 KINDS = ("finding", "measurement", "order_or_study", "fhirpath", "age", "all_of", "any_of", "none_of")

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
 from service.engine.valuesets import ValueSetDef
-from service.fhir.codes import ICD_SYSTEMS, LOINC
+from service.fhir.codes import ICD_SYSTEMS, LOINC, PROFILE, TEXT
 from service.fhir.record import SYMPTOM_QUESTIONS
 
+PSEUDO_SYSTEMS = frozenset({TEXT, PROFILE})
 MAX_LISTED = 100  # codes in one query string: about 4 KB, within what FHIR servers and proxies take
 _FINDING_TYPES = ("Condition", "Observation")
 _ORDER_TYPES = ("ServiceRequest", "ImagingStudy", "DiagnosticReport")
@@ -60,8 +61,10 @@ def _expanded(
     ruleset: RuleSet, valueset_id: str, by_url: dict[str, str], seen: frozenset[str] = frozenset()
 ) -> ReadCodes:
     definition: ValueSetDef = ruleset.codes.valuesets[valueset_id]
-    codes = set(definition.codes) - definition.excluded_codes
-    listable = not definition.prefixes and not definition.needs_expansion and not definition.excluded_prefixes
+    codes = {k for k in definition.codes if k[0] not in PSEUDO_SYSTEMS} - definition.excluded_codes
+    named_otherwise = len(codes) < len(definition.codes)  # words or a profile name members: no code list says all
+    unlisted = definition.prefixes or definition.needs_expansion or definition.excluded_prefixes
+    listable = not (unlisted or named_otherwise)
     for url in definition.includes:
         included = by_url.get(url)
         if included is None or included in seen:

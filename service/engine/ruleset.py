@@ -13,12 +13,18 @@ from typing import TYPE_CHECKING, Any
 from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
 from service.engine.site import Site
 from service.engine.valuesets import CodeIndex
-from service.fhir.record import raw_keys, raw_systemless_codes
+from service.fhir.codes import READ_IN_FULL, canonical_system
+from service.fhir.record import TextPath, profile_keys, raw_keys, raw_systemless_codes, readable_words
+from service.fhir.textread import TextReader
 
 if TYPE_CHECKING:
     from service.engine.prefetchplan import PlannedKey
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _in_full(system: str) -> bool:
+    return canonical_system(system) in READ_IN_FULL
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ class RuleSet:
     codes: CodeIndex
     rules: dict[str, dict[str, CompiledRule]] = field(default_factory=dict)
     site: Site | None = None  # a hospital's own codes, added to the value sets (engine/site.py)
+    text_reader: TextReader | None = None  # reads findings named in words (value sets' text terms)
+
+    @cached_property
+    def text_path(self) -> TextPath | None:
+        """How build_record reads words: the reader, and which codes a value set holds (they need no words)."""
+        if self.text_reader is None:
+            return None
+        codes = self.codes
+        return TextPath(self.text_reader, codes.lookup)
 
     def active(self) -> list[CompiledRule]:
         """Active versions, most urgent first, then by id: the order in which cards win."""
@@ -110,16 +125,23 @@ class RuleSet:
         if isinstance(kind, str) and kind in self.fhirpath_types:
             return True
         known = self._relevant_codings
+        in_full = self._read_in_full
+        wordless = True  # every coding of the code is of a system read in full: its words name nothing new
         for concept in (resource.get("code"), resource.get("valueCodeableConcept"), resource.get("procedureCode")):
             if concept is None:
                 continue
             codings = concept.get("coding") if type(concept) is dict else None
             if type(codings) is not list:
                 return self._relevant_slowly(resource)  # an odd shape: read it the long way
+            if not codings:
+                wordless = False
             for coding in codings:
                 if type(coding) is not dict:
                     continue
-                pair = (coding.get("system"), coding.get("code"))
+                system = coding.get("system")
+                if wordless and (type(system) is not str or not in_full.setdefault(system, _in_full(system))):
+                    wordless = False
+                pair = (system, coding.get("code"))
                 try:
                     hit = known.get(pair)
                 except TypeError:  # a system or code that is not a string (an invalid resource)
@@ -131,16 +153,38 @@ class RuleSet:
                     known[pair] = hit
                 if hit:
                     return True
-        return False
+        meta = resource.get("meta")
+        has_profile = type(meta) is dict and meta.get("profile") is not None
+        if has_profile and any(self.codes.lookup(k) for k in profile_keys(resource)):
+            return True  # a declared profile (an mCODE cancer condition)
+        if resource.get("component") is not None:
+            return self._relevant_slowly(resource)  # a panel's components are findings of their own
+        return not wordless and self._names_in_words(resource)
 
     def _relevant_slowly(self, resource: dict[str, Any]) -> bool:
         if any(self.codes.lookup(key) for key in raw_keys(resource)):
             return True
         # A coding that names no system never matches, but one whose code a rule reads must still be reported.
-        return any(self.codes.lookup_any_system(code) for code in raw_systemless_codes(resource))
+        if any(self.codes.lookup_any_system(code) for code in raw_systemless_codes(resource)):
+            return True
+        return self._names_in_words(resource)
+
+    def _names_in_words(self, resource: dict[str, Any]) -> bool:
+        """Do the words of codes no value set holds (a hospital's own code, `code.text`) name something a rule reads?"""
+        reader = self.text_reader
+        if reader is None or resource.get("resourceType") not in ("Condition", "Observation"):
+            return False
+        try:
+            return any(reader.mentions(words) for words in readable_words(resource))
+        except (TypeError, AttributeError):  # an odd shape: validation names it
+            return True
 
     @cached_property
     def _relevant_codings(self) -> dict[tuple[Any, Any], bool]:
+        return {}
+
+    @cached_property
+    def _read_in_full(self) -> dict[str, bool]:
         return {}
 
     @cached_property

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.engine.evaluate import UNIT_PROBLEM, Decision
+from service.engine.evaluate import UNCLEAR, UNDATED, UNIT_PROBLEM, Decision
 from service.engine.ruleset import RuleSet
+from service.fhir.codes import TEXT
 from service.fhir.record import Fact, Key, PatientRecord, SetAside
 
 # Fields whose problems can change what the engine reads: when a problem sits elsewhere, the fact is intact.
@@ -56,6 +57,17 @@ def _hits(ruleset: RuleSet, keys: Iterable[Key], systemless: Iterable[str], want
     )
 
 
+def _established(ruleset: RuleSet, record: PatientRecord) -> frozenset[str]:
+    """Value sets some present fact of the record already holds: words that only suppose one of them (a suspected
+    cancer in a patient whose cancer is coded) add nothing the clinician must check."""
+    held: set[str] = set()
+    for fact in record.facts:
+        if fact.presence == "present":
+            for key in fact.keys:
+                held |= ruleset.codes.lookup(key)
+    return frozenset(held)
+
+
 def _read_field_problems(fact: Fact) -> list[str]:
     """The fact's input problems that sit in a field the engine reads (`Observation.effectiveDateTime: ...`)."""
     problems = []
@@ -76,16 +88,25 @@ def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Dec
     wanted = frozenset().union(*(d.rule.finding_valuesets for d in decisions))
     if not wanted:
         return []
+    known = _established(ruleset, record)
     signs = [
         _from_set_aside(item)
         for item in record.set_aside
-        if item.unreadable and _hits(ruleset, item.keys, item.systemless, wanted)
+        if item.unreadable
+        and _hits(ruleset, item.keys, item.systemless, wanted)
+        and not (item.keys and all(k[0] == TEXT and k[1] in known for k in item.keys))
     ]
     used = {f.reference for d in decisions if d.fired for f in d.evidence}
-    for decision in decisions:  # measurements in a unit the threshold's cannot be converted to
+    # Measurements in a unit the threshold's cannot be converted to, findings with neither a date nor a status,
+    # answers in words that say neither yes nor no: never guessed, always named.
+    named = (UNIT_PROBLEM, UNDATED, UNCLEAR)
+    for decision in decisions:
         for result in decision.criteria.values():
             for fact, reason in result.not_counted:
-                if reason.startswith(UNIT_PROBLEM) and fact.reference not in used:
+                if reason.startswith(named) and fact.reference not in used:
+                    fields = _read_field_problems(fact)  # "could not read effectiveDateTime" says more than "undated"
+                    if fields and reason.startswith(UNDATED):
+                        reason = f"could not read {', '.join(fields)}"
                     signs.append(UnreadableSign(fact.reference, fact.label, fact.date_text, reason))
                     used.add(fact.reference)
     for fact in record.facts:

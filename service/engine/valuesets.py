@@ -9,6 +9,7 @@ ICD-10-CM (a prefix: `C50` holds `C50.911`; a block `C00-C96` holds every catego
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +18,16 @@ from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
 from service.errors import ValueSetError, field_problems, validation_errors
-from service.fhir.codes import ICD_SYSTEMS, coding_key, normalise_code
+from service.fhir.codes import ICD_SYSTEMS, PROFILE, TEXT, coding_key, normalise_code
 
 Key = tuple[str, str]
 _BLOCK = re.compile(r"^([A-Z])(\d{2})-([A-Z])(\d{2})$")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+EXTENSION_BASE = "https://mscc-cds.example.org/StructureDefinition/"
+TEXT_TERM = EXTENSION_BASE + "valueset-text-term"  # valueString: words that name a member ("cord compression")
+TEXT_PATTERN = EXTENSION_BASE + "valueset-text-pattern"  # valueString: a spaCy token pattern, as JSON
+TEXT_NOT = EXTENSION_BASE + "valueset-text-not"  # valueString: words that look like a member but are not one
+MEMBER_PROFILE = EXTENSION_BASE + "valueset-member-profile"  # valueCanonical: a resource declaring it is a member
 EXPAND_HINT = "run `python -m service rules expand --server URL` to fill ValueSet.expansion from a terminology server"
 
 
@@ -37,6 +43,10 @@ class ValueSetDef:
     includes: list[str] = field(default_factory=list)  # canonical URLs of value sets whose codes this one holds
     needs_expansion: list[str] = field(default_factory=list)  # locations of is-a filters a server must expand
     has_expansion: bool = False
+    text_terms: list[str] = field(default_factory=list)  # words that name a member (fhir/textread.py)
+    text_patterns: list[list[dict[str, Any]]] = field(default_factory=list)  # spaCy token patterns for them
+    text_not: list[str] = field(default_factory=list)  # words that look like a member and are not
+    profiles: list[str] = field(default_factory=list)  # a resource declaring one of these is a member
 
     def size(self) -> int:
         return len(self.codes) + len(self.prefixes) + len(self.includes)
@@ -110,11 +120,46 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
             raise ValueSetError(f"ValueSet.expansion.contains[{i}]", "system and code are required")
         definition.codes.add(key)
         definition.has_expansion = True
+    _read_extensions(raw, definition)
     if definition.needs_expansion and not definition.has_expansion:
         raise ValueSetError(definition.needs_expansion[0], f"is-a on this system needs an expansion: {EXPAND_HINT}")
     if definition.size() == 0:
         raise ValueSetError("ValueSet", "holds no codes")
     return definition
+
+
+def _read_extensions(raw: dict[str, Any], definition: ValueSetDef) -> None:
+    """Members named otherwise than by a code: by words (read with medspaCy) and by a declared profile."""
+    for i, extension in enumerate(raw.get("extension") or []):
+        url, where = extension.get("url"), f"ValueSet.extension[{i}]"
+        if url in (TEXT_TERM, TEXT_PATTERN, TEXT_NOT):
+            value = extension.get("valueString")
+            if not isinstance(value, str) or not value.strip():
+                raise ValueSetError(f"{where}.valueString", "words are required")
+            if url == TEXT_TERM:
+                definition.text_terms.append(value.strip())
+            elif url == TEXT_NOT:
+                definition.text_not.append(value.strip())
+            else:
+                definition.text_patterns.append(_token_pattern(value, where))
+        elif url == MEMBER_PROFILE:
+            profile = extension.get("valueCanonical")
+            if not isinstance(profile, str) or not profile.strip():
+                raise ValueSetError(f"{where}.valueCanonical", "a profile URL is required")
+            definition.profiles.append(profile.strip())
+    if definition.text_terms or definition.text_patterns:
+        definition.codes.add((TEXT, definition.id))
+    definition.codes.update((PROFILE, p) for p in definition.profiles)
+
+
+def _token_pattern(text: str, where: str) -> list[dict[str, Any]]:
+    try:
+        pattern = json.loads(text)
+    except ValueError as error:
+        raise ValueSetError(f"{where}.valueString", f"a spaCy token pattern must be JSON: {error}") from None
+    if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
+        raise ValueSetError(f"{where}.valueString", "a spaCy token pattern is a list of token objects")
+    return pattern
 
 
 def resolve_includes(valuesets: dict[str, ValueSetDef]) -> dict[str, str]:

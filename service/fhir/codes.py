@@ -13,6 +13,15 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CPT = "http://www.ama-assn.org/go/cpt"
 
 ICD_SYSTEMS = frozenset({ICD10CM, ICD10})
+# Pseudo-systems of this service: a value set named in a finding's words (`fhir/textread.py`), and a profile a
+# resource declares (`meta.profile`, as mCODE's cancer conditions do). Value sets hold them like any code.
+TEXT = "urn:mscc-cds:text"
+PROFILE = "urn:mscc-cds:profile"
+# Systems whose codes this service reads in full: a code of theirs that no value set holds is known not to be a
+# warning sign (ICD-10 and ICD-10-CM value sets are built on the whole classification; LOINC codes name questions,
+# not findings). A code of any other system (a hospital's own, a SNOMED CT concept outside the lists) is read
+# through its words.
+READ_IN_FULL = frozenset({ICD10CM, ICD10, LOINC, TEXT, PROFILE})
 
 _ALIASES: dict[str, str] = {
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from service.fhir.codes import LOINC, SNOMED, coding_key, normalise_code
+from service.fhir.codes import LOINC, PROFILE, READ_IN_FULL, SNOMED, TEXT, coding_key, normalise_code
 from service.fhir.dates import FhirTime, latest_of, parse_fhir_time
+from service.fhir.onset import condition_time
+from service.fhir.textread import TextReader
 from service.fhir.validate import VALIDATED_TYPES, InputIssue, Validated, reference_of, validate
 
 Presence = Literal["present", "absent", "unknown"]
@@ -35,9 +37,33 @@ BOUNDED_SCORES: dict[Key, tuple[float, float]] = {
 
 # Observation.code values that ask "which symptom?": the finding is then in valueCodeableConcept.
 SYMPTOM_QUESTIONS = frozenset({(LOINC, "75325-1")})
-_PRESENT_ANSWERS = frozenset({(SNOMED, "52101004"), (SNOMED, "373066001"), (LOINC, "LA33-6")})
-_ABSENT_ANSWERS = frozenset({(SNOMED, "2667000"), (SNOMED, "373067005"), (LOINC, "LA32-8")})
-_ABSENT_WORDS = frozenset({"absent", "no", "negative", "false", "none", "denies", "not present"})
+# Coded answers to "is the finding there?" (SNOMED CT qualifier values and LOINC answer codes).
+PRESENT_ANSWERS = frozenset(
+    {
+        (SNOMED, "52101004"),  # Present
+        (SNOMED, "373066001"),  # Yes
+        (SNOMED, "10828004"),  # Positive
+        (SNOMED, "260373001"),  # Detected
+        (LOINC, "LA33-6"),  # Yes
+        (LOINC, "LA6576-8"),  # Positive
+        (LOINC, "LA11882-0"),  # Detected
+    }
+)
+ABSENT_ANSWERS = frozenset(
+    {
+        (SNOMED, "2667000"),  # Absent
+        (SNOMED, "373067005"),  # No
+        (SNOMED, "260385009"),  # Negative
+        (SNOMED, "260415000"),  # Not detected
+        (LOINC, "LA32-8"),  # No
+        (LOINC, "LA6577-6"),  # Negative
+        (LOINC, "LA11883-8"),  # Not detected
+    }
+)
+# Observation.interpretation codes (v3 ObservationInterpretation) that say the finding was not found.
+_ABSENT_INTERPRETATIONS = frozenset({"NEG", "ND"})
+UNCLEAR_ANSWER = "answer not read with confidence"  # an answer in words that says neither yes nor no
+_LAB_CATEGORIES = frozenset({"laboratory", "vital-signs"})  # measurements: never a finding named in words
 
 _IGNORED_STATUS: dict[str, frozenset[str]] = {
     "Observation": frozenset({"entered-in-error", "cancelled"}),
@@ -65,6 +91,15 @@ class Fact:
     unit: str | None = None
     systemless: tuple[str, ...] = ()  # codes of codings with no system: never matched, but reported
     problems: tuple[str, ...] = ()  # input problems in fields the rules could do without (the fact still counts)
+    recorded: FhirTime | None = None  # a Condition's recordedDate, when its onset dates it
+    at_encounter: bool = False  # a Condition of the hook's encounter: current even when undated
+    from_text: str = ""  # the words the finding was recognised from, when no code said it
+    part: str = ""  # a panel's component (its name), or "text" for the finding named in words
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """One fact per resource, or per component of a panel: the resource reference alone is not unique."""
+        return self.reference, self.part
 
     @property
     def date_text(self) -> str:
@@ -184,59 +219,131 @@ def names_patient(resource: dict[str, Any], patient_refs: frozenset[str]) -> boo
     return len(parts) >= 2 and f"{parts[-2]}/{parts[-1]}" in patient_refs
 
 
-def _observation_fact(resource: dict[str, Any], reference: str) -> Fact:
-    code = resource.get("code")
-    keys = coding_keys(code)
-    value_concept = resource.get("valueCodeableConcept")
-    texts = _texts(code, value_concept)
-    label_source: Any = code
-    presence: Presence = "present"
+def _interpretation_absent(holder: dict[str, Any]) -> bool:
+    concepts = holder.get("interpretation")
+    for concept in concepts if isinstance(concepts, list) else []:
+        for coding in _codings(concept):
+            if _code_text(coding) in _ABSENT_INTERPRETATIONS:
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What an Observation (or one component of a panel) says: its finding, whether it is there, its value."""
+
+    keys: tuple[Key, ...]
+    label_source: Any
+    texts: list[str]
+    presence: Presence
     value: float | None = None
     unit: str | None = None
+    answer: str = ""  # an answer in words that could not be read with confidence
+
+
+def _answer_text(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return ""
+    text = concept.get("text")
+    if isinstance(text, str) and text.strip():
+        return text
+    return next((str(c["display"]) for c in _codings(concept) if isinstance(c.get("display"), str)), "")
+
+
+def _read_observed(holder: dict[str, Any], reader: TextReader | None) -> _Reading:
+    """Read a finding and its value from an Observation or a component: the value says whether it is there."""
+    code = holder.get("code")
+    keys = coding_keys(code)
+    value_concept = holder.get("valueCodeableConcept")
+    texts = _texts(code, value_concept)
+    presence: Presence = "present"
+    answer = ""
     if value_concept is not None and SYMPTOM_QUESTIONS.intersection(keys):
-        keys = coding_keys(value_concept)
-        label_source = value_concept
-    elif value_concept is not None:
-        answer = set(coding_keys(value_concept))
-        if answer & _ABSENT_ANSWERS:
+        keys, label_source = coding_keys(value_concept), value_concept
+        if _interpretation_absent(holder):
             presence = "absent"
-        elif answer & _PRESENT_ANSWERS:
+        return _Reading(keys, label_source, texts, presence)
+    value: float | None = None
+    unit: str | None = None
+    if value_concept is not None:
+        answer_keys = set(coding_keys(value_concept))
+        if answer_keys & ABSENT_ANSWERS:
+            presence = "absent"
+        elif answer_keys & PRESENT_ANSWERS:
             presence = "present"
-    elif "valueBoolean" in resource:
-        flag = _boolean(resource["valueBoolean"])
+        elif not answer_keys and (words := _answer_text(value_concept)):
+            presence, answer = _read_answer(reader, words)
+    elif "valueBoolean" in holder:
+        flag = _boolean(holder["valueBoolean"])
         presence = "unknown" if flag is None else "present" if flag else "absent"
-    elif isinstance(resource.get("valueQuantity"), dict):
-        quantity = resource["valueQuantity"]
+    elif isinstance(holder.get("valueQuantity"), dict):
+        quantity = holder["valueQuantity"]
         value = _number(quantity.get("value"))
         # The UCUM code when the quantity says it is UCUM (what thresholds convert from); else the display unit.
         ucum_code = _str(quantity.get("code")) if quantity.get("system") == "http://unitsofmeasure.org" else None
         unit = ucum_code or _str(quantity.get("unit")) or _str(quantity.get("code"))
-    elif "valueInteger" in resource:
-        value = _number(resource["valueInteger"])
-    elif isinstance(resource.get("valueString"), str):
-        presence = "absent" if resource["valueString"].strip().lower() in _ABSENT_WORDS else "present"
-    elif resource.get("dataAbsentReason") is not None:
+    elif "valueInteger" in holder:
+        value = _number(holder["valueInteger"])
+    elif isinstance(holder.get("valueString"), str):
+        presence, answer = _read_answer(reader, holder["valueString"])
+    elif holder.get("dataAbsentReason") is not None:
         presence = "unknown"
-    time = latest_of(
+    if presence == "present" and _interpretation_absent(holder):
+        presence = "absent"
+    return _Reading(keys, code, texts, presence, value, unit, answer)
+
+
+def _read_answer(reader: TextReader | None, words: str) -> tuple[Presence, str]:
+    """An answer in words: read with medspaCy's ConText; unclear answers are kept to be named to the clinician."""
+    reading = reader.answer(words) if reader is not None else "unclear"
+    if reading == "unclear":
+        return "unknown", _short(words)
+    return reading, ""
+
+
+def _observation_time(resource: dict[str, Any]) -> FhirTime | None:
+    return latest_of(
         [
             parse_fhir_time(resource.get("effectiveDateTime")),
             parse_fhir_time(resource.get("effectiveInstant")),
             *_period_times(resource.get("effectivePeriod")),
         ]
     ) or parse_fhir_time(resource.get("issued"))
-    labels = _texts(label_source) or texts or ["(no display)"]
-    return Fact(
-        reference,
-        "Observation",
-        keys,
-        labels[0],
-        " | ".join(texts),
-        presence,
-        time,
-        _str(resource.get("status")),
-        value,
-        unit,
-    )
+
+
+def _observation_facts(resource: dict[str, Any], reference: str, reader: TextReader | None) -> list[Fact]:
+    """The Observation's own finding, and one finding per component of a panel (each with its own value)."""
+    time = _observation_time(resource)
+    status = _str(resource.get("status"))
+    facts: list[Fact] = []
+    parts: list[tuple[str, _Reading]] = [("", _read_observed(resource, reader))]
+    components = resource.get("component")
+    for component in components if isinstance(components, list) else []:
+        if isinstance(component, dict):
+            reading = _read_observed(component, reader)
+            name = (_texts(component.get("code")) or ["component"])[0]
+            parts.append((f"component {len(parts)}: {name}", reading))
+    for part, reading in parts:
+        if part and not reading.keys and not reading.texts:
+            continue
+        labels = _texts(reading.label_source) or reading.texts or ["(no display)"]
+        facts.append(
+            Fact(
+                reference,
+                "Observation",
+                reading.keys,
+                labels[0],
+                " | ".join(reading.texts),
+                reading.presence,
+                time,
+                status,
+                reading.value,
+                reading.unit,
+                problems=(f"{UNCLEAR_ANSWER}: {reading.answer!r}",) if reading.answer else (),
+                part=part,
+            )
+        )
+    return facts
 
 
 def _boolean(value: Any) -> bool | None:
@@ -258,29 +365,47 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _condition_fact(resource: dict[str, Any], reference: str) -> Fact:
+def _condition_fact(resource: dict[str, Any], reference: str, birth: FhirTime | None, encounter: str | None) -> Fact:
     code = resource.get("code")
     clinical = _status_code(resource.get("clinicalStatus"))
     if clinical is None and any(k.startswith("abatement") for k in resource):
         clinical = "resolved"
-    time = latest_of(
-        [
-            parse_fhir_time(resource.get("onsetDateTime")),
-            *_period_times(resource.get("onsetPeriod")),
-            parse_fhir_time(resource.get("recordedDate")),
-        ]
-    )
+    time, recorded, problem = condition_time(resource, birth)
     texts = _texts(code)
+    at_encounter = encounter is not None and _reference_text(resource.get("encounter")) in encounter_references(
+        encounter
+    )
     return Fact(
         reference,
         "Condition",
-        coding_keys(code),
+        (*coding_keys(code), *profile_keys(resource)),
         (texts or ["(no display)"])[0],
         " | ".join(texts),
         "present",
         time,
         clinical,
+        problems=(problem,) if problem else (),
+        recorded=recorded,
+        at_encounter=at_encounter,
     )
+
+
+def _reference_text(reference: Any) -> str | None:
+    value = reference.get("reference") if isinstance(reference, dict) else None
+    return value.strip() if isinstance(value, str) else None
+
+
+def encounter_references(encounter_id: str) -> frozenset[str]:
+    return frozenset({f"Encounter/{encounter_id}", encounter_id})
+
+
+def profile_keys(resource: dict[str, Any]) -> tuple[Key, ...]:
+    """The profiles a resource declares, as keys a value set can hold (an mCODE cancer condition is cancer)."""
+    meta = resource.get("meta")
+    profiles = meta.get("profile") if isinstance(meta, dict) else None
+    if not isinstance(profiles, list):
+        return ()
+    return tuple((PROFILE, p.split("|")[0].strip()) for p in profiles if isinstance(p, str) and p.strip())
 
 
 def _order_fact(resource: dict[str, Any], reference: str) -> Fact:
@@ -329,29 +454,69 @@ def _why_set_aside(resource: dict[str, Any]) -> str | None:
     return None
 
 
-_NORMALISERS = {
-    "Condition": _condition_fact,
-    "Observation": _observation_fact,
-    "ServiceRequest": _order_fact,
-    "ImagingStudy": _order_fact,
-    "DiagnosticReport": _order_fact,
-}
-
-
 def _coded_concepts(resource: dict[str, Any]) -> list[Any]:
-    """Where a resource's finding, order or study code can sit: code, the answer to a symptom question, procedure."""
+    """Where a resource's finding, order or study code can sit: code, the answer to a symptom question, procedure,
+    and the code and answer of each component of a panel."""
     concepts = [resource.get("code"), resource.get("valueCodeableConcept")]
     procedure_codes = resource.get("procedureCode")
     if isinstance(procedure_codes, list):
         concepts.extend(procedure_codes)
     elif isinstance(procedure_codes, dict):
         concepts.append(procedure_codes)
+    components = resource.get("component")
+    if isinstance(components, list):
+        for component in components:
+            if isinstance(component, dict):
+                concepts += [component.get("code"), component.get("valueCodeableConcept")]
     return concepts
 
 
 def raw_keys(resource: dict[str, Any]) -> list[Key]:
-    """Every coding key a raw resource carries where a finding can sit (code, value, procedure code)."""
-    return [k for concept in _coded_concepts(resource) for k in coding_keys(concept)]
+    """Every coding key a raw resource carries where a finding can sit (code, value, procedure code, components),
+    and the profiles it declares."""
+    keys = [k for concept in _coded_concepts(resource) for k in coding_keys(concept)]
+    return keys + list(profile_keys(resource))
+
+
+def readable_words(resource: dict[str, Any]) -> list[str]:
+    """The words that may name a finding the codes do not, for a Condition or a non-laboratory Observation: the
+    `code.text` and the displays of codings of a system not read in full (a hospital's own code, a SNOMED CT
+    concept), of the resource and of each component of a panel."""
+    return [w for concept in _finding_concepts(resource) for w in concept_words(concept)]
+
+
+def _finding_concepts(resource: dict[str, Any]) -> list[Any]:
+    """The `code` of the resource and of each component, when the resource can record a finding in words."""
+    if resource.get("resourceType") not in ("Condition", "Observation") or _is_measurement(resource):
+        return []
+    concepts = [resource.get("code")]
+    components = resource.get("component")
+    if isinstance(components, list):
+        concepts += [c.get("code") for c in components if isinstance(c, dict)]
+    return concepts
+
+
+def concept_words(concept: Any) -> list[str]:
+    """`text` (the clinician's words), unless every coding is of a system read in full (a LOINC question's text
+    names the question, not a finding), and the displays of codings of a system not read in full."""
+    if not isinstance(concept, dict):
+        return []
+    keyed = [(c, coding_key(_str(c.get("system")), _code_text(c))) for c in _codings(concept)]
+    unread = [c for c, k in keyed if k is not None and k[0] not in READ_IN_FULL]
+    in_full = bool(keyed) and all(k is not None and k[0] in READ_IN_FULL for _, k in keyed)
+    words: list[str] = []
+    text = concept.get("text")
+    if isinstance(text, str) and text.strip() and not in_full:
+        words.append(_short(text))
+    words += [_short(c["display"]) for c in unread if isinstance(c.get("display"), str) and c["display"].strip()]
+    return list(dict.fromkeys(words))
+
+
+def _is_measurement(resource: dict[str, Any]) -> bool:
+    for concept in resource.get("category") or [] if isinstance(resource.get("category"), list) else []:
+        if any(_code_text(c) in _LAB_CATEGORIES for c in _codings(concept)):
+            return True
+    return False
 
 
 def raw_systemless_codes(resource: dict[str, Any]) -> list[str]:
@@ -427,6 +592,64 @@ def read_kind(raw: object) -> str | None:
     return kind if isinstance(kind, str) and kind in VALIDATED_TYPES else None
 
 
+@dataclass(frozen=True)
+class TextPath:
+    """How findings named only in words are read: the rule set's medspaCy reader, and which codes need no words."""
+
+    reader: TextReader
+    holders: Callable[[Key], frozenset[str]]  # the value sets that hold a key
+
+
+def _facts_of(
+    resource: dict[str, Any],
+    reference: str,
+    birth: FhirTime | None,
+    encounter: str | None,
+    reader: TextReader | None,
+) -> list[Fact]:
+    kind = resource["resourceType"]
+    if kind == "Condition":
+        return [_condition_fact(resource, reference, birth, encounter)]
+    if kind == "Observation":
+        return _observation_facts(resource, reference, reader)
+    return [_order_fact(resource, reference)]
+
+
+def _concept_of(resource: dict[str, Any], fact: Fact) -> Any:
+    if not fact.part:
+        return resource.get("code")
+    index = int(fact.part.split(":", 1)[0].removeprefix("component ")) - 1
+    return resource["component"][index].get("code")
+
+
+def _text_facts(resource: dict[str, Any], facts: list[Fact], text: TextPath) -> tuple[list[Fact], list[SetAside]]:
+    """Findings named in words that no code of the finding names: "Weakness of both legs" as the text of a code
+    for muscle weakness, a cord compression in a hospital's own code. For each finding of the resource (each
+    component of a panel apart), a fact per value set its words assert that its codes do not hold, and the
+    mentions that cannot be read with confidence (a supposed, questioned or possible finding), to be named."""
+    if not _finding_concepts(resource):
+        return [], []
+    found: dict[tuple[Any, ...], Fact] = {}
+    unclear: list[SetAside] = []
+    for fact in facts:
+        held = frozenset().union(*(text.holders(k) for k in fact.keys))
+        for words in concept_words(_concept_of(resource, fact)):
+            for mention in text.reader.mentions(words):
+                key = (TEXT, mention.valueset)
+                if text.holders(key) <= held:
+                    continue  # the codes say as much already
+                if mention.assertion in ("present", "historical"):
+                    status = "history" if mention.assertion == "historical" else fact.status
+                    part = f"{fact.part} text" if fact.part else "text"
+                    found[(fact.part, key, status)] = replace(
+                        fact, keys=(key,), status=status, from_text=words, part=part, systemless=()
+                    )
+                elif mention.assertion == "unclear":
+                    reason = f"named in words not read with confidence: {words!r}"
+                    unclear.append(replace(_set_aside(resource, reason, "invalid", unreadable=True), keys=(key,)))
+    return list(found.values()), unclear
+
+
 def build_record(
     patient_id: str,
     resources: Iterable[Any],
@@ -434,20 +657,26 @@ def build_record(
     patient_aliases: Iterable[str] = (),
     relevant: Callable[[dict[str, Any]], bool] | None = None,
     validator: Callable[[dict[str, Any]], Validated] = validate,
+    encounter_id: str | None = None,
+    text: TextPath | None = None,
 ) -> PatientRecord:
     """Validate, filter and normalise resources; never trust the sender to have filtered by patient or status.
 
     `patient_aliases` are other references that name the patient (a Bundle entry's `fullUrl`). `relevant`,
     when given, skips resources no rule can read before the costly validation (most of a chart is labs).
-    Nothing that could change the answer disappears without a trace: every resource not used is in
-    `set_aside` with its reason, and every input problem is in `issues` with what became of the resource.
+    `encounter_id` is the hook's encounter: its Conditions are current even undated. `text` reads findings
+    named only in words. Nothing that could change the answer disappears without a trace: every resource not
+    used is in `set_aside` with its reason, and every input problem is in `issues` with what became of it.
     """
     record = PatientRecord(patient_id)
     patient_refs = frozenset({f"Patient/{patient_id}", *patient_aliases})
-    for raw in resources:
+    items = resources if isinstance(resources, list) else list(resources)
+    for raw in items:  # the birth date first: an onsetAge is counted from it
         if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
             _read_birth(record, raw, patient_refs)
-            continue
+    birth = record.birth.time if record.birth is not None else None
+    reader = text.reader if text is not None else None
+    for raw in items:
         if read_kind(raw) is None:
             continue
         if relevant is not None and not relevant(raw):
@@ -469,24 +698,35 @@ def build_record(
         if semantic is not None:
             record.set_aside.append(_set_aside(resource, *semantic))
             continue
-        fact = _NORMALISERS[resource["resourceType"]](resource, reference)
+        facts = _facts_of(resource, reference, birth, encounter_id, reader)
+        if text is not None:
+            from_words, unclear = _text_facts(resource, facts, text)
+            facts += from_words
+            record.set_aside.extend(unclear)
         systemless = tuple(raw_systemless_codes(resource))
         if systemless:
             where = f"{resource['resourceType']}.code"
             record.issues.append(InputIssue(reference, where, "a coding has no system: not matched", "counted"))
         problems = tuple(f"{i.location}: {i.message}" for i in checked.issues)
-        off_scale = _off_scale(fact)
-        if off_scale is not None:
-            record.issues.append(InputIssue(reference, "Observation.value[x]", off_scale, "set aside"))
-            record.set_aside.append(_set_aside(resource, off_scale, "out-of-range", unreadable=True))
-            continue
-        if systemless or problems:
-            fact = replace(fact, systemless=systemless, problems=problems)
-        record.resources.append(resource)
-        record.facts.append(fact)
+        kept = []
+        for fact in facts:
+            off_scale = _off_scale(fact)
+            if off_scale is not None:
+                record.issues.append(InputIssue(reference, "Observation.value[x]", off_scale, "set aside"))
+                record.set_aside.append(_set_aside(resource, off_scale, "out-of-range", unreadable=True))
+                continue
+            if systemless or problems:
+                fact = replace(fact, systemless=systemless, problems=(*fact.problems, *problems))
+            kept.append(fact)
+        if kept:
+            record.resources.append(resource)
+            record.facts.extend(kept)
     return record
 
 
 def is_current_status(fact: Fact) -> bool:
-    """False for a Condition whose clinicalStatus says it is over (inactive, remission, resolved)."""
+    """False for a Condition whose clinicalStatus says it is over (inactive, remission, resolved), and for a
+    finding the words call past history ("history of ...")."""
+    if fact.status == "history":
+        return False
     return not (fact.resource_type == "Condition" and fact.status in _NOT_CURRENT_CLINICAL)

@@ -40,10 +40,12 @@ def test_the_base_queries_are_offered_for_an_ehr_that_cannot_run_filters(make_ap
     with TestClient(make_app(minimal_prefetch=False)) as client:
         service = client.get("/cds-services").json()["services"][0]
         assert service["prefetch"] == {
+            "patient": "Patient/{{context.patientId}}",
             "conditions": "Condition?patient={{context.patientId}}",
             "observations": "Observation?patient={{context.patientId}}",
             "imaging_orders": "ServiceRequest?patient={{context.patientId}}",
             "imaging_studies": "ImagingStudy?patient={{context.patientId}}",
+            "imaging_reports": "DiagnosticReport?patient={{context.patientId}}",
         }
         from tests.helpers import hook_request
 

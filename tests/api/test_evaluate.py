@@ -89,12 +89,12 @@ def test_malformed_json_wrong_resource_and_bad_query_are_operation_outcomes(clie
 def test_rules_list_shows_versions_and_status(client: TestClient) -> None:
     body = client.get("/rules").json()
     rules = {r["id"]: r for r in body["rules"]}
-    assert rules["mscc-suspected"]["active"] == "3.0.0"
+    assert rules["mscc-suspected"]["active"] == "4.0.0"
     versions = {v["version"]: (v["status"], v["file"]) for v in rules["mscc-suspected"]["versions"]}
     assert versions == {
         "1.0.0": ("retired", "rules/mscc-suspected/1.0.0.yaml"),
         "2.0.0": ("retired", "rules/mscc-suspected/2.0.0.yaml"),
-        "3.0.0": ("active", "rules/mscc-suspected/3.0.0.yaml"),
+        "4.0.0": ("active", "rules/mscc-suspected/4.0.0.yaml"),
     }
 
 

@@ -65,15 +65,15 @@ def test_feedback_is_stored_and_survives_a_restart(make_client) -> None:
         assert answer.json() == {"stored": 2}
     with make_client("two") as restarted:
         report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
-    assert report["mscc-suspected@3.0.0"] == {
-        "rule": "mscc-suspected@3.0.0",
+    assert report["mscc-suspected@4.0.0"] == {
+        "rule": "mscc-suspected@4.0.0",
         "shown": 1,
         "accepted": 1,
         "overridden": 0,
         "acceptance_rate": 1.0,
         "override_reasons": {},
     }
-    assert report["spinal-metastasis-pain@3.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
+    assert report["spinal-metastasis-pain@4.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
 
 
 def test_report_as_csv(make_client) -> None:
@@ -85,7 +85,7 @@ def test_report_as_csv(make_client) -> None:
     assert answer.text.splitlines() == [
         "rule,shown,accepted,overridden,acceptance_rate,override_reasons,"
         "shadow_evaluated,shadow_fired,shadow_agreements,shadow_disagreements",
-        "mscc-suspected@3.0.0,1,0,1,0.0,other-cause-known=1,,,,",
+        "mscc-suspected@4.0.0,1,0,1,0.0,other-cause-known=1,,,,",
     ]
 
 
@@ -217,7 +217,7 @@ def test_metrics_count_calls_cards_and_feedback(make_client) -> None:
         client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
         text = client.get("/metrics").text
     assert 'mscc_hook_calls_total{service="mscc-patient-view",status="200"} 1.0' in text
-    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@3.0.0"} 1.0' in text
+    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@4.0.0"} 1.0' in text
     assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
     assert "mscc_hook_latency_seconds_bucket" in text
 
@@ -226,8 +226,8 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     """A draft with a 60-day window fires on numbness 45 days old; the active 30-day version does not."""
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    active = (rules / "mscc-suspected/3.0.0.yaml").read_text(encoding="utf-8")
-    draft = active.replace("version: 3.0.0", "version: 4.0.0").replace("status: active", "status: draft")
+    active = (rules / "mscc-suspected/4.0.0.yaml").read_text(encoding="utf-8")
+    draft = active.replace("version: 4.0.0", "version: 4.0.0").replace("status: active", "status: draft")
     (rules / "mscc-suspected/4.0.0.yaml").write_text(draft.replace("current_window: P30D", "current_window: P60D"))
     with (rules / "mscc-suspected/CHANGELOG.md").open("a", encoding="utf-8") as changelog:
         changelog.write("\n## 4.0.0 (draft)\n\n- a 60-day window, on trial\n")
@@ -265,7 +265,7 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     }
     with make_client(shadow_drafts=True, rules_dir=rules) as client:
         answer = client.post(URL, json=body)
-        assert answer.json()["cards"] == []  # the active 3.0.0 looks back 30 days
+        assert answer.json()["cards"] == []  # the active 4.0.0 looks back 30 days
         both = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
         store = client.app.state.runtime.store  # type: ignore[attr-defined]

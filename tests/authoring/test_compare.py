@@ -19,7 +19,7 @@ def draft_score_6(rules: Path) -> Path:
 
 
 def test_lowering_a_threshold_always_shows_its_effect(draft_score_6: Path) -> None:
-    changes = compare(load_ruleset(draft_score_6), None, "spinal-metastasis-pain@3.1.0")
+    changes = compare(load_ruleset(draft_score_6), None, "spinal-metastasis-pain@4.1.0")
     changed = [c for c in changes if c.kind != "same"]
     assert [c.patient.name for c in changed] == [
         "spinal-metastasis-pain: severe_pain_score alone ~ severe_pain_score value 6"
@@ -32,8 +32,8 @@ def test_lowering_a_threshold_always_shows_its_effect(draft_score_6: Path) -> No
 
 
 def test_two_named_versions_compare_over_the_real_records_too() -> None:
-    changes = compare(load_ruleset(PROJECT_ROOT / "rules"), "mscc-suspected@2.0.0", "mscc-suspected@3.0.0")
-    assert any(c.kind == "gains a card" for c in changes)  # 3.0.0 no longer needs spinal pain (NICE NG234)
+    changes = compare(load_ruleset(PROJECT_ROOT / "rules"), "mscc-suspected@2.0.0", "mscc-suspected@4.0.0")
+    assert any(c.kind == "gains a card" for c in changes)  # 4.0.0 no longer needs spinal pain (NICE NG234)
     if (PROJECT_ROOT.parent / "shared/realdata").is_dir():
         assert any(c.patient.source == "real record" for c in changes)
 
@@ -48,7 +48,7 @@ def test_each_version_is_shown_at_its_own_edges() -> None:
 
 
 def test_the_cli_compares_and_can_fail_on_a_change(draft_score_6: Path, capsys) -> None:
-    args = ["rules", "diff", "--rules", str(draft_score_6), "--compare", "spinal-metastasis-pain@3.1.0"]
+    args = ["rules", "diff", "--rules", str(draft_score_6), "--compare", "spinal-metastasis-pain@4.1.0"]
     assert main(args) == 0
     assert "1 of " in capsys.readouterr().out
     assert main([*args, "--fail-on-change"]) == 1

@@ -46,7 +46,7 @@ def test_the_gate_covers_every_red_flag_in_every_form_and_state(report) -> None:
 
 def test_rates_and_disagreements_are_reported_for_every_version(report, ruleset) -> None:
     text = render(report, ruleset)
-    assert "mscc-suspected@3.0.0                 active   100.0% (" in text
+    assert "mscc-suspected@4.0.0                 active   100.0% (" in text
     assert "mscc-suspected@2.0.0                 retired" in text  # retired versions are measured too
     assert text.rstrip().endswith("PASS")
 
@@ -55,7 +55,7 @@ def test_the_gate_fails_on_a_rule_set_that_misses_emergencies(tmp_path: Path) ->
     """Reactivate 2.0.0 (which asked for spinal pain too): the gate must name the missed emergencies."""
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    for version, status in (("2.0.0", "active"), ("3.0.0", "retired")):
+    for version, status in (("2.0.0", "active"), ("4.0.0", "retired")):
         path = rules / "mscc-suspected" / f"{version}.yaml"
         text = path.read_text(encoding="utf-8")
         path.write_text(

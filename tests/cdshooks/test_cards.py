@@ -32,12 +32,12 @@ def test_one_card_and_one_mri_when_several_rules_fire(ruleset, both_fire) -> Non
     assert mri[0].actions[0].resource["priority"] == "stat"
     assert "**Also met:**" in card.detail
     assert "**Also met:** Spinal pain with a red-flag feature in a person with cancer." in card.detail
-    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@3.0.0", "spinal-metastasis-pain@3.0.0"]
+    assert card.extension[EXTENSION_KEY]["rules"] == ["mscc-suspected@4.0.0", "spinal-metastasis-pain@4.0.0"]
 
 
 def test_card_names_rule_version_evidence_and_dates(ruleset, both_fire) -> None:
     card = card_for(ruleset, both_fire)
-    assert card.source.label == "NICE NG234 Spinal metastases and MSCC · rule mscc-suspected 3.0.0"
+    assert card.source.label == "NICE NG234 Spinal metastases and MSCC · rule mscc-suspected 4.0.0"
     for line in ("| ca | - | 1 Jan 2020 |", "| SNOMED CT 26544005 | - | 19 Nov 2026 |"):  # no display: the code
         assert line in card.detail
     assert "Condition/" not in card.detail

@@ -16,7 +16,7 @@ def test_absent_finding_only_negates_the_same_code(ruleset) -> None:
         obs("weak", "26544005", "2026-11-10", True),
         obs("no-numb", "44077006", "2026-11-19", False),
     ]
-    assert "mscc-suspected@3.0.0" in fired(ruleset, resources)
+    assert "mscc-suspected@4.0.0" in fired(ruleset, resources)
 
 
 def test_absent_recorded_earlier_does_not_negate_a_later_present(ruleset) -> None:
@@ -26,7 +26,7 @@ def test_absent_recorded_earlier_does_not_negate_a_later_present(ruleset) -> Non
         obs("no-weak", "26544005", "2026-11-01", False),
         obs("weak", "26544005", "2026-11-19", True),
     ]
-    assert "mscc-suspected@3.0.0" in fired(ruleset, resources)
+    assert "mscc-suspected@4.0.0" in fired(ruleset, resources)
 
 
 def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset) -> None:
@@ -45,13 +45,13 @@ def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset)
 
 def test_several_rules_can_fire_and_most_urgent_comes_first(ruleset) -> None:
     resources = [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)]
-    assert fired(ruleset, resources) == ["mscc-suspected@3.0.0", "spinal-metastasis-pain@3.0.0"]
+    assert fired(ruleset, resources) == ["mscc-suspected@4.0.0", "spinal-metastasis-pain@4.0.0"]
 
 
 def test_hook_filter_and_explicit_versions(ruleset) -> None:
     record = build_record("p", [CANCER, PAIN])
     only = evaluate(ruleset, record, NOW, rules=[ruleset.version("spinal-metastasis-pain")])
-    assert [d.ref for d in only] == ["spinal-metastasis-pain@3.0.0"]
+    assert [d.ref for d in only] == ["spinal-metastasis-pain@4.0.0"]
     assert len(evaluate(ruleset, record, NOW, hook="patient-view")) == 3
 
 

@@ -9,7 +9,7 @@ import pytest
 from service.engine.loader import load_ruleset, revision_of
 from service.errors import RuleSetInvalid
 
-RULE = "mscc-suspected/3.0.0.yaml"
+RULE = "mscc-suspected/4.0.0.yaml"
 
 
 def edit(rules: Path, name: str, change: Callable[[str], str]) -> None:
@@ -32,11 +32,11 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("status: active", "status: activ", "rules/mscc-suspected/3.0.0.yaml:4: status: Input should be"),
+        ("status: active", "status: activ", "rules/mscc-suspected/4.0.0.yaml:4: status: Input should be"),
         (
             "    finding: {valueset: cancer, include_resolved: true}",
             "    finding: {valueset: cancr, include_resolved: true}",
-            "rules/mscc-suspected/3.0.0.yaml:27: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
+            "rules/mscc-suspected/4.0.0.yaml:27: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
         ),
         (
             "    all_of: [cancer, mscc_presentation]",
@@ -48,7 +48,7 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
             "    any_of: [mscc_diagnosis, suspected_mscc]",
             "criteria refer to each other in a cycle",
         ),
-        ("version: 3.0.0", "version: 3.0.1", "version: must equal the file name (3.0.0)"),
+        ("version: 4.0.0", "version: 3.0.1", "version: must equal the file name (4.0.0)"),
         (
             "  indicator: critical\n",
             "  indicator: critical\n  colour: red\n",
@@ -76,23 +76,23 @@ def test_broken_rule_files_are_refused_naming_file_field_and_problem(
 
 
 def test_two_active_versions_are_refused(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/3.1.0.yaml")
-    edit(rules, "mscc-suspected/3.1.0.yaml", lambda t: t.replace("version: 3.0.0", "version: 3.1.0"))
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 3.1.0\n\n- copy\n")
+    shutil.copy(rules / RULE, rules / "mscc-suspected/4.1.0.yaml")
+    edit(rules, "mscc-suspected/4.1.0.yaml", lambda t: t.replace("version: 4.0.0", "version: 4.1.0"))
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 4.1.0\n\n- copy\n")
     assert any("at most one version may be active; found 2" in p for p in problems(rules))
 
 
 def test_a_draft_beside_the_active_version_is_fine(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/3.1.0.yaml")
+    shutil.copy(rules / RULE, rules / "mscc-suspected/4.1.0.yaml")
     edit(
         rules,
-        "mscc-suspected/3.1.0.yaml",
-        lambda t: t.replace("version: 3.0.0", "version: 3.1.0").replace("status: active", "status: draft"),
+        "mscc-suspected/4.1.0.yaml",
+        lambda t: t.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft"),
     )
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 3.1.0\n\n- draft\n")
+    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 4.1.0\n\n- draft\n")
     ruleset = load_ruleset(rules)
-    assert ruleset.version("mscc-suspected").version == "3.0.0"  # type: ignore[union-attr]
-    assert ruleset.version("mscc-suspected", "3.1.0").spec.status == "draft"  # type: ignore[union-attr]
+    assert ruleset.version("mscc-suspected").version == "4.0.0"  # type: ignore[union-attr]
+    assert ruleset.version("mscc-suspected", "4.1.0").spec.status == "draft"  # type: ignore[union-attr]
     assert ruleset.version("mscc-suspected", "1.0.0").spec.status == "retired"  # type: ignore[union-attr]
 
 
