@@ -17,6 +17,7 @@ from typing import Any
 
 from authoring.validation import _DATE_FIELDS, EXPECTED, Case, example_cases, real_record_cases
 from service.engine.evaluation import evaluate_record
+from service.engine.model import Criterion
 from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
 from service.engine.yamlfile import load_yaml
 from service.fhir.record import build_record, raw_keys
@@ -118,12 +119,17 @@ def _siblings(rule: CompiledRule, target: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def _needs_words(spec: Criterion) -> bool:
+    """A finding that must also be said in words (a text pattern, a mention): codes alone never make it hold."""
+    return spec.finding is not None and bool(spec.finding.text_matches or spec.finding.text_mentions)
+
+
 def _valuesets_under(rule: CompiledRule, node: str) -> set[str]:
     """Value sets whose codes alone would make `node` hold (a finding that also needs a text pattern does not:
     a generated patient's text never matches it)."""
     spec = rule.criteria[node].spec
     body = spec.finding or spec.measurement
-    own = {body.valueset} if body and not (spec.finding and spec.finding.text_matches) else set()
+    own = {body.valueset} if body and not _needs_words(spec) else set()
     return own | {v for c in spec.children for v in _valuesets_under(rule, c)}
 
 
@@ -159,7 +165,7 @@ def rule_patients(ruleset: RuleSet, rule: CompiledRule, now: datetime) -> list[C
     who meets the rule through that criterion alone, then its edges (a score of 6, 7 and 8 against "7 or more")."""
     made: list[Case] = []
     for target, criterion in rule.criteria.items():
-        if criterion.spec.finding is not None and criterion.spec.finding.text_matches:
+        if _needs_words(criterion.spec):
             continue  # a text pattern cannot be written from a value set
         if criterion.spec.measurement is None and not isinstance(criterion.window, timedelta):
             continue

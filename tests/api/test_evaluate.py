@@ -94,6 +94,7 @@ def test_rules_list_shows_versions_and_status(client: TestClient) -> None:
     assert versions == {
         "1.0.0": ("retired", "rules/mscc-suspected/1.0.0.yaml"),
         "2.0.0": ("retired", "rules/mscc-suspected/2.0.0.yaml"),
+        "3.0.0": ("retired", "rules/mscc-suspected/3.0.0.yaml"),
         "4.0.0": ("active", "rules/mscc-suspected/4.0.0.yaml"),
     }
 
@@ -108,8 +109,10 @@ def test_extreme_dates_and_numbers_in_the_data_are_read_not_a_500(client: TestCl
     bundle = patient_bundle("04-myeloma-thoracic-pain-score-8")
     for entry in bundle["entry"]:
         resource = entry["resource"]
-        if resource["resourceType"] == "Condition":
+        if resource["resourceType"] == "Condition":  # its onset dates it when it has one, else recordedDate
             resource["recordedDate"] = "9999-12-31"
+            if "onsetDateTime" in resource:
+                resource["onsetDateTime"] = "9999-12-31"
         if resource["resourceType"] == "Observation":
             resource["valueQuantity"] = {"value": 10**400}
     answer = client.post("/evaluate", params={"now": NOW, "strict": "false"}, json=bundle)

@@ -223,14 +223,14 @@ def test_metrics_count_calls_cards_and_feedback(make_client) -> None:
 
 
 def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_client, tmp_path: Path) -> None:
-    """A draft with a 60-day window fires on numbness 45 days old; the active 30-day version does not."""
+    """A draft with a 120-day window fires on numbness that began 100 days ago; the active 90-day version does not."""
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     active = (rules / "mscc-suspected/4.0.0.yaml").read_text(encoding="utf-8")
-    draft = active.replace("version: 4.0.0", "version: 4.0.0").replace("status: active", "status: draft")
-    (rules / "mscc-suspected/4.0.0.yaml").write_text(draft.replace("current_window: P30D", "current_window: P60D"))
+    draft = active.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
+    (rules / "mscc-suspected/4.1.0.yaml").write_text(draft.replace("unimaged_window: P90D", "unimaged_window: P120D"))
     with (rules / "mscc-suspected/CHANGELOG.md").open("a", encoding="utf-8") as changelog:
-        changelog.write("\n## 4.0.0 (draft)\n\n- a 60-day window, on trial\n")
+        changelog.write("\n## 4.1.0 (draft)\n\n- a 120-day window, on trial\n")
     old_numbness = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -250,7 +250,7 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
                     "id": "numb",
                     "subject": {"reference": "Patient/s1"},
                     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44077006"}]},
-                    "recordedDate": "2026-10-06",
+                    "onsetDateTime": "2026-08-12",
                 }
             },
         ],
@@ -265,18 +265,18 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     }
     with make_client(shadow_drafts=True, rules_dir=rules) as client:
         answer = client.post(URL, json=body)
-        assert answer.json()["cards"] == []  # the active 4.0.0 looks back 30 days
+        assert answer.json()["cards"] == []  # the active 4.0.0 looks back 90 days for a sign never imaged
         both = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
         with store.sessions.begin() as session:
             agreed = store.decision_by_card(session, both["uuid"]).id
-    draft = report["mscc-suspected@4.0.0"]
+    draft = report["mscc-suspected@4.1.0"]
     assert draft["shadow_fired"] == 2
     assert draft["shown"] == 0
     assert draft["shadow_evaluated"] == 2
     assert draft["shadow_agreements"] == 1  # both fire for example 01
-    assert draft["shadow_disagreements"] == 1  # only the draft fires for numbness 45 days old
+    assert draft["shadow_disagreements"] == 1  # only the draft fires for numbness that began 100 days ago
     [disagreed] = draft["disagreement_ids"]
     assert disagreed != agreed
 

@@ -52,9 +52,11 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
         assert sorted(s["path"].split("?")[0] for s in behaviour.seen) == [
             "/fhir/Condition",
+            "/fhir/DiagnosticReport",
             "/fhir/ImagingStudy",
             "/fhir/Observation",
             "/fhir/Observation",  # everything but laboratory results, and laboratory results a rule reads
+            "/fhir/Patient/p01",  # the birth date, for an onsetAge
             "/fhir/ServiceRequest",
         ]
         assert all(s["authorization"] == "Bearer s3cret" for s in behaviour.seen)
@@ -63,7 +65,7 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
 def test_only_the_missing_keys_are_fetched(app_for) -> None:
     with running_fhir_server() as (base, behaviour), app_for([base + "/fhir"]) as client:
         body = without_prefetch(
-            "01-mscc-breast-cancer-leg-weakness", base, keep=("conditions", "imaging_orders", "imaging_studies")
+            "01-mscc-breast-cancer-leg-weakness", base, keep=("patient", "conditions", "imaging_orders", "imaging_studies", "imaging_reports")
         )
         assert client.post(URL, json=body).status_code == 200
         # The searches run concurrently: they may reach the server in either order.
@@ -84,9 +86,11 @@ def test_paging_follows_next_links(app_for) -> None:
         assert paths == [  # two Conditions at one per page, one non-laboratory Observation, no laboratory one
             "/fhir/Condition",
             "/fhir/Condition page 2",
+            "/fhir/DiagnosticReport",
             "/fhir/ImagingStudy",
             "/fhir/Observation",
             "/fhir/Observation",
+            "/fhir/Patient/p01",
             "/fhir/ServiceRequest",
         ]
         second = next(s["path"] for s in behaviour.seen if "_offset" in s["path"])
@@ -160,9 +164,11 @@ def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(app_for) -> No
         answer = client.post(URL, json=body)
         assert answer.status_code == 200
         assert answer.json()["extension"]["org.mscc-cds.evaluation"]["unavailable"] == [
+            "patient",
             "observations_laboratory",
             "imaging_orders",
             "imaging_studies",
+            "imaging_reports",
         ]
         assert any("MRI" in s["label"] for s in answer.json()["cards"][0]["suggestions"])  # the safe side
 
@@ -181,7 +187,7 @@ def test_every_hook_gives_the_same_card_with_or_without_prefetch(app_for, exampl
         prefetched = client.post(f"/cds-services/{service}", json=hook_request(example)).json()["cards"]
         assert behaviour.seen == []
         fetched = client.post(f"/cds-services/{service}", json=without_prefetch(example, base)).json()["cards"]
-        assert len(behaviour.seen) == 5
+        assert len(behaviour.seen) == 7  # one search or read per prefetch key
 
     def essence(cards: list[dict]) -> list[tuple]:
         return [(c["indicator"], c["summary"], tuple(s["label"] for s in c.get("suggestions", []))) for c in cards]

@@ -13,7 +13,7 @@ def test_absent_finding_only_negates_the_same_code(ruleset) -> None:
     resources = [
         CANCER,
         PAIN,
-        obs("weak", "26544005", "2026-11-10", True),
+        obs("weak", "102568007", "2026-11-10", True),
         obs("no-numb", "44077006", "2026-11-19", False),
     ]
     assert "mscc-suspected@4.0.0" in fired(ruleset, resources)
@@ -23,8 +23,8 @@ def test_absent_recorded_earlier_does_not_negate_a_later_present(ruleset) -> Non
     resources = [
         CANCER,
         PAIN,
-        obs("no-weak", "26544005", "2026-11-01", False),
-        obs("weak", "26544005", "2026-11-19", True),
+        obs("no-weak", "102568007", "2026-11-01", False),
+        obs("weak", "102568007", "2026-11-19", True),
     ]
     assert "mscc-suspected@4.0.0" in fired(ruleset, resources)
 
@@ -33,8 +33,8 @@ def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset)
     resources = [
         CANCER,
         PAIN,
-        obs("weak", "26544005", "2026-11-01", True),
-        obs("no-weak", "26544005", "2026-11-19", False),
+        obs("weak", "102568007", "2026-11-01", True),
+        obs("no-weak", "102568007", "2026-11-19", False),
     ]
     decision = next(d for d in evaluate(ruleset, build_record("p", resources), NOW) if d.rule.id == "mscc-suspected")
     assert not decision.fired
@@ -44,7 +44,7 @@ def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset)
 
 
 def test_several_rules_can_fire_and_most_urgent_comes_first(ruleset) -> None:
-    resources = [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)]
+    resources = [CANCER, PAIN, obs("weak", "102568007", "2026-11-19", True)]
     assert fired(ruleset, resources) == ["mscc-suspected@4.0.0", "spinal-metastasis-pain@4.0.0"]
 
 
@@ -56,7 +56,7 @@ def test_hook_filter_and_explicit_versions(ruleset) -> None:
 
 
 def test_evaluation_is_pure_and_repeatable(ruleset) -> None:
-    record = build_record("p", [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)])
+    record = build_record("p", [CANCER, PAIN, obs("weak", "102568007", "2026-11-19", True)])
     first = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
     second = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
     assert first == second

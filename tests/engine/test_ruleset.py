@@ -11,11 +11,15 @@ def test_only_resources_a_rule_can_read_are_relevant(ruleset) -> None:
         {"coding": [{"system": "http://loinc.org", "code": "75325-1"}]},
         valueCodeableConcept={"coding": [{"system": SNOMED, "code": "279039007"}]},
     )
-    uncoded = obs({"text": "back pain"})
+    uncoded = obs({"text": "back pain"})  # no coding: the words are read (medspaCy), and they name spinal pain
+    unrelated = obs({"text": "hair colour"})
+    local_lab = obs({"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "cancer antigen"})
     assert not ruleset.relevant(glucose)
     assert ruleset.relevant(weakness)
     assert ruleset.relevant(symptom)
-    assert not ruleset.relevant(uncoded)
+    assert ruleset.relevant(uncoded)
+    assert not ruleset.relevant(unrelated)
+    assert not ruleset.relevant(local_lab)  # a LOINC question's text names the question, not a finding
     assert ruleset.relevant({**weakness, "resourceType": ["Observation"]})  # no TypeError: the codes still speak
     assert ruleset.fhirpath_types == frozenset()
 

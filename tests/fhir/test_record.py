@@ -4,8 +4,12 @@ from typing import Any
 
 import pytest
 
+from service.config import PROJECT_ROOT
+from service.engine.loader import load_ruleset
 from service.fhir.codes import SNOMED
 from service.fhir.record import build_record, is_current_status
+
+TEXT = load_ruleset(PROJECT_ROOT / "rules").text_path  # answers in words are read with the rule set's medspaCy reader
 
 WEAKNESS = {"coding": [{"system": SNOMED, "code": "26544005", "display": "Muscle weakness"}]}
 
@@ -27,7 +31,7 @@ def condition(**extra: Any) -> dict[str, Any]:
 
 
 def one_fact(resource: dict[str, Any]):
-    record = build_record("p", [resource])
+    record = build_record("p", [resource], text=TEXT)
     assert len(record.facts) == 1, record.set_aside
     return record.facts[0]
 
@@ -193,9 +197,15 @@ def test_extreme_dates_are_read_not_crashed_on(date: str) -> None:
     assert one_fact(condition(onsetDateTime=date)).date_text == date
 
 
-def test_latest_date_wins_for_conditions() -> None:
+def test_a_condition_is_dated_by_its_onset_not_when_it_was_recorded() -> None:
     fact = one_fact(condition(onsetDateTime="2020-01-01", recordedDate="2026-11-01"))
-    assert fact.date_text == "2026-11-01"
+    assert fact.date_text == "2020-01-01"
+    assert fact.recorded is not None
+    assert fact.recorded.text == "2026-11-01"
+
+
+def test_recorded_date_dates_a_condition_without_an_onset() -> None:
+    assert one_fact(condition(recordedDate="2026-11-01")).date_text == "2026-11-01"
 
 
 def test_quantities_and_integers_are_values() -> None:
