@@ -65,7 +65,9 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
 def test_only_the_missing_keys_are_fetched(app_for) -> None:
     with running_fhir_server() as (base, behaviour), app_for([base + "/fhir"]) as client:
         body = without_prefetch(
-            "01-mscc-breast-cancer-leg-weakness", base, keep=("patient", "conditions", "imaging_orders", "imaging_studies", "imaging_reports")
+            "01-mscc-breast-cancer-leg-weakness",
+            base,
+            keep=("patient", "conditions", "imaging_orders", "imaging_studies", "imaging_reports"),
         )
         assert client.post(URL, json=body).status_code == 200
         # The searches run concurrently: they may reach the server in either order.
