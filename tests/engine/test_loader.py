@@ -44,8 +44,8 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
             "criteria.suspected_mscc.all_of: criterion 'mscc_presentaton' is not defined",
         ),
         (
-            "    any_of: [mscc_diagnosis, mscc_diagnosis_unimaged, neuro_symptom, neuro_symptom_unimaged, radicular_pain, "
-            "radicular_pain_unimaged, nonspecific_sign_in_spinal_context]",
+            "    any_of: [mscc_diagnosis, mscc_diagnosis_unimaged, neuro_symptom, neuro_symptom_unimaged, "
+            "radicular_pain, radicular_pain_unimaged, nonspecific_sign_in_spinal_context]",
             "    any_of: [mscc_diagnosis, suspected_mscc]",
             "criteria refer to each other in a cycle",
         ),
