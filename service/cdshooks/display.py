@@ -59,6 +59,10 @@ def finding(fact: Fact) -> str:
     if not label or label == NO_DISPLAY:  # a coding without a display: name the code, so it can be looked up
         system, code = fact.keys[0] if fact.keys else ("", "")
         label = f"{_SYSTEM_NAMES.get(system, system)} {code}".strip() or fact.resource_type
-    if fact.resource_type == "Condition" and fact.status and fact.status != "active":
+    if fact.status == "history":
+        label += " (past history)"
+    elif fact.resource_type == "Condition" and fact.status and fact.status != "active":
         label += f" ({fact.status})"
+    if fact.from_text:  # no code said it: the clinician should know the service read it from words
+        label += " (recognised from its words)"
     return label

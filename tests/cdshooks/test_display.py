@@ -53,3 +53,12 @@ def test_a_finding_without_a_display_names_its_code_and_a_condition_its_status()
     assert finding(remission) == "Breast cancer (remission)"
     active = fact([(SNOMED, "254837009")], label="Breast cancer", resource_type="Condition", status="active")
     assert finding(active) == "Breast cancer"
+
+
+def test_a_finding_recognised_from_words_says_so() -> None:
+    from dataclasses import replace
+
+    read = replace(fact((), label="Metastatic spinal cord compression T10", resource_type="Condition"), from_text="x")
+    assert finding(read) == "Metastatic spinal cord compression T10 (recognised from its words)"
+    past = replace(fact((), label="History of breast cancer", resource_type="Condition"), status="history")
+    assert finding(past) == "History of breast cancer (past history)"

@@ -1,5 +1,6 @@
 """A rule set that does not validate is refused, and each problem names its file and field."""
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -173,3 +174,57 @@ def test_the_app_refuses_to_start_on_a_broken_rule_set(make_app, rules: Path) ->
     edit(rules, RULE, lambda t: t.replace("status: active", "status: maybe"))
     with pytest.raises(RuleSetInvalid):
         make_app(rules_dir=rules)
+
+
+def _add_extension(rules: Path, valueset: str, extension: dict) -> None:
+    path = rules / "valuesets" / f"{valueset}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("extension", []).append(extension)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_words_that_medspacy_cannot_use_stop_the_rule_set(rules: Path) -> None:
+    pattern = "https://mscc-cds.example.org/StructureDefinition/valueset-text-pattern"
+    _add_extension(rules, "limb-weakness", {"url": pattern, "valueString": "[{not json"})
+    assert any(
+        p.startswith("rules/valuesets/limb-weakness.json") and "a spaCy token pattern must be JSON" in p
+        for p in problems(rules)
+    )
+    edit(rules, "valuesets/limb-weakness.json", lambda t: t.replace("[{not json", '[{\\"LOWER\\": {\\"NOPE\\": 1}}]'))
+    assert any(p.startswith("rules/text") and "medspaCy refused" in p for p in problems(rules))
+
+
+def test_the_context_rule_files_are_required(rules: Path) -> None:
+    (rules / "text" / "answers.json").unlink()
+    assert any(p.startswith("rules/text/answers.json") and "missing" in p for p in problems(rules))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "not_followed_by: whole-spine-mri}\n  radicular_pain:",
+            "not_followed_by: whole-spine-mr}\n  radicular_pain:",
+            "criteria.neuro_symptom_unimaged.finding.not_followed_by: value set 'whole-spine-mr' does not exist",
+        ),
+        (
+            "after_onset_of: mscc_presentation}",
+            "after_onset_of: mscc_presentaton}",
+            "criteria.whole_spine_mri_since_onset.order_or_study.after_onset_of: criterion 'mscc_presentaton' is not",
+        ),
+    ],
+)
+def test_options_naming_what_does_not_exist_are_refused(rules: Path, old: str, new: str, expected: str) -> None:
+    edit(rules, RULE, lambda t: t.replace(old, new, 1))
+    assert any(expected in p for p in problems(rules))
+
+
+def test_text_mentions_naming_no_value_set_is_refused(rules: Path) -> None:
+    edit(
+        rules,
+        "spinal-metastasis-pain/4.0.0.yaml",
+        lambda t: t.replace("text_mentions: spinal-pain-night", "text_mentions: nite"),
+    )
+    assert any(
+        "criteria.night_pain.finding.text_mentions: value set 'nite' does not exist" in p for p in problems(rules)
+    )

@@ -92,3 +92,34 @@ def test_an_unreadable_entry_no_rule_reads_raises_no_alarm(ruleset) -> None:
     signs, card = card_for(ruleset, [glucose])
     assert signs == []
     assert card is None
+
+
+def named(ruleset, resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    record = build_record("p", resources, text=ruleset.text_path)
+    return [(s.reference, s.problem) for s in evaluate_record(ruleset, record, NOW).unreadable]
+
+
+def test_a_sign_with_neither_date_nor_status_is_named_not_guessed(ruleset) -> None:
+    undated = {k: v for k, v in condition("ces", SNOMED, "192970008").items() if k != "recordedDate"}
+    assert named(ruleset, [CANCER, undated]) == [
+        ("Condition/ces", "undated, with no clinical status: not known to be recent")
+    ]
+    active = {**undated, "clinicalStatus": {"coding": [{"code": "active"}]}}
+    assert named(ruleset, [CANCER, active]) == []  # an active problem is current by its own statement
+
+
+def test_an_answer_in_words_that_says_neither_yes_nor_no_is_named(ruleset) -> None:
+    answer = {"resourceType": "Observation", "id": "weak", "status": "final", "subject": {"reference": "Patient/p"},
+              "code": {"coding": [{"system": SNOMED, "code": "102568007"}]}, "effectiveDateTime": "2026-11-19",
+              "valueString": "Unable to assess"}  # fmt: skip
+    [(reference, problem)] = named(ruleset, [CANCER, answer])
+    assert reference == "Observation/weak"
+    assert problem.startswith("not read with confidence: answer not read with confidence: 'Unable to assess'")
+
+
+def test_words_that_only_suppose_a_cancer_are_named_unless_a_cancer_is_coded(ruleset) -> None:
+    suspected = {"resourceType": "Condition", "id": "sus", "subject": {"reference": "Patient/p"},
+                 "code": {"text": "Suspected lung cancer"}, "recordedDate": "2026-11-10"}  # fmt: skip
+    cord = condition("scc", SNOMED, "71286001")
+    assert [r for r, _ in named(ruleset, [suspected, cord])] == ["Condition/sus"]
+    assert named(ruleset, [CANCER, suspected, cord]) == []  # the cancer is known: the card fires, nothing to check

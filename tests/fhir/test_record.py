@@ -229,3 +229,59 @@ def test_a_resource_whose_type_is_not_a_string_is_not_read_and_does_not_raise() 
     record = build_record("p", [{"resourceType": []}, {"resourceType": {"a": 1}}, {"resourceType": None}])
     assert record.facts == []  # the Bundle and prefetch readers name such entries
     assert record.set_aside == []
+
+
+def test_each_component_of_a_panel_is_a_finding_of_its_own() -> None:
+    panel = obs(
+        code={"coding": [{"system": "urn:oid:1.2.3", "code": "NEURO", "display": "Neuro assessment"}]},
+        component=[
+            {"code": WEAKNESS, "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "52101004"}]}},
+            {"code": {"coding": [{"system": SNOMED, "code": "267064002", "display": "Retention of urine"}]},
+             "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260415000"}]}},
+        ],
+    )  # fmt: skip
+    facts = build_record("p", [panel], text=TEXT).facts
+    parts = {f.label: (f.presence, f.reference) for f in facts if f.part}
+    assert parts == {
+        "Muscle weakness": ("present", "Observation/o1"),
+        "Retention of urine": ("absent", "Observation/o1"),
+    }
+    assert len({f.key for f in facts}) == len(facts)
+
+
+@pytest.mark.parametrize(
+    ("extra", "presence"),
+    [
+        ({"interpretation": [{"coding": [{"code": "NEG"}]}]}, "absent"),
+        ({"interpretation": [{"coding": [{"code": "ND"}]}], "valueBoolean": True}, "absent"),
+        ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}, "absent"),
+        ({"valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA11882-0"}]}}, "present"),
+        ({"valueCodeableConcept": {"text": "Patient denies"}}, "absent"),
+        ({"valueString": "Unable to assess"}, "unknown"),
+    ],
+)
+def test_denials_and_interpretations_are_read(extra: dict[str, Any], presence: str) -> None:
+    assert one_fact(obs(**extra)).presence == presence
+
+
+def test_a_condition_of_the_hook_encounter_is_marked() -> None:
+    record = build_record("p", [condition(encounter={"reference": "Encounter/e1"})], encounter_id="e1")
+    assert record.facts[0].at_encounter
+    assert (
+        not build_record("p", [condition(encounter={"reference": "Encounter/e2"})], encounter_id="e1")
+        .facts[0]
+        .at_encounter
+    )
+
+
+def test_a_declared_profile_and_words_become_keys() -> None:
+    profile = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition"
+    mcode = condition(meta={"profile": [profile + "|3.0.0"]}, code={"coding": [{"system": SNOMED, "code": "1"}]})
+    assert ("urn:mscc-cds:profile", profile) in one_fact(mcode).keys
+    local = condition(
+        code={"coding": [{"system": "https://h.example/dx", "code": "X", "display": "Spinal cord compression"}]}
+    )
+    facts = build_record("p", [local], text=TEXT).facts
+    [read] = [f for f in facts if f.from_text]
+    assert read.keys == (("urn:mscc-cds:text", "mscc-diagnoses"),)
+    assert read.part == "text"
