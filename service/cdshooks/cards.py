@@ -65,7 +65,10 @@ def _held_leaves(decision: Decision) -> list[CriterionResult]:
 
 
 def _evidence_table(facts: list[Fact], zone: ZoneInfo) -> list[str]:
-    return ["| Finding | Value | Date |", "| --- | --- | --- |", *(_fact_line(f, zone) for f in facts)]
+    """One row per finding: a finding read from its code and from its words is one finding to the clinician."""
+    first = {(f.reference, f.part): f for f in facts[::-1]}  # the first reading of each finding wins
+    rows = [_fact_line(f, zone) for f in facts if first[(f.reference, f.part)] is f]
+    return ["| Finding | Value | Date |", "| --- | --- | --- |", *rows]
 
 
 def _unreadable_table(signs: tuple[UnreadableSign, ...], zone: ZoneInfo) -> list[str]:

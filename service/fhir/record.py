@@ -94,12 +94,12 @@ class Fact:
     recorded: FhirTime | None = None  # a Condition's recordedDate, when its onset dates it
     at_encounter: bool = False  # a Condition of the hook's encounter: current even when undated
     from_text: str = ""  # the words the finding was recognised from, when no code said it
-    part: str = ""  # a panel's component (its name), or "text" for the finding named in words
+    part: str = ""  # a panel's component ("component 2: Paresis of left lower limb"), else ""
 
     @property
-    def key(self) -> tuple[str, str]:
-        """One fact per resource, or per component of a panel: the resource reference alone is not unique."""
-        return self.reference, self.part
+    def key(self) -> tuple[str, str, bool]:
+        """One fact per resource, per component of a panel, and per reading (its codes, its words)."""
+        return self.reference, self.part, bool(self.from_text)
 
     @property
     def date_text(self) -> str:
@@ -311,39 +311,38 @@ def _observation_time(resource: dict[str, Any]) -> FhirTime | None:
     ) or parse_fhir_time(resource.get("issued"))
 
 
-def _observation_facts(resource: dict[str, Any], reference: str, reader: TextReader | None) -> list[Fact]:
+def _observation_facts(resource: dict[str, Any], reference: str, reader: TextReader | None) -> list[Found]:
     """The Observation's own finding, and one finding per component of a panel (each with its own value)."""
     time = _observation_time(resource)
     status = _str(resource.get("status"))
-    facts: list[Fact] = []
-    parts: list[tuple[str, _Reading]] = [("", _read_observed(resource, reader))]
+    found: list[Found] = []
+    holders: list[tuple[str, dict[str, Any]]] = [("", resource)]
     components = resource.get("component")
     for component in components if isinstance(components, list) else []:
         if isinstance(component, dict):
-            reading = _read_observed(component, reader)
             name = (_texts(component.get("code")) or ["component"])[0]
-            parts.append((f"component {len(parts)}: {name}", reading))
-    for part, reading in parts:
+            holders.append((f"component {len(holders)}: {name}", component))
+    for part, holder in holders:
+        reading = _read_observed(holder, reader)
         if part and not reading.keys and not reading.texts:
             continue
         labels = _texts(reading.label_source) or reading.texts or ["(no display)"]
-        facts.append(
-            Fact(
-                reference,
-                "Observation",
-                reading.keys,
-                labels[0],
-                " | ".join(reading.texts),
-                reading.presence,
-                time,
-                status,
-                reading.value,
-                reading.unit,
-                problems=(f"{UNCLEAR_ANSWER}: {reading.answer!r}",) if reading.answer else (),
-                part=part,
-            )
+        fact = Fact(
+            reference,
+            "Observation",
+            reading.keys,
+            labels[0],
+            " | ".join(reading.texts),
+            reading.presence,
+            time,
+            status,
+            reading.value,
+            reading.unit,
+            problems=(f"{UNCLEAR_ANSWER}: {reading.answer!r}",) if reading.answer else (),
+            part=part,
         )
-    return facts
+        found.append((fact, holder.get("code")))
+    return found
 
 
 def _boolean(value: Any) -> bool | None:
@@ -365,16 +364,16 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _condition_fact(resource: dict[str, Any], reference: str, birth: FhirTime | None, encounter: str | None) -> Fact:
+def _condition_fact(
+    resource: dict[str, Any], reference: str, birth: FhirTime | None, encounters: frozenset[str]
+) -> Fact:
     code = resource.get("code")
     clinical = _status_code(resource.get("clinicalStatus"))
     if clinical is None and any(k.startswith("abatement") for k in resource):
         clinical = "resolved"
     time, recorded, problem = condition_time(resource, birth)
     texts = _texts(code)
-    at_encounter = encounter is not None and _reference_text(resource.get("encounter")) in encounter_references(
-        encounter
-    )
+    at_encounter = _reference_text(resource.get("encounter")) in encounters
     return Fact(
         reference,
         "Condition",
@@ -393,10 +392,6 @@ def _condition_fact(resource: dict[str, Any], reference: str, birth: FhirTime | 
 def _reference_text(reference: Any) -> str | None:
     value = reference.get("reference") if isinstance(reference, dict) else None
     return value.strip() if isinstance(value, str) else None
-
-
-def encounter_references(encounter_id: str) -> frozenset[str]:
-    return frozenset({f"Encounter/{encounter_id}", encounter_id})
 
 
 def profile_keys(resource: dict[str, Any]) -> tuple[Key, ...]:
@@ -513,10 +508,10 @@ def concept_words(concept: Any) -> list[str]:
 
 
 def _is_measurement(resource: dict[str, Any]) -> bool:
-    for concept in resource.get("category") or [] if isinstance(resource.get("category"), list) else []:
-        if any(_code_text(c) in _LAB_CATEGORIES for c in _codings(concept)):
-            return True
-    return False
+    categories = resource.get("category")
+    return isinstance(categories, list) and any(
+        _code_text(c) in _LAB_CATEGORIES for concept in categories for c in _codings(concept)
+    )
 
 
 def raw_systemless_codes(resource: dict[str, Any]) -> list[str]:
@@ -592,6 +587,9 @@ def read_kind(raw: object) -> str | None:
     return kind if isinstance(kind, str) and kind in VALIDATED_TYPES else None
 
 
+Found = tuple[Fact, Any]  # a fact, and the CodeableConcept whose words may say more than its codes
+
+
 @dataclass(frozen=True)
 class TextPath:
     """How findings named only in words are read: the rule set's medspaCy reader, and which codes need no words."""
@@ -604,50 +602,42 @@ def _facts_of(
     resource: dict[str, Any],
     reference: str,
     birth: FhirTime | None,
-    encounter: str | None,
+    encounters: frozenset[str],
     reader: TextReader | None,
-) -> list[Fact]:
+) -> list[Found]:
     kind = resource["resourceType"]
     if kind == "Condition":
-        return [_condition_fact(resource, reference, birth, encounter)]
+        return [(_condition_fact(resource, reference, birth, encounters), resource.get("code"))]
     if kind == "Observation":
         return _observation_facts(resource, reference, reader)
-    return [_order_fact(resource, reference)]
+    return [(_order_fact(resource, reference), None)]
 
 
-def _concept_of(resource: dict[str, Any], fact: Fact) -> Any:
-    if not fact.part:
-        return resource.get("code")
-    index = int(fact.part.split(":", 1)[0].removeprefix("component ")) - 1
-    return resource["component"][index].get("code")
-
-
-def _text_facts(resource: dict[str, Any], facts: list[Fact], text: TextPath) -> tuple[list[Fact], list[SetAside]]:
+def _text_facts(resource: dict[str, Any], found: list[Found], text: TextPath) -> tuple[list[Fact], list[SetAside]]:
     """Findings named in words that no code of the finding names: "Weakness of both legs" as the text of a code
     for muscle weakness, a cord compression in a hospital's own code. For each finding of the resource (each
     component of a panel apart), a fact per value set its words assert that its codes do not hold, and the
     mentions that cannot be read with confidence (a supposed, questioned or possible finding), to be named."""
     if not _finding_concepts(resource):
         return [], []
-    found: dict[tuple[Any, ...], Fact] = {}
+    read: dict[tuple[Any, ...], Fact] = {}
     unclear: list[SetAside] = []
-    for fact in facts:
+    for fact, concept in found:
         held = frozenset().union(*(text.holders(k) for k in fact.keys))
-        for words in concept_words(_concept_of(resource, fact)):
+        for words in concept_words(concept):
             for mention in text.reader.mentions(words):
                 key = (TEXT, mention.valueset)
                 if text.holders(key) <= held:
                     continue  # the codes say as much already
                 if mention.assertion in ("present", "historical"):
                     status = "history" if mention.assertion == "historical" else fact.status
-                    part = f"{fact.part} text" if fact.part else "text"
-                    found[(fact.part, key, status)] = replace(
-                        fact, keys=(key,), status=status, from_text=words, part=part, systemless=()
+                    read[(fact.part, key, status)] = replace(
+                        fact, keys=(key,), status=status, from_text=words, systemless=()
                     )
                 elif mention.assertion == "unclear":
                     reason = f"named in words not read with confidence: {words!r}"
                     unclear.append(replace(_set_aside(resource, reason, "invalid", unreadable=True), keys=(key,)))
-    return list(found.values()), unclear
+    return list(read.values()), unclear
 
 
 def build_record(
@@ -676,6 +666,7 @@ def build_record(
             _read_birth(record, raw, patient_refs)
     birth = record.birth.time if record.birth is not None else None
     reader = text.reader if text is not None else None
+    encounters = frozenset({f"Encounter/{encounter_id}", encounter_id}) if encounter_id else frozenset()
     for raw in items:
         if read_kind(raw) is None:
             continue
@@ -698,9 +689,10 @@ def build_record(
         if semantic is not None:
             record.set_aside.append(_set_aside(resource, *semantic))
             continue
-        facts = _facts_of(resource, reference, birth, encounter_id, reader)
+        found = _facts_of(resource, reference, birth, encounters, reader)
+        facts = [fact for fact, _ in found]
         if text is not None:
-            from_words, unclear = _text_facts(resource, facts, text)
+            from_words, unclear = _text_facts(resource, found, text)
             facts += from_words
             record.set_aside.extend(unclear)
         systemless = tuple(raw_systemless_codes(resource))

@@ -28,7 +28,7 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
     assert [c["indicator"] for c in cards] == ["critical"]
     assert cards[0]["source"]["label"].endswith("rule mscc-suspected 4.0.0")  # the short source line
     assert cards[0]["extension"]["org.mscc-cds.decision"]["rules"] == ["mscc-suspected@4.0.0"]
-    assert "| Weakness of both legs | - | 18 Nov 2026 |" in cards[0]["detail"]
+    assert "| Weakness of both legs (recognised from its words) | - | 18 Nov 2026 |" in cards[0]["detail"]
     assert "Observation/" not in cards[0]["detail"]  # ids are for machines: in the extension, never the text
     assert "revision" not in cards[0]["detail"]
 

@@ -284,4 +284,4 @@ def test_a_declared_profile_and_words_become_keys() -> None:
     facts = build_record("p", [local], text=TEXT).facts
     [read] = [f for f in facts if f.from_text]
     assert read.keys == (("urn:mscc-cds:text", "mscc-diagnoses"),)
-    assert read.part == "text"
+    assert read.part == ""  # the Condition itself, read from its words

@@ -1,0 +1,1 @@
+"""The test suite (a package, so `tests.*` is this folder even where a dependency installs a `tests` package)."""
