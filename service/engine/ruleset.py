@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
-def _in_full(system: str) -> bool:
-    return canonical_system(system) in READ_IN_FULL
+# What one coding tells `RuleSet.relevant`: a rule reads it; it says all (its system is read in full); or only its
+# words can tell (a hospital's own code, a SNOMED CT concept outside the lists).
+_READ, _FULL, _WORDS = "read", "full", "words"
 
 
 @dataclass(frozen=True)
@@ -125,41 +126,45 @@ class RuleSet:
         if isinstance(kind, str) and kind in self.fhirpath_types:
             return True
         known = self._relevant_codings
-        in_full = self._read_in_full
-        wordless = True  # every coding of the code is of a system read in full: its words name nothing new
+        named = False  # words of a code not read in full (a display, a text) name something a rule reads
         for concept in (resource.get("code"), resource.get("valueCodeableConcept"), resource.get("procedureCode")):
             if concept is None:
                 continue
             codings = concept.get("coding") if type(concept) is dict else None
             if type(codings) is not list:
                 return self._relevant_slowly(resource)  # an odd shape: read it the long way
-            if not codings:
-                wordless = False
+            read_in_full = bool(codings)
             for coding in codings:
                 if type(coding) is not dict:
                     continue
-                system = coding.get("system")
-                if wordless and (type(system) is not str or not in_full.setdefault(system, _in_full(system))):
-                    wordless = False
-                pair = (system, coding.get("code"))
+                pair = (coding.get("system"), coding.get("code"))
                 try:
-                    hit = known.get(pair)
+                    verdict = known.get(pair)
                 except TypeError:  # a system or code that is not a string (an invalid resource)
                     return self._relevant_slowly(resource)
-                if hit is None:
-                    hit = self._relevant_slowly({"code": {"coding": [coding]}})
+                if verdict is None:
+                    verdict = self._coding_verdict(pair[0], coding)
                     if len(known) >= 100_000:
                         known.clear()  # a flood of distinct codes never grows memory without bound
-                    known[pair] = hit
-                if hit:
+                    known[pair] = verdict
+                if verdict is _READ:
                     return True
-        meta = resource.get("meta")
-        has_profile = type(meta) is dict and meta.get("profile") is not None
-        if has_profile and any(self.codes.lookup(k) for k in profile_keys(resource)):
+                if verdict is _WORDS:  # no value set holds it, and its system does not say all: read its words
+                    read_in_full = False
+                    named = named or self._names_something(coding.get("display"))
+            if not read_in_full:
+                named = named or self._names_something(concept.get("text"))
+        if "meta" in resource and any(self.codes.lookup(k) for k in profile_keys(resource)):
             return True  # a declared profile (an mCODE cancer condition)
-        if resource.get("component") is not None:
+        if "component" in resource:
             return self._relevant_slowly(resource)  # a panel's components are findings of their own
-        return not wordless and self._names_in_words(resource)
+        # Words that name something: the resource is read the long way, as build_record will read it.
+        return named and self._names_in_words(resource)
+
+    def _names_something(self, words: Any) -> bool:
+        """Do these words name anything a value set holds? Remembered per text (a chart repeats its displays)."""
+        reader = self.text_reader
+        return reader is not None and type(words) is str and bool(reader.mentions(words))
 
     def _relevant_slowly(self, resource: dict[str, Any]) -> bool:
         if any(self.codes.lookup(key) for key in raw_keys(resource)):
@@ -180,12 +185,15 @@ class RuleSet:
             return True
 
     @cached_property
-    def _relevant_codings(self) -> dict[tuple[Any, Any], bool]:
+    def _relevant_codings(self) -> dict[tuple[Any, Any], str]:
         return {}
 
-    @cached_property
-    def _read_in_full(self) -> dict[str, bool]:
-        return {}
+    def _coding_verdict(self, system: Any, coding: dict[str, Any]) -> str:
+        """What one coding (as sent) tells: a rule reads it, it says all there is (a system read in full), or only
+        its words can tell. Worked out once per (system, code) and remembered by `relevant`."""
+        if self._relevant_slowly({"code": {"coding": [coding]}}):
+            return _READ
+        return _FULL if type(system) is str and canonical_system(system) in READ_IN_FULL else _WORDS
 
     @cached_property
     def fhirpath_types(self) -> frozenset[str]:

@@ -8,6 +8,7 @@ is given but cannot be read falls back to `recordedDate` (the side that lets a c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,7 +55,8 @@ def _span(earliest: datetime, latest: datetime) -> FhirTime:
     return FhirTime(text, earliest, latest)
 
 
-def _age_onset(resource: dict[str, Any], birth: FhirTime | None) -> FhirTime | None:
+def _age_onset(resource: dict[str, Any], birth_date: Callable[[], FhirTime | None]) -> FhirTime | None:
+    birth = birth_date()
     if birth is None:
         return None
     if "onsetAge" in resource:
@@ -91,9 +93,10 @@ def _period_onset(period: Any) -> FhirTime | None:
 
 
 def condition_time(
-    resource: dict[str, Any], birth: FhirTime | None
+    resource: dict[str, Any], birth: Callable[[], FhirTime | None]
 ) -> tuple[FhirTime | None, FhirTime | None, str | None]:
-    """(when the finding began, its recordedDate, a problem reading the onset or None)."""
+    """(when the finding began, its recordedDate, a problem reading the onset or None). `birth` gives the birth
+    date, looked for only when an age dates the onset."""
     recorded = parse_fhir_time(resource.get("recordedDate"))
     given = next((name for name in _ONSET_FIELDS if resource.get(name) is not None), None)
     if given is None:

@@ -365,7 +365,7 @@ def _number(value: Any) -> float | None:
 
 
 def _condition_fact(
-    resource: dict[str, Any], reference: str, birth: FhirTime | None, encounters: frozenset[str]
+    resource: dict[str, Any], reference: str, birth: Callable[[], FhirTime | None], encounters: frozenset[str]
 ) -> Fact:
     code = resource.get("code")
     clinical = _status_code(resource.get("clinicalStatus"))
@@ -601,7 +601,7 @@ class TextPath:
 def _facts_of(
     resource: dict[str, Any],
     reference: str,
-    birth: FhirTime | None,
+    birth: Callable[[], FhirTime | None],
     encounters: frozenset[str],
     reader: TextReader | None,
 ) -> list[Found]:
@@ -661,14 +661,28 @@ def build_record(
     record = PatientRecord(patient_id)
     patient_refs = frozenset({f"Patient/{patient_id}", *patient_aliases})
     items = resources if isinstance(resources, list) else list(resources)
-    for raw in items:  # the birth date first: an onsetAge is counted from it
-        if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
-            _read_birth(record, raw, patient_refs)
-    birth = record.birth.time if record.birth is not None else None
+    scanned = False
+
+    def birth() -> FhirTime | None:
+        """The birth date an onsetAge is counted from: looked for ahead only when a Condition needs it before the
+        Patient was read (prefetch and Bundles usually send the Patient first)."""
+        nonlocal scanned
+        if record.birth is None and not scanned:
+            scanned = True
+            for raw in items:
+                if isinstance(raw, dict) and raw.get("resourceType") == "Patient":
+                    _read_birth(record, raw, patient_refs)
+        return record.birth.time if record.birth is not None else None
+
     reader = text.reader if text is not None else None
     encounters = frozenset({f"Encounter/{encounter_id}", encounter_id}) if encounter_id else frozenset()
     for raw in items:
-        if read_kind(raw) is None:
+        kind = raw.get("resourceType") if type(raw) is dict else None
+        if kind == "Patient":
+            if not scanned:
+                _read_birth(record, raw, patient_refs)
+            continue
+        if type(kind) is not str or kind not in VALIDATED_TYPES:  # what read_kind says, without a call per item
             continue
         if relevant is not None and not relevant(raw):
             continue

@@ -11,7 +11,7 @@ BIRTH = parse_fhir_time("1969-06-01")
 
 
 def onset(resource: dict[str, Any], birth=BIRTH) -> tuple[str | None, str | None, str | None]:
-    time, recorded, problem = condition_time({"recordedDate": "2026-11-17", **resource}, birth)
+    time, recorded, problem = condition_time({"recordedDate": "2026-11-17", **resource}, lambda: birth)
     return (time.text if time else None, recorded.text if recorded else None, problem)
 
 
@@ -57,6 +57,6 @@ def test_an_onset_that_cannot_be_read_falls_back_to_recorded_date_and_says_so(re
 
 
 def test_an_age_on_the_29th_of_february_is_a_date() -> None:
-    began, _, problem = onset({"onsetAge": {"value": 1, "code": "a"}}, parse_fhir_time("2024-02-29"))
+    began, _, problem = onset({"onsetAge": {"value": 1, "code": "a"}}, parse_fhir_time("2024-02-29"))  # leap day
     assert problem is None
     assert began == "2025-2026"
