@@ -123,6 +123,7 @@ def _observation(form: str, flag: dict[str, Any]) -> dict[str, Any]:
 
 
 _ENCOUNTER = "matrix-encounter"
+_DAYS_AGO = {"old": 120, "unimaged": 45, "imaged-since": 45}  # when the red flag began, by state (else 2 days ago)
 _MRI = {"resourceType": "ImagingStudy", "id": "mri", "status": "available", "subject": {"reference": "Patient/m"},
         "procedureCode": [{"coding": [{"system": LOINC, "code": "30854-4"}]}]}  # fmt: skip
 
@@ -132,7 +133,7 @@ def _ago(now: datetime, days: int) -> str:
 
 
 def _condition_state(r: dict[str, Any], state: str, now: datetime, flag: dict[str, Any]) -> dict[str, Any] | None:
-    days = {"old": 120, "unimaged": 45, "imaged-since": 45}.get(state, 2)
+    days = _DAYS_AGO.get(state, 2)
     r["recordedDate"] = _ago(now, 2 if state == "old" else days)
     if state == "old":  # long-standing: began 120 days ago, re-recorded this admission
         r["onsetDateTime"] = _ago(now, days)
@@ -158,8 +159,7 @@ def _observation_state(r: dict[str, Any], state: str, now: datetime) -> dict[str
     if state in ("resolved", "undated-no-status", "encounter-undated", "local-text"):
         return None  # a clinical status, an encounter diagnosis and a local code are the Condition forms' states
     symptom_question = r["code"]["coding"][0]["code"] == "75325-1"
-    days = {"old": 120, "unimaged": 45, "imaged-since": 45}.get(state, 2)
-    r["effectiveDateTime"] = _ago(now, days)
+    r["effectiveDateTime"] = _ago(now, _DAYS_AGO.get(state, 2))
     if state == "entered-in-error":
         r["status"] = "entered-in-error"
     if state in ("refuted", "denied-negative", "denied-text"):  # an Observation says the finding is absent

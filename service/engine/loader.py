@@ -191,10 +191,8 @@ def _text_reader(root: Path, valuesets: dict[str, ValueSetDef], problems: _Probl
     try:
         return _cached_reader(
             json.dumps([terms.phrases, terms.patterns, terms.not_phrases], sort_keys=True),
-            mention_rules.read_text(encoding="utf-8"),
-            answer_rules.read_text(encoding="utf-8"),
-            str(mention_rules),
-            str(answer_rules),
+            (MENTION_RULES, mention_rules.read_text(encoding="utf-8")),
+            (ANSWER_RULES, answer_rules.read_text(encoding="utf-8")),
         )
     except TextRuleError as error:
         problems.add(folder, "", str(error))
@@ -204,8 +202,9 @@ def _text_reader(root: Path, valuesets: dict[str, ValueSetDef], problems: _Probl
 
 
 @lru_cache(maxsize=8)
-def _cached_reader(terms: str, mention_text: str, answer_text: str, mention_path: str, answer_path: str) -> TextReader:
-    """One reader per distinct content: reloads and tests that read unchanged files build the pipeline once."""
+def _cached_reader(terms: str, mention_rules: tuple[str, str], answer_rules: tuple[str, str]) -> TextReader:
+    """One reader per distinct content (terms as JSON, rule files as read): reloads and tests that read unchanged
+    files build the medspaCy pipeline once."""
     phrases, patterns, not_phrases = json.loads(terms)
     return TextReader(
         TextTerms(
@@ -213,8 +212,8 @@ def _cached_reader(terms: str, mention_text: str, answer_text: str, mention_path
             {k: tuple(tuple(p) for p in v) for k, v in patterns.items()},
             {k: tuple(v) for k, v in not_phrases.items()},
         ),
-        Path(mention_path),
-        Path(answer_path),
+        mention_rules,
+        answer_rules,
     )
 
 

@@ -88,13 +88,14 @@ def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Dec
     wanted = frozenset().union(*(d.rule.finding_valuesets for d in decisions))
     if not wanted:
         return []
-    known = _established(ruleset, record)
+    in_words = [i for i in record.set_aside if i.keys and all(k[0] == TEXT for k in i.keys)]
+    known = _established(ruleset, record) if in_words else frozenset()  # only when words were not read
     signs = [
         _from_set_aside(item)
         for item in record.set_aside
         if item.unreadable
         and _hits(ruleset, item.keys, item.systemless, wanted)
-        and not (item.keys and all(k[0] == TEXT and k[1] in known for k in item.keys))
+        and not (item in in_words and all(k[1] in known for k in item.keys))
     ]
     used = {f.reference for d in decisions if d.fired for f in d.evidence}
     # Measurements in a unit the threshold's cannot be converted to, findings with neither a date nor a status,

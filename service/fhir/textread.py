@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 Assertion = Literal["present", "absent", "unclear", "family", "historical"]
@@ -66,14 +65,13 @@ def _nlp() -> Any:
     return nlp
 
 
-def _context_rules(path: Path) -> list[Any]:
+def _context_rules(name: str, text: str) -> list[Any]:
     from medspacy.context import ConTextRule
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return [ConTextRule.from_dict(rule) for rule in raw["context_rules"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TextRuleError(f"{path.name}: not a medspaCy ConText rule file: {error}") from None
+        return [ConTextRule.from_dict(rule) for rule in json.loads(text)["context_rules"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise TextRuleError(f"{name}: not a medspaCy ConText rule file: {error}") from None
 
 
 def _run(component: Any, doc: Any) -> Any:
@@ -85,7 +83,8 @@ def _run(component: Any, doc: Any) -> Any:
 class TextReader:
     """The medspaCy pipeline of one rule set: its terms, medspaCy's ConText rules and the rule set's own."""
 
-    def __init__(self, terms: TextTerms, mention_rules: Path, answer_rules: Path) -> None:
+    def __init__(self, terms: TextTerms, mention_rules: tuple[str, str], answer_rules: tuple[str, str]) -> None:
+        """`mention_rules` and `answer_rules` are (file name, text) of medspaCy ConText rule files."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from medspacy.context import ConText
@@ -104,9 +103,9 @@ class TextReader:
         try:
             self._targets.add(rules)
             self._context = ConText(nlp, rules="default", name="mscc_mentions")
-            self._context.add(_context_rules(mention_rules))
+            self._context.add(_context_rules(*mention_rules))
             self._answers = ConText(nlp, rules=None, name="mscc_answers")
-            self._answers.add(_context_rules(answer_rules))
+            self._answers.add(_context_rules(*answer_rules))
         except TextRuleError:
             raise
         except Exception as error:  # medspaCy raises ValueError, KeyError or its own errors on a bad pattern

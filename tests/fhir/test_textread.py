@@ -65,10 +65,11 @@ def test_a_very_long_text_is_read_in_bounded_time() -> None:
 
 def test_a_bad_pattern_or_rule_file_is_refused(tmp_path) -> None:
     rules = PROJECT_ROOT / "rules" / "text"
+    mentions = ("mentions.json", (rules / "mentions.json").read_text())
+    answers = ("answers.json", (rules / "answers.json").read_text())
     bad = TextTerms({}, {"x": (({"LOWER": {"NOPE": 1}},),)}, {})
     with pytest.raises(TextRuleError):
-        TextReader(bad, rules / "mentions.json", rules / "answers.json")
-    broken = tmp_path / "broken.json"
-    broken.write_text('{"context_rules": [{"literal": "no"}]}')
+        TextReader(bad, mentions, answers)
+    broken = ("broken.json", '{"context_rules": [{"literal": "no"}]}')
     with pytest.raises(TextRuleError, match=r"broken\.json"):
-        TextReader(TextTerms({"x": ("y",)}, {}, {}), broken, rules / "answers.json")
+        TextReader(TextTerms({"x": ("y",)}, {}, {}), broken, answers)
