@@ -1,4 +1,4 @@
-"""Read the published code lists in `../shared/clinical/published-codes/` (inputs for value sets, not value sets)."""
+"""Read the published code lists in `authoring/published-codes/` (inputs for value sets, not value sets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from service.config import PROJECT_ROOT
 
-PUBLISHED = PROJECT_ROOT.parent / "shared" / "clinical" / "published-codes"
+PUBLISHED = PROJECT_ROOT / "authoring" / "published-codes"  # copied in with PROVENANCE.md
 
 
 @dataclass(frozen=True)

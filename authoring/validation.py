@@ -32,7 +32,7 @@ from service.fhir.dates import parse_fhir_time
 from service.fhir.record import PatientRecord, build_record
 
 EXPECTED = PROJECT_ROOT / "rules" / "validation" / "expected.yaml"
-REALDATA = PROJECT_ROOT.parent / "shared" / "realdata"
+REALDATA = PROJECT_ROOT / "fhir_examples" / "realdata"  # copied in with PROVENANCE.md
 EXAMPLES = PROJECT_ROOT / "fhir_examples"
 CRITICAL_RULE = "mscc-suspected"
 _WHO_OID = "urn:oid:2.16.840.1.113883.6.3"

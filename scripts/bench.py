@@ -9,7 +9,7 @@ FastAPI endpoint that only parses the same JSON, each figure beside its baseline
    answered call has its row.
 3. In process: record + rules + card against fhir.resources validating the same Bundle.
 4. A patient-view call without prefetch, fetched from a FHIR server on loopback.
-5. Minimal prefetch: bytes and latency of the real records in ../shared/realdata with the rules' filtered
+5. Minimal prefetch: bytes and latency of the real records in fhir_examples/realdata with the rules' filtered
    queries and with the unfiltered ones.
 Everything runs on loopback and ends within its time bounds. Run: `make bench`, or
 `.venv/bin/python scripts/bench.py --sizes 10 100 --seconds 5`.
@@ -415,11 +415,11 @@ def jwt_cost(repeat: int = 300) -> dict[str, float]:
 
 
 def realdata_charts() -> list[tuple[str, list[dict[str, Any]]]]:
-    """The real records of ../shared/realdata as an EHR's FHIR API returns them: subjects as Patient/<id>."""
+    """The real records of fhir_examples/realdata as an EHR's FHIR API returns them: subjects as Patient/<id>."""
     import gzip
 
     charts = []
-    for path in sorted((ROOT.parent / "shared/realdata/smart-generated-sample-data-r4").glob("*.json.gz")):
+    for path in sorted((ROOT / "fhir_examples/realdata/smart-generated-sample-data-r4").glob("*.json.gz")):
         entries = json.loads(gzip.decompress(path.read_bytes())).get("entry", [])
         patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
         names = {patient.get("fullUrl"), f"Patient/{patient['resource']['id']}"}
@@ -501,9 +501,9 @@ def prefetch_savings(work: Path, signer: Signer, issuers: Path) -> dict[str, Any
 
 def prefetch_line(result: dict[str, Any]) -> str:
     if not result:
-        return "minimal prefetch: ../shared/realdata is not beside the project; not measured"
+        return "minimal prefetch: fhir_examples/realdata is missing; not measured"
     return (
-        f"### minimal prefetch on the {result['patients']} real records of ../shared/realdata (production mode)\n\n"
+        f"### minimal prefetch on the {result['patients']} real records of fhir_examples/realdata (production mode)\n\n"
         "| prefetch | request body, median | p50 of the per-record medians |\n| --- | ---: | ---: |\n"
         f"| full (base queries) | {result['full_kib_median']:,.0f} KiB | {result['full_ms_median']:.1f} ms |\n"
         f"| filtered (the rules' queries) | {result['filtered_kib_median']:,.0f} KiB "

@@ -1,4 +1,4 @@
-"""Test helpers (not fixtures): where the shared material and the examples are, and small FHIR builders.
+"""Test helpers (not fixtures): where the test data and the examples are, and small FHIR builders.
 
 Fixtures live in `conftest.py`; test modules import helpers from here, never from each other.
 """
@@ -11,16 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10CM, SNOMED
 from service.store.db import Store
 from service.store.decisions import DecisionRecord
 
-SHARED = PROJECT_ROOT.parent / "shared"
-CDSHOOKS = SHARED / "cdshooks"
 EXAMPLES = PROJECT_ROOT / "fhir_examples"
+DATA = PROJECT_ROOT / "tests" / "data"  # test data copied in with its provenance: a clone tests itself
+CDSHOOKS = DATA / "cdshooks"
+REALDATA = EXAMPLES / "realdata"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
@@ -36,10 +35,6 @@ def patient_bundle(name: str) -> dict[str, Any]:
 def hook_request(name: str) -> dict[str, Any]:
     """An example's complete hook call from fhir_examples/requests/."""
     return load_json(EXAMPLES / "requests" / f"{name}.json")
-
-
-def requires_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not CDSHOOKS.is_dir(), reason="../shared/cdshooks is not beside the repository")
 
 
 def cond(cid: str, system: str, code: str, date: str = "2026-11-18", **extra: Any) -> dict[str, Any]:

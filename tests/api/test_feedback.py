@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
 from service.store.decisions import DecisionRecord
-from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json, requires_shared
+from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -120,7 +120,6 @@ def test_malformed_feedback_is_400(make_client, body: dict) -> None:
         assert client.post(f"{URL}/feedback", json=body).status_code == 400
 
 
-@requires_shared()
 @pytest.mark.parametrize(
     "name", ["ex19-example-suggestion-accepted", "ex21-example-overridden-guidance-with-overridereason"]
 )

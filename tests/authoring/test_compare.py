@@ -34,7 +34,7 @@ def test_lowering_a_threshold_always_shows_its_effect(draft_score_6: Path) -> No
 def test_two_named_versions_compare_over_the_real_records_too() -> None:
     changes = compare(load_ruleset(PROJECT_ROOT / "rules"), "mscc-suspected@2.0.0", "mscc-suspected@4.0.0")
     assert any(c.kind == "gains a card" for c in changes)  # 4.0.0 no longer needs spinal pain (NICE NG234)
-    if (PROJECT_ROOT.parent / "shared/realdata").is_dir():
+    if (PROJECT_ROOT / "fhir_examples/realdata").is_dir():
         assert any(c.patient.source == "real record" for c in changes)
 
 

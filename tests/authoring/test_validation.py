@@ -11,9 +11,6 @@ from authoring.validation import CRITICAL_RULE, EXPECTED, all_cases, matrix_case
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.engine.yamlfile import load_yaml
-from tests.helpers import SHARED
-
-pytestmark = pytest.mark.skipif(not (SHARED / "realdata").is_dir(), reason="../shared/realdata is not beside the repo")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from service.runtime import system_clock
 from tests.fhirserver import Behaviour, running_fhir_server
-from tests.helpers import CDSHOOKS, NOW, hook_request, load_json, requires_shared
+from tests.helpers import CDSHOOKS, NOW, hook_request, load_json
 from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
 
 URL = "/cds-services/mscc-patient-view"
@@ -189,7 +189,6 @@ def spec_verifier(clock: float):
     return JwtVerifier(registry, JwksCache(client), "https://cds.example.org", clock=lambda: clock), vector
 
 
-@requires_shared()
 def test_the_spec_test_vector_is_refused_as_expired() -> None:
     import asyncio
 
@@ -200,7 +199,6 @@ def test_the_spec_test_vector_is_refused_as_expired() -> None:
         asyncio.run(verifier.verify(f"Bearer {vector['compact_jwt']}", "some-service"))
 
 
-@requires_shared()
 def test_the_spec_test_vector_passes_every_other_check_in_2015() -> None:
     import asyncio
 
@@ -211,7 +209,6 @@ def test_the_spec_test_vector_passes_every_other_check_in_2015() -> None:
     assert vector_time < vector["payload"]["exp"]
 
 
-@requires_shared()
 def test_the_spec_test_vector_signature_verifies_and_only_expiry_fails() -> None:
     from joserfc import jwt
     from joserfc.errors import ExpiredTokenError
@@ -406,7 +403,6 @@ def test_placeholder_or_private_keys_in_the_issuers_file_stop_start_up(tmp_path:
         IssuerRegistry.load(broken)
 
 
-@requires_shared()
 def test_the_sandbox_public_key_loads_as_an_out_of_band_key(tmp_path: Path) -> None:
     import yaml
 

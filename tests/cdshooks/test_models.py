@@ -16,9 +16,8 @@ from service.cdshooks.models import (
     HookRequest,
     Source,
 )
-from tests.helpers import CDSHOOKS, load_json, requires_shared
+from tests.helpers import CDSHOOKS, load_json
 
-pytestmark = requires_shared()
 SPEC = CDSHOOKS / "spec-2.0.1" / "examples"
 LIBRARY = CDSHOOKS / "hook-library-1.0.1" / "examples"
 INFERNO = CDSHOOKS / "fixtures-inferno"

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import CDSHOOKS, hook_request, load_json, requires_shared
+from tests.helpers import CDSHOOKS, hook_request, load_json
 
 
 def request_for(example: str) -> dict[str, Any]:
@@ -152,7 +152,6 @@ def test_encounter_start_needs_an_encounter_and_references_it(client: TestClient
     assert client.post("/cds-services/mscc-encounter-start", json=body).status_code == 400
 
 
-@requires_shared()
 @pytest.mark.parametrize(
     ("fixture", "service"),
     [

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from service.config import PROJECT_ROOT
-from tests.helpers import CDSHOOKS, requires_shared
+from tests.helpers import CDSHOOKS
 
 TSV = CDSHOOKS / "requirements" / "cds-hooks_2.0_service-actor_requirements.tsv"
 MAPPING = yaml.safe_load((Path(__file__).parent / "requirements.yaml").read_text(encoding="utf-8"))
@@ -19,7 +19,6 @@ def functions_in(path: Path) -> set[str]:
     return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
 
 
-@requires_shared()
 def test_every_requirement_is_mapped_and_nothing_else() -> None:
     with TSV.open(encoding="utf-8") as handle:
         ids = {int(row["id"]) for row in csv.DictReader(handle, delimiter="\t")}

@@ -28,10 +28,10 @@ def _real_resources() -> list[dict]:
     import gzip
     import json
 
-    from tests.helpers import SHARED
+    from tests.helpers import REALDATA
 
     found = []
-    for path in sorted((SHARED / "realdata/smart-generated-sample-data-r4").glob("*.json.gz")):
+    for path in sorted((REALDATA / "smart-generated-sample-data-r4").glob("*.json.gz")):
         found += [e["resource"] for e in json.loads(gzip.decompress(path.read_bytes())).get("entry", [])]
     return found
 
@@ -39,7 +39,6 @@ def _real_resources() -> list[dict]:
 def test_the_remembered_relevance_answers_as_the_full_reading_does(ruleset) -> None:
     """The fast check remembers each (system, code) as sent: it must agree with reading the resource the long way,
     on real records (read twice, so the second pass answers from memory) and on odd shapes."""
-    from tests.helpers import SHARED
 
     odd = [
         {"resourceType": "Observation", "code": {"coding": {"system": SNOMED, "code": "26544005"}}},  # not a list
@@ -54,7 +53,7 @@ def test_the_remembered_relevance_answers_as_the_full_reading_does(ruleset) -> N
             "code": {"coding": [{"system": "https://snomed.info/sct/", "code": "26544005 "}]},
         },
     ]
-    real = _real_resources() if (SHARED / "realdata").is_dir() else []
+    real = _real_resources()
     for resource in [*odd, *real, *odd, *real]:
         assert ruleset.relevant(resource) == ruleset._relevant_slowly(resource), resource.get("code")
     assert any(ruleset.relevant(r) for r in odd)

