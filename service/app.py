@@ -94,15 +94,12 @@ def create_app(
         host table has no room or cannot be opened, or storage fails, the next one down answers (counted and
         logged): the verifier's per-process check stands alone only when storage fails too, and decision support
         never waits on it."""
-        replay_table = replay_tables.table() if replay_tables is not None else None
-        if replay_table is not None:
+        if replay_tables is not None:
             now = clock()
-            seen = replay_table.remember(token_id, int(expires.timestamp()), int(now.timestamp()))
+            seen, fallback = replay_tables.remember(token_id, int(expires.timestamp()), int(now.timestamp()))
             if seen is not None:
                 return seen
-            metrics.replay_fallbacks.labels("host-table-full").inc()
-        elif replay_tables is not None:
-            metrics.replay_fallbacks.labels("host-table-unavailable").inc()
+            metrics.replay_fallbacks.labels(fallback).inc()
         try:
             return await asyncio.to_thread(store.remember_token, token_id, expires)
         except SQLAlchemyError as error:

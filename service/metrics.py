@@ -42,7 +42,10 @@ class Metrics:
             "mscc_fhir_fetch_failures", "FHIR server fetches that failed, by reason", ["reason"], registry=self.registry
         )
         self.log_failures = Counter(
-            "mscc_decision_log_failures", "Decision-log writes that failed after retries", registry=self.registry
+            "mscc_decision_log_failures",
+            "Decision rows lost: the memory bound reached while journal and database refused them, or removed from the "
+            "journal under the worker (each logged with its id)",
+            registry=self.registry,
         )
         self.replay_fallbacks = Counter(
             "mscc_replay_check_fallbacks",
@@ -55,6 +58,12 @@ class Metrics:
             "mscc_decision_log_storage_refusals",
             "Journal drains that storage refused: the rows stay on disk and are written when storage returns",
             registry=self.registry,
+        )
+        self.rows_at_risk = Gauge(
+            "mscc_decision_rows_at_risk",
+            "Decision rows held in memory only (journal and database both refused them): lost if the worker dies",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.spool_pending = Gauge(
             "mscc_decision_log_spool_pending",

@@ -100,7 +100,7 @@ async def send_feedback(
     try:
         stored = await _record_when_known(store, clock, settings.feedback_wait_seconds, service.id, items)
     except UnknownCards as error:
-        if await asyncio.to_thread(spool.pending):
+        if spool.at_risk or await asyncio.to_thread(spool.pending):
             raise ServiceUnavailable(
                 "feedback names cards whose decisions are not stored yet (storage is catching up); "
                 "nothing was stored, send it again",

@@ -31,14 +31,20 @@ def healthz(ruleset: RuleSetDep) -> JSONResponse:
     "/readyz",
     response_model=Health,
     responses={503: {"model": Health, "description": "Not ready: a check failed"}},
-    summary="Readiness: rules loaded and storage writable",
+    summary="Readiness: rules loaded and storage writable; degraded when decision rows are not durable",
 )
-async def readyz(ruleset: RuleSetDep, rules: RuleSourceDep, store: StoreDep, spool: SpoolDep) -> JSONResponse:
+async def readyz(
+    ruleset: RuleSetDep, rules: RuleSourceDep, store: StoreDep, spool: SpoolDep, runtime: RuntimeDep
+) -> JSONResponse:
+    """503 while the database refuses writes; "degraded" (still 200 when the database is up) while decision rows
+    cannot all be made durable: cards are answered meanwhile, and the operator must see it."""
     writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
     checks = {"rules": "ok", "database": "ok" if writable else "failing"}
     ready = all(v == "ok" for v in checks.values())
     # Informative, not a readiness failure: hook calls are answered meanwhile.
     checks["decisionSpool"] = f"{await asyncio.to_thread(spool.pending)} rows waiting"
+    degraded = runtime.hooks.decisions.degraded
+    checks["decisionDurability"] = "; ".join(degraded) if degraded else "ok"
     refused = rules.last_refusal
     if refused is not None:  # still ready: the previous, valid rule set is serving
         when = refused.at.isoformat(timespec="seconds") if refused.at else "?"
@@ -47,7 +53,7 @@ async def readyz(ruleset: RuleSetDep, rules: RuleSourceDep, store: StoreDep, spo
             f"POST /rules/reload); serving {refused.revision}"
         )
     body = Health(
-        status="ok" if ready else "unavailable",
+        status="degraded" if degraded else "ok" if ready else "unavailable",
         version=__version__,
         rulesetRevision=ruleset.revision,
         checks=checks,

@@ -2,8 +2,10 @@
 
 The answer path appends the row to the local journal (`store/spool.py`): no database round trip. The journal's
 drainer moves rows to the database in batches within `MSCC_DECISION_FLUSH_SECONDS`. When the disk refuses the
-append, the row is written to the database directly; only when both refuse is a row lost, and that is logged with
-the decision id (no patient data) and counted in `mscc_decision_log_failures`, never silent.
+append, the row is written to the database directly; when both refuse, the row is held in memory ("at risk":
+logged with its decision id, counted in `mscc_decision_rows_at_risk`, `/readyz` degraded) until a later drain
+writes it. A row is lost only when the memory bound is reached too, or when it is removed from the journal under
+the worker: each is logged with its decision id (no patient data) and counted in `mscc_decision_log_failures`.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class DecisionLog:
         self.store = store
         self.spool = spool
         self.metrics = metrics
+        self._lost_counted = 0
 
     async def write(self, record: DecisionRecord) -> None:
         try:
@@ -120,8 +123,15 @@ class DecisionLog:
             await asyncio.to_thread(self.store.write_decision, record, 3, 0.02)
         except SQLAlchemyError as error:
             fields_["error"] = type(error).__name__
-            self.metrics.log_failures.inc()
-            log.error("decision log row lost: journal and storage both failed", extra={"fields": fields_})
+            if self.spool.hold(record):
+                self.metrics.rows_at_risk.set(self.spool.at_risk)
+                log.error(
+                    "decision row at risk: journal and storage both refused it; held in memory until one takes it",
+                    extra={"fields": fields_},
+                )
+            else:
+                self.metrics.log_failures.inc()
+                log.error("decision log row lost: journal, storage and memory all full", extra={"fields": fields_})
         else:
             log.warning("decision journal refused a row; written to storage directly", extra={"fields": fields_})
 
@@ -138,6 +148,20 @@ class DecisionLog:
         return written
 
     def observe(self) -> None:
-        """Bring the journal gauges up to date (/metrics reads them)."""
+        """Bring the journal gauges up to date (/metrics reads them), and count rows lost under the journal."""
         self.metrics.spool_pending.set(self.spool.unwritten)
         self.metrics.decision_lag.set(self.spool.lag_seconds())
+        self.metrics.rows_at_risk.set(self.spool.at_risk)
+        if self.spool.lost > self._lost_counted:
+            self.metrics.log_failures.inc(self.spool.lost - self._lost_counted)
+            self._lost_counted = self.spool.lost
+
+    @property
+    def degraded(self) -> list[str]:
+        """What keeps decision rows from being durable now, in words for /readyz (empty when nothing does)."""
+        found = []
+        if self.spool.at_risk:
+            found.append(f"{self.spool.at_risk} decision rows held in memory only: journal and database refuse them")
+        if self.spool.journal_failing:
+            found.append("the decision journal refuses writes: rows go to the database directly")
+        return found

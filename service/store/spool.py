@@ -12,6 +12,14 @@ When storage fails partway through a file, the rows left are written beside it a
 during a drain leaves either the whole file or the rest, never a cut one.
 Without `MSCC_DECISION_FSYNC`, an append survives a crash of the process but not of the machine; the database
 has the row within the flush interval.
+
+Storage faults under the folder are survived, and no row goes without being counted:
+- a row neither the journal nor the database takes is *held* in memory (`hold`, up to `MAX_HELD` rows): it is "at
+  risk" (counted, `/readyz` says degraded) until a later drain writes it to the database or the journal;
+- the file being appended to, deleted or replaced under the worker, is read back through its descriptor at the next
+  rotation and its rows are held (then written): nothing it held is lost;
+- rows that vanished from an own file before it was drained (the file cut short, or deleted while the database was
+  down) are found by their ids, each logged and counted as lost.
 """
 
 from __future__ import annotations
@@ -36,8 +44,11 @@ from service.store.decisions import DecisionRecord
 
 _PATTERN = "decisions-*.jsonl"
 _NAME = re.compile(r"^decisions-(\d+)(?:-(\d+))?\.jsonl$")
+_ID = re.compile(rb'^\{"id":"([^"\\]{1,100})"')  # orjson writes a dataclass's fields in order: `id` first
 REJECTED = "rejected-decisions.jsonl"  # rows the database refused for good: for an operator to read
 BATCH_ROWS = 500  # rows per transaction when draining
+MAX_HELD = 100_000  # rows held in memory while both the journal and the database refuse them (about 100 MB)
+MAX_TRACKED_IDS = 200_000  # row ids remembered per worker to name rows removed from its files under it
 log = logging.getLogger("service.decisionlog")
 
 
@@ -70,6 +81,11 @@ class DecisionSpool:
         self._first_append: dict[Path, float] = {}  # own files not yet drained -> when their first row came
         self.unwritten = 0  # own rows not yet in the database
         self.stalled = False  # the last drain left rows behind: storage refused them
+        self._held: list[bytes] = []  # rows neither the disk nor the database has yet: at risk
+        self._ids: dict[Path, list[str]] = {}  # own files not yet drained -> the ids of the rows appended to them
+        self._tracked = 0
+        self.lost = 0  # rows removed from own files under this worker before they reached the database
+        self.journal_failing = False  # the last append was refused by the disk
 
     @property
     def path(self) -> Path:
@@ -80,19 +96,44 @@ class DecisionSpool:
         """Append one row (flushed to the OS, and to the disk with `fsync`); raises OSError when the disk refuses."""
         line = _encode(row)
         with self._lock:
-            if self._fd is None:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            written = os.write(self._fd, line)
-            if written != len(line):  # a short write (disk full mid-line): never leave half a row behind
-                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
-                raise OSError(28, "short write to the decision journal")
-            if self.fsync:
-                os.fsync(self._fd)
-            if self._current_rows == 0:
-                self._first_append[self.path] = time.monotonic()
-            self._current_rows += 1
-            self.unwritten += 1
+            try:
+                self._append(line, row.id)
+            except OSError:
+                self.journal_failing = True
+                raise
+            self.journal_failing = False
+
+    def _append(self, line: bytes, row_id: str | None) -> None:
+        if self._fd is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        written = os.write(self._fd, line)
+        if written != len(line):  # a short write (disk full mid-line): never leave half a row behind
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            raise OSError(28, "short write to the decision journal")
+        if self.fsync:
+            os.fsync(self._fd)
+        if self._current_rows == 0:
+            self._first_append[self.path] = time.monotonic()
+        self._current_rows += 1
+        self.unwritten += 1
+        if row_id is not None and self._tracked < MAX_TRACKED_IDS:
+            self._ids.setdefault(self.path, []).append(row_id)
+            self._tracked += 1
+
+    def hold(self, row: DecisionRecord) -> bool:
+        """Keep a row neither the journal nor the database took, in memory, for the next drain to write. False
+        when MAX_HELD rows are held already: the row is lost (the caller logs and counts it)."""
+        with self._lock:
+            if len(self._held) >= MAX_HELD:
+                return False
+            self._held.append(_encode(row))
+            return True
+
+    @property
+    def at_risk(self) -> int:
+        """Rows of this worker held in memory only: lost if the worker dies before storage takes them."""
+        return len(self._held)
 
     def lag_seconds(self) -> float:
         """How long the oldest row of this process has waited for the database (0 when none waits)."""
@@ -100,14 +141,39 @@ class DecisionSpool:
         return 0.0 if oldest is None else time.monotonic() - oldest
 
     def _rotate(self) -> None:
-        """Start a new file, so the drainer can take the current one whole while appends go on."""
+        """Start a new file, so the drainer can take the current one whole while appends go on. A current file
+        deleted or replaced under the worker is read back through its descriptor and its rows held."""
         with self._lock:
             if self._fd is None or self._current_rows == 0:
                 return
-            os.close(self._fd)
+            fd, path = self._fd, self.path
             self._fd = None
             self._sequence += 1
             self._current_rows = 0
+            try:
+                if not _still_named(path, fd):
+                    self._read_back(fd, path)
+            finally:
+                os.close(fd)
+
+    def _read_back(self, fd: int, path: Path) -> None:
+        """The rows of an own file that is no longer in the folder: held, to be written by this drain."""
+        content = b""
+        while chunk := os.pread(fd, 1 << 20, len(content)):
+            content += chunk
+        lines = [line for line in content.split(b"\n") if line.strip()]
+        self._held.extend(lines)
+        self._forget(path, len(lines))
+        log.warning(
+            "decision journal file removed under the worker: its rows are held and written again",
+            extra={"fields": {"rows": len(lines)}},
+        )
+
+    def _forget(self, path: Path, rows: int) -> None:
+        """An own file's rows now counted elsewhere (held, or written)."""
+        self._first_append.pop(path, None)
+        self._tracked -= len(self._ids.pop(path, []))
+        self.unwritten = max(0, self.unwritten - rows)
 
     def close(self) -> None:
         with self._lock:
@@ -153,20 +219,67 @@ class DecisionSpool:
                 yield path
 
     def drain(self, store: Store) -> int:
-        """Write every journaled row storage accepts; keep the rest. Returns how many rows left the journal.
+        """Write every journaled or held row storage accepts; keep the rest. Returns how many rows were written.
         Raises nothing for a storage outage: the rows wait for the next drain."""
-        if not self.folder.is_dir():
-            return 0
         self._rotate()
-        moved = 0
-        self.stalled = False
+        moved = self._drain_held(store)
+        self.stalled = bool(self._held)
+        if self.stalled or not self.folder.is_dir():
+            self._account_missing()
+            return moved
         for path in list(self._drainable()):
             done, complete = self._drain_file(path, store)
             moved += done
             if not complete:
                 self.stalled = True
                 break  # storage is down: the newer files wait too
+        self._account_missing()
         return moved
+
+    def _drain_held(self, store: Store) -> int:
+        """Held rows go to the database; while it refuses them, to the journal (the disk may be back)."""
+        with self._lock:
+            held, self._held = self._held, []
+        if not held:
+            return 0
+        done = 0
+        for start in range(0, len(held), BATCH_ROWS):
+            try:
+                self._write_batch(held[start : start + BATCH_ROWS], store)
+            except SQLAlchemyError:
+                break
+            done = start + min(BATCH_ROWS, len(held) - start)
+        left = held[done:]
+        with self._lock:
+            journaled = 0
+            try:
+                for line in left:
+                    self._append(line + b"\n", _row_id(line))
+                    journaled += 1
+            except OSError:
+                self.journal_failing = True
+            self._held = left[journaled:] + self._held
+        return done
+
+    def _account_missing(self) -> None:
+        """Own files drained away or gone with rows never read: those rows were removed under the worker."""
+        current = self.path
+        for path in [p for p in self._ids if p != current and not p.exists()]:
+            ids = self._ids.pop(path)
+            self._tracked -= len(ids)
+            self._first_append.pop(path, None)
+            self._lose(ids)
+
+    def _lose(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        self.lost += len(ids)
+        self.unwritten = max(0, self.unwritten - len(ids))
+        for row_id in ids:
+            log.error(
+                "decision row lost: removed from the journal under the worker before storage took it",
+                extra={"fields": {"decision_id": row_id}},
+            )
 
     def _drain_file(self, path: Path, store: Store) -> tuple[int, bool]:
         try:
@@ -184,6 +297,9 @@ class DecisionSpool:
             # Split on newlines only: orjson writes U+2028 and U+0085 as they are, and `splitlines` would cut a
             # row that holds one in two (both then refused as not rows).
             lines = [line for line in handle.read().split(b"\n") if line.strip()]
+            if _owner(path) == self.pid and path in self._ids:
+                found = {_row_id(line) for line in lines}
+                self._lose([row_id for row_id in self._ids[path] if row_id not in found])  # the file was cut short
             done = 0
             for start in range(0, len(lines), BATCH_ROWS):
                 batch = lines[start : start + BATCH_ROWS]
@@ -201,6 +317,11 @@ class DecisionSpool:
             self.unwritten = max(0, self.unwritten - done)
             if complete:
                 self._first_append.pop(path, None)
+                self._tracked -= len(self._ids.pop(path, []))
+            elif path in self._ids:
+                left = [row_id for line in lines[done:] if (row_id := _row_id(line)) is not None]
+                self._tracked += len(left) - len(self._ids[path])
+                self._ids[path] = left
         return done, complete
 
     def _write_batch(self, lines: list[bytes], store: Store) -> None:
@@ -222,6 +343,12 @@ class DecisionSpool:
                 store.write_decision_rows([row])
             except (IntegrityError, DataError):
                 self._reject(line)  # the database will never take it: kept apart, reported, not retried
+
+
+def _row_id(line: bytes) -> str | None:
+    """The id of a journal line, without decoding the rest of the row (None for a line this service did not write)."""
+    match = _ID.search(line[:200])
+    return match.group(1).decode() if match else None
 
 
 def _partial(path: Path) -> Path:

@@ -292,7 +292,55 @@ def test_when_the_disk_refuses_a_row_it_is_written_to_storage_directly(make_app,
     assert any("written to storage directly" in r.getMessage() for r in caplog.records)
 
 
-def test_a_row_neither_disk_nor_storage_takes_is_counted_and_logged(make_app, monkeypatch, caplog) -> None:
+def test_a_row_neither_disk_nor_storage_takes_is_held_counted_and_written_later(make_app, monkeypatch, caplog) -> None:
+    """Journal and database both refuse: the card is answered, the row is held in memory (counted as at risk, its id
+    logged, /readyz degraded), and the first drain after the fault writes it: nothing lost, nothing silent."""
+    with TestClient(make_app(spool_drain_seconds=300)) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        monkeypatch.setattr(runtime.store, "write_decision", down)
+        monkeypatch.setattr(runtime.store, "write_decision_rows", down)
+
+        def disk_full(*_: object) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("service.store.spool.os.write", disk_full)
+        answer = client.post(URL, json=CALL)
+        assert answer.status_code == 200
+        assert answer.json()["cards"]
+        assert "mscc_decision_rows_at_risk 1.0" in client.get("/metrics").text
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded"
+        assert "1 decision rows held in memory only" in ready["checks"]["decisionDurability"]
+        runtime.hooks.decisions.flush()  # still refused: kept
+        assert runtime.spool.at_risk == 1
+        monkeypatch.undo()
+        runtime.hooks.decisions.flush()
+        assert runtime.store.count()["decisions"] == 1
+        assert "mscc_decision_rows_at_risk 0.0" in client.get("/metrics").text
+        assert "mscc_decision_log_failures_total 0.0" in client.get("/metrics").text
+        assert client.post(URL, json=CALL).status_code == 200  # the journal takes the next row: durable again
+        assert client.get("/readyz").json()["status"] == "ok"
+    held = [r for r in caplog.records if "at risk" in r.getMessage()]
+    assert held
+    assert held[0].fields["decision_id"]
+
+
+def test_held_rows_go_to_the_journal_when_the_disk_returns_first(tmp_path: Path, store: Store, monkeypatch) -> None:
+    spool = DecisionSpool(tmp_path / "spool")
+    first = row()
+    assert spool.hold(first)
+    monkeypatch.setattr(store, "write_decision_rows", down)
+    spool.drain(store)
+    assert spool.at_risk == 0
+    assert spool.unwritten == 1
+    monkeypatch.undo()
+    spool.drain(store)
+    assert store.count()["decisions"] == 1
+    assert spool.unwritten == 0
+
+
+def test_past_the_memory_bound_a_row_is_lost_counted_and_named(make_app, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("service.store.spool.MAX_HELD", 0)
     with TestClient(make_app(spool_drain_seconds=300)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         monkeypatch.setattr(runtime.store, "write_decision", down)
@@ -303,4 +351,46 @@ def test_a_row_neither_disk_nor_storage_takes_is_counted_and_logged(make_app, mo
         monkeypatch.setattr(runtime.spool, "put", disk_full)
         assert client.post(URL, json=CALL).status_code == 200
         assert "mscc_decision_log_failures_total 1.0" in client.get("/metrics").text
-    assert any("row lost" in r.getMessage() for r in caplog.records)
+    lost = [r for r in caplog.records if "row lost" in r.getMessage()]
+    assert lost
+    assert lost[0].fields["decision_id"]
+
+
+def test_the_current_file_deleted_under_the_worker_is_read_back(tmp_path: Path, store: Store) -> None:
+    """Someone removes the file being appended to: its rows are still reachable through the descriptor, and the
+    next drain writes them all."""
+    spool = DecisionSpool(tmp_path / "spool")
+    rows = [row() for _ in range(3)]
+    for record in rows:
+        spool.put(record)
+    spool.path.unlink()
+    assert spool.drain(store) == 3
+    assert store.count()["decisions"] == 3
+    assert spool.unwritten == 0
+    assert spool.lost == 0
+
+
+def test_rows_removed_from_a_waiting_file_are_counted_and_named(tmp_path: Path, store: Store, monkeypatch, caplog):
+    """The database is down, rows wait in a closed file, and the file is cut short and another deleted: each
+    row that vanished is logged by id and counted, the rest are written when the database returns."""
+    spool = DecisionSpool(tmp_path / "spool")
+    monkeypatch.setattr(store, "write_decision_rows", down)
+    kept, cut = row(), row()
+    spool.put(kept)
+    spool.put(cut)
+    spool.drain(store)  # rotated; refused
+    waiting = sorted((tmp_path / "spool").glob("decisions-*.jsonl"))
+    assert len(waiting) == 1
+    waiting[0].write_bytes(waiting[0].read_bytes().split(b"\n")[0] + b"\n")
+    gone = row()
+    spool.put(gone)
+    spool.drain(store)
+    for path in (tmp_path / "spool").glob("decisions-*.jsonl"):
+        if gone.id.encode() in path.read_bytes():
+            path.unlink()
+    monkeypatch.undo()
+    assert spool.drain(store) == 1
+    assert spool.lost == 2
+    assert spool.unwritten == 0
+    named = {r.fields["decision_id"] for r in caplog.records if "removed from the journal" in r.getMessage()}  # type: ignore[attr-defined]
+    assert named == {cut.id, gone.id}
