@@ -157,6 +157,19 @@ def test_a_jku_with_a_query_string_added_fetches_the_configured_url_once(
         assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]  # the configured URL, once
 
 
+def test_an_allowed_jku_serving_an_empty_key_set_is_a_401_fetched_once(
+    secure_client, tmp_path: Path, signer: Signer
+) -> None:
+    with running_fhir_server(Behaviour(jwks={"keys": []})) as (base, behaviour):
+        jku = f"{base}/jwks.json"
+        issuers = issuers_file(tmp_path / "i.yaml", signer, jku=[jku], inline=False)
+        with secure_client(issuers) as client:
+            answers = [call(client, signer.token(header={"jku": jku})) for _ in range(30)]
+        assert {status for status, _ in answers} == {401}
+        assert "not a valid key set" in answers[0][1]
+        assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]
+
+
 def test_unknown_kid_refreshes_the_cached_key_set_once(secure_client, tmp_path: Path, signer: Signer) -> None:
     rotated = Signer(kid="ehr-key-2")
     with running_fhir_server(Behaviour(jwks=signer.jwks())) as (base, behaviour):
