@@ -26,10 +26,30 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info and record.exc_info[0] is not None:
             entry["error"] = record.exc_info[0].__name__
+            if record.exc_info[1] is not None:
+                entry.update(raised_at(record.exc_info[1]))
         try:
             return orjson.dumps(entry, default=str).decode()  # a line per hook call: the fast writer
         except TypeError:  # a key that is not a string
             return json.dumps(entry, default=str)
+
+
+def raised_at(error: BaseException) -> dict[str, str]:
+    """Where an exception was raised, as code locations only (module:function:line; never a message or a local
+    value, which may hold patient data): the innermost frame, and the innermost frame of this service's own code
+    when the exception came from inside a library."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append((str(tb.tb_frame.f_globals.get("__name__", "?")), tb.tb_frame.f_code.co_name, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames:
+        return {}
+    where = {"raised_at": "{}:{}:{}".format(*frames[-1])}
+    ours = [frame for frame in frames if frame[0] == "service" or frame[0].startswith("service.")]
+    if ours and ours[-1] != frames[-1]:
+        where["raised_in_service_at"] = "{}:{}:{}".format(*ours[-1])
+    return where
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -1,5 +1,6 @@
 """Logs carry no patient data: not the patient id, not names, not findings."""
 
+import io
 import json
 import logging
 
@@ -52,3 +53,26 @@ def test_set_aside_resources_are_counted_and_logged_by_category_without_ids(
     metrics = client.get("/metrics").text
     assert 'mscc_resources_set_aside_total{category="other-patient"} 1.0' in metrics
     assert 'mscc_resources_set_aside_total{category="refuted"}' in metrics
+
+
+def test_an_unexpected_error_is_logged_with_where_it_was_raised_and_no_message() -> None:
+    """Module, function and line of the innermost frame, and of our own innermost frame when a library raised;
+    never the exception's message (it may quote patient data)."""
+    def ours() -> None:
+        int("patient-secret-value")
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.raised_at")
+    logger.addHandler(handler)
+    try:
+        ours()
+    except ValueError as error:
+        logger.error("unhandled error", exc_info=error)
+    finally:
+        logger.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    assert line["error"] == "ValueError"
+    assert line["raised_at"].startswith("tests.test_logs:ours:")
+    assert "patient-secret-value" not in stream.getvalue()

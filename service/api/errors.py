@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InvalidFhir, ServiceError, field_problems
+from service.logs import raised_at
 
 log = logging.getLogger("service.errors")
 FHIR_PATHS = ("/evaluate",)
@@ -99,7 +100,11 @@ async def _on_http_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     incident = str(uuid.uuid4())
-    log.error("unhandled error %s on %s %s", incident, request.method, request.url.path, exc_info=error)
+    log.error(
+        "unhandled error",
+        extra={"fields": {"incident": incident, "method": request.method, "path": request.url.path}},
+        exc_info=error,
+    )
     return error_response(500, "internal_error", f"unexpected error; incident {incident} is logged")
 
 
@@ -135,7 +140,14 @@ class CatchAll:
             incident = str(uuid.uuid4())
             log.error(
                 "unhandled error",
-                extra={"fields": {"incident": incident, "path": scope.get("path"), "error": type(error).__name__}},
+                extra={
+                    "fields": {
+                        "incident": incident,
+                        "path": scope.get("path"),
+                        "error": type(error).__name__,
+                        **raised_at(error),
+                    }
+                },
             )
             if started:
                 return  # the answer had begun: nothing more can be said on this response

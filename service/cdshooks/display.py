@@ -38,7 +38,10 @@ def clinical_date(time: FhirTime | None, zone: ZoneInfo) -> str:
         if len(parts) == 2:
             return time.earliest.strftime("%b %Y")
         return time.earliest.strftime("%-d %b %Y")
-    return time.earliest.astimezone(zone).strftime("%-d %b %Y")
+    try:
+        return time.earliest.astimezone(zone).strftime("%-d %b %Y")
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end by the zone: shown as written
+        return time.earliest.strftime("%-d %b %Y")
 
 
 def readable_value(fact: Fact) -> str:

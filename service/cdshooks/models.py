@@ -7,9 +7,13 @@ forbids nulls and empty arrays in responses), so `dump()` can simply drop Nones.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic_core import PydanticSerializationError
+
+from service.textsafe import without_lone_surrogates
 
 T = TypeVar("T")
 NonEmpty = Annotated[list[T], Field(min_length=1)]
@@ -29,8 +33,12 @@ class Strict(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
     def dump_json(self) -> bytes:
-        """`dump()` as JSON bytes, written by pydantic-core in one pass (no dict built in between)."""
-        return self.model_dump_json(exclude_none=True).encode()
+        """`dump()` as JSON bytes, written by pydantic-core in one pass (no dict built in between). A lone
+        surrogate from patient data (valid in JSON's \\ud800 escapes, not in UTF-8) is shown as U+FFFD."""
+        try:
+            return self.model_dump_json(exclude_none=True).encode()
+        except PydanticSerializationError:
+            return json.dumps(without_lone_surrogates(self.dump()), ensure_ascii=False).encode()
 
 
 # ---- requests -------------------------------------------------------------------------------------------------

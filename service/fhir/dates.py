@@ -38,7 +38,7 @@ def parse_fhir_time(value: str | None) -> FhirTime | None:
             stamp = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
             if stamp.tzinfo is None:
                 stamp = stamp.replace(tzinfo=UTC)
-            return FhirTime(value, stamp, stamp)
+            return FhirTime(value, *_representable(stamp))
         y = int(year)
         if month is None:
             start, days = datetime(y, 1, 1, tzinfo=UTC), 366 if calendar.isleap(y) else 365
@@ -54,6 +54,17 @@ def parse_fhir_time(value: str | None) -> FhirTime | None:
     except OverflowError:  # a span ending with year 9999: valid FHIR, so it ends at the end of time
         latest = _END_OF_TIME
     return FhirTime(value, start, latest)
+
+
+def _representable(stamp: datetime) -> tuple[datetime, datetime]:
+    """The instant, kept in its own zone unless UTC cannot hold it: `0001-01-01T00:00:00+14:00` lies before the
+    first instant Python can hold (valid FHIR, yet unrepresentable): it is read as that first instant, and its twin
+    at the end of year 9999 as the last."""
+    try:
+        stamp.astimezone(UTC)
+    except OverflowError:
+        stamp = datetime.min.replace(tzinfo=UTC) if stamp.year == 1 else _END_OF_TIME
+    return stamp, stamp
 
 
 def latest_of(times: list[FhirTime | None]) -> FhirTime | None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, Literal
 
+from service.textsafe import utf8_safe
+
 Assertion = Literal["present", "absent", "unclear", "family", "historical"]
 AnswerReading = Literal["present", "absent", "unclear"]
 NOT_PREFIX = "not:"  # a target label that says "these words do not name the value set" (carcinoma *in situ*)
@@ -114,7 +116,7 @@ class TextReader:
         self.answer = lru_cache(maxsize=4096)(self._answer)
 
     def _doc(self, text: str) -> Any:
-        return _run(self._sentences, self._nlp.make_doc(text[:MAX_TEXT]))
+        return _run(self._sentences, self._nlp.make_doc(utf8_safe(text[:MAX_TEXT])))
 
     def _mentions(self, text: str) -> tuple[Mention, ...]:
         """The value sets the text names, each with what the text asserts of it (in the order written)."""

@@ -24,6 +24,7 @@ Storage faults under the folder are survived, and no row goes without being coun
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -41,6 +42,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from service.store.db import Store
 from service.store.decisions import DecisionRecord
+from service.textsafe import without_lone_surrogates
 
 _PATTERN = "decisions-*.jsonl"
 _NAME = re.compile(r"^decisions-(\d+)(?:-(\d+))?\.jsonl$")
@@ -53,7 +55,10 @@ log = logging.getLogger("service.decisionlog")
 
 
 def _encode(record: DecisionRecord) -> bytes:
-    return orjson.dumps(record) + b"\n"
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:  # a lone surrogate in a reference from the chart: not UTF-8, so shown as U+FFFD
+        return orjson.dumps(without_lone_surrogates(dataclasses.asdict(record))) + b"\n"
 
 
 _FIELDS = frozenset(f.name for f in fields(DecisionRecord))
