@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -24,6 +23,7 @@ from service import __version__
 from service.api import discovery, evaluate, feedback, hooks, ops, reports
 from service.api.docs import install_docs
 from service.api.errors import CatchAll, install_error_handlers
+from service.api.evaluategate import EvaluateGate
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
 from service.api.paths import TolerantPaths
@@ -196,7 +196,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.evaluate_slots = threading.BoundedSemaphore(settings.evaluate_concurrency)
     for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
         app.include_router(router)
     install_error_handlers(app)
@@ -212,6 +211,7 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EvaluateGate, settings=settings)  # refuses before a body is read: the hooks come first
     app.add_middleware(TolerantPaths)  # before anything reads the path
     app.add_middleware(CatchAll)  # outermost of ours: nothing below it can drop a connection with a 500
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))

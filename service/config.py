@@ -99,11 +99,22 @@ class Settings(BaseSettings):
     operator_token: str | None = Field(
         default=None,
         min_length=16,
-        description="when set, /evaluate, /reports and /metrics need `Authorization: Bearer <token>`",
+        description="when set, /evaluate, /reports and /metrics need `Authorization: Bearer <token>`; in production "
+        "/evaluate is closed until it is set",
     )
     evaluate_max_entries: int = Field(default=2_000, ge=1, description="larger Bundles on /evaluate get a 422")
+    evaluate_max_bytes: int = Field(
+        default=5_000_000, ge=1_000, description="larger bodies on /evaluate get a 413 before they are read"
+    )
     evaluate_concurrency: int = Field(
         default=1, ge=1, description="evaluations at once on /evaluate; more get a 503, so hook calls never starve"
+    )
+    evaluate_time_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="the share of each worker's time /evaluate may use (beyond it: 503 with Retry-After); default "
+        "0.05 in production, 1 in development mode",
     )
     shadow_drafts: bool = Field(
         default=False, description="also evaluate draft rule versions on every call: logged, never shown"
@@ -143,6 +154,13 @@ class Settings(BaseSettings):
         if self.public_base_url and not self.public_base_url.startswith(("https://", "http://")):
             raise ValueError("MSCC_PUBLIC_BASE_URL must be an http(s) URL")
         return self
+
+    @property
+    def evaluate_share(self) -> float:
+        """MSCC_EVALUATE_TIME_SHARE, or its default for the mode."""
+        if self.evaluate_time_share is not None:
+            return self.evaluate_time_share
+        return 1.0 if self.dev_mode else 0.05
 
     @property
     def decision_spool_dir(self) -> Path:

@@ -58,6 +58,7 @@ def test_set_aside_resources_are_counted_and_logged_by_category_without_ids(
 def test_an_unexpected_error_is_logged_with_where_it_was_raised_and_no_message() -> None:
     """Module, function and line of the innermost frame, and of our own innermost frame when a library raised;
     never the exception's message (it may quote patient data)."""
+
     def ours() -> None:
         int("patient-secret-value")
 

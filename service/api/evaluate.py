@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -21,13 +20,17 @@ from service.cdshooks.models import Card
 from service.engine.evaluation import evaluate_record, record_of_bundle
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import IssueOut, RuleTraceOut, SetAsideOut, issues_out, set_aside_out, trace_decisions
-from service.errors import InvalidFhir, RuleSetRefused, ServiceUnavailable, UnknownRule
+from service.errors import InvalidFhir, RuleSetRefused, UnknownRule
 from service.fhir.bundle import BundleType
 from service.runtime import Runtime
 
 OPERATOR_REFUSED: dict[str, Any] = {
     "model": ErrorBody,
     "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it",
+}
+EVALUATE_REFUSED: dict[str, Any] = {
+    "model": ErrorBody,
+    "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it, or (production) it is not set",
 }
 router = APIRouter(tags=["Rules"], route_class=StrictJsonRoute)
 RuleRef = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*(@\d+\.\d+\.\d+)?$", max_length=200)]
@@ -106,21 +109,20 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
     return chosen
 
 
-def _evaluate_slots(request: Request) -> threading.BoundedSemaphore:
-    """How many evaluations may run at once (MSCC_EVALUATE_CONCURRENCY): hook calls come first."""
-    slots: threading.BoundedSemaphore = request.app.state.evaluate_slots
-    return slots
-
-
 @router.post(
     "/evaluate",
     response_model=EvaluateResponse,
     dependencies=[OperatorOnly],
     responses={
         400: {"model": ErrorBody, "description": "`rule` names no rule version (see GET /rules)"},
-        401: OPERATOR_REFUSED,
-        413: {"model": ErrorBody, "description": "Request body over the size limit"},
-        503: {"model": ErrorBody, "description": "Busy with other evaluations (hook calls come first): try again"},
+        401: EVALUATE_REFUSED,
+        413: {"model": ErrorBody, "description": "Request body over the size limit (MSCC_EVALUATE_MAX_BYTES)"},
+        503: {
+            "model": ErrorBody,
+            "description": "Busy with other evaluations, or evaluations have used their share of the worker's time "
+            "(hook calls come first): try again after Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+        },
         422: {
             "description": "Not valid FHIR R4: an OperationOutcome with one issue per problem",
             "content": {FHIR_JSON: {"schema": OperationOutcome.model_json_schema()}},
@@ -131,7 +133,6 @@ def _evaluate_slots(request: Request) -> threading.BoundedSemaphore:
 def evaluate_bundle(
     bundle: Annotated[BundleIn, Body(openapi_examples=bundle_examples())],
     runtime: RuntimeDep,
-    slots: Annotated[threading.BoundedSemaphore, Depends(_evaluate_slots)],
     now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
     rule: Annotated[
         list[RuleRef],
@@ -141,16 +142,12 @@ def evaluate_bundle(
 ) -> JSONResponse:
     """Cards as the patient-view hook would answer, plus a trace of every rule and criterion with its evidence.
 
-    A tester's tool, bounded so it cannot starve hook calls: a limit on entries and on evaluations at once."""
+    A tester's tool, bounded so it cannot starve hook calls: closed in production without the operator token, and
+    limited in bytes, entries, evaluations at once and share of the worker's time (`api/evaluategate.py`)."""
     limit = runtime.settings.evaluate_max_entries
     if len(bundle.entry or []) > limit:
         raise InvalidFhir("the Bundle is too large to evaluate", [("Bundle.entry", f"at most {limit} entries")])
-    if not slots.acquire(blocking=False):
-        raise ServiceUnavailable("busy with other evaluations; hook calls come first: try again")
-    try:
-        return _evaluate(bundle, runtime, now, rule, strict)
-    finally:
-        slots.release()
+    return _evaluate(bundle, runtime, now, rule, strict)
 
 
 def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: list[str], strict: bool) -> JSONResponse:
