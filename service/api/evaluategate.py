@@ -6,7 +6,7 @@ on the event loop the hooks share). In order:
 1. in production the endpoint is closed unless `MSCC_OPERATOR_TOKEN` is set, and then it needs the token (401);
 2. a declared body over `MSCC_EVALUATE_MAX_BYTES` is a 413 before a byte of it is read;
 3. at most `MSCC_EVALUATE_CONCURRENCY` evaluations at once, and all of them together may use at most
-   `MSCC_EVALUATE_TIME_SHARE` of the worker's time (a budget refilled with the clock, a few seconds of burst):
+   `MSCC_EVALUATE_TIME_SHARE` of the worker's time (a budget refilled with the clock, one second of burst):
    beyond either, 503 with `Retry-After`.
 """
 
@@ -23,7 +23,7 @@ from service.api.errors import send_error
 from service.config import Settings
 
 PATH = "/evaluate"
-BURST_SECONDS = 5.0  # a rule author's session of evaluations runs without waiting; a flood meets the share
+BURST_SECONDS = 1.0  # a few dozen evaluations run without waiting; a flood meets the share at once
 
 
 class TimeBudget:

@@ -99,21 +99,20 @@ def test_evaluations_beyond_the_concurrency_limit_wait_for_a_retry() -> None:
 
 
 def test_evaluations_past_their_share_of_the_time_are_refused_until_it_refills(tmp_path: Path) -> None:
-    """Share 0.05, a 5 s burst: three 2-second evaluations, then refusals for as long as the share needs."""
+    """Share 0.05, a 1 s burst: one 2-second evaluation overdraws it by 1 s, so the next waits 20 s."""
     clock = [0.0]
     inner = Inner(seconds=2.0, clock=clock)
     gate = EvaluateGate(inner, Settings(**production(tmp_path, operator_token=TOKEN)), clock=lambda: clock[0])
     auth = [(b"authorization", f"Bearer {TOKEN}".encode())]
-    assert [_post(gate, auth)[0] for _ in range(4)] == [200, 200, 200, 503]  # 5 s of burst spent, then 1 s over
+    assert [_post(gate, auth)[0] for _ in range(2)] == [200, 503]
     status, headers = _post(gate, auth)
     assert status == 503
-    # 6 s spent from a full 5 s burst, 0.2 s refilled meanwhile (the first 0.1 s found it full): 0.8 s over at 5%
-    assert headers[b"retry-after"] == b"16"
-    clock[0] += 15.5
+    assert headers[b"retry-after"] == b"20"  # 1 s over at 5% of the time (the burst was full: no refill counted)
+    clock[0] += 19.5
     assert _post(gate, auth)[0] == 503
     clock[0] += 1
     assert _post(gate, auth)[0] == 200
-    assert inner.reached == 4
+    assert inner.reached == 2
 
 
 def test_the_budget_refills_at_its_share_and_saves_at_most_its_burst() -> None:
