@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak examples openapi schemas bench clean
+.PHONY: run test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak faults examples openapi schemas bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ schemas: $(STAMP)
 soak: $(STAMP)
 	command -v setpriv >/dev/null && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || scripts/postgres.sh >/dev/null
 	$(BIN)/python scripts/soak.py
+
+## Storage faults and an /evaluate flood under load (about 2 minutes, loopback, root): disk full on a tmpfs, chattr +i,
+## deleted and truncated files; no worker may die, and hook throughput may fall at most 10% under the flood.
+faults: $(STAMP)
+	$(BIN)/python scripts/faults.py
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py

@@ -51,6 +51,7 @@ class Tally:
     feedback: Counter[str] = field(default_factory=Counter)
     acknowledged: list[str] = field(default_factory=list)
     answered: int = 0
+    answered_at: list[float] = field(default_factory=list)  # when each 200 arrived (monotonic)
     cards: list[str] = field(default_factory=list)  # the card of every call answered 200
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -91,6 +92,8 @@ def client_loop(base: str, signer: Signer, stop: threading.Event, tally: Tally) 
             with tally.lock:
                 tally.hooks[str(answer.status_code)] += 1
                 tally.answered += answer.status_code == 200
+                if answer.status_code == 200:
+                    tally.answered_at.append(time.monotonic())
             cards = answer.json().get("cards", []) if answer.status_code == 200 else []
             if not cards:
                 continue

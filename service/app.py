@@ -42,6 +42,7 @@ from service.logs import configure_logging
 from service.metrics import Metrics
 from service.rulesource import RuleSource, freeze_long_lived
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
+from service.store.breaker import StorageBreaker, StorageSkipped
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionLog
 from service.store.spool import DecisionSpool
@@ -84,6 +85,7 @@ def create_app(
     store = Store(engine)
     spool = DecisionSpool(settings.decision_spool_dir, fsync=settings.decision_fsync)
 
+    breaker = StorageBreaker()  # storage that just failed is not waited on by hook calls
     host_table = settings.replay_mode == "host" and not settings.dev_mode
     replay_tables = HostReplayTableOpener(settings.replay_table_path) if host_table else None
     if replay_tables is not None:
@@ -101,8 +103,12 @@ def create_app(
                 return seen
             metrics.replay_fallbacks.labels(fallback).inc()
         try:
+            if breaker.open:
+                raise StorageSkipped()
             return await asyncio.to_thread(store.remember_token, token_id, expires)
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, StorageSkipped) as error:
+            if isinstance(error, SQLAlchemyError):
+                breaker.failed()
             metrics.replay_fallbacks.labels("storage").inc()
             log.warning(
                 "replay check used this process only: storage unavailable",
@@ -125,7 +131,7 @@ def create_app(
     options = CallOptions(
         settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
     )
-    decisions = DecisionLog(store, spool, metrics)
+    decisions = DecisionLog(store, spool, metrics, breaker)
     rules = RuleSource(ruleset, settings.rules_dir, settings.site_dir, metrics, clock)
     hook_calls = HookCalls(
         rules,

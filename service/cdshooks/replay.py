@@ -19,6 +19,7 @@ caller falls back to the database table: never a replay let through, never a tok
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -55,7 +56,7 @@ class HostReplayTable:
                 try:
                     if os.fstat(self._fd).st_size != self._size:  # new, or sized otherwise: start it afresh
                         os.ftruncate(self._fd, 0)
-                        os.ftruncate(self._fd, self._size)
+                        _allocate(self._fd, self._size)
                 finally:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
             self._inode = os.fstat(self._fd).st_ino
@@ -125,6 +126,18 @@ class HostReplayTable:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Give the file all its disk blocks now, zeroed: a slot written later never needs a new block, so the table
+    keeps working on a full disk. A filesystem without fallocate gets a sparse file (a write may then fail)."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            os.ftruncate(fd, 0)
+            raise
+        os.ftruncate(fd, size)
 
 
 class HostReplayTableOpener:

@@ -2,24 +2,23 @@
 
 The answer path appends the row to the local journal (`store/spool.py`): no database round trip. The journal's
 drainer moves rows to the database in batches within `MSCC_DECISION_FLUSH_SECONDS`. When the disk refuses the
-append, the row is written to the database directly; when both refuse, the row is held in memory ("at risk":
-logged with its decision id, counted in `mscc_decision_rows_at_risk`, `/readyz` degraded) until a later drain
-writes it. A row is lost only when the memory bound is reached too, or when it is removed from the journal under
+append, the row is held in memory ("at risk": logged with its decision id, counted in
+`mscc_decision_rows_at_risk`, `/readyz` degraded) until a drain writes it, to the database or, while that refuses
+too, to the journal once the disk takes it again; the answer never waits on the database. A row is lost only
+when the memory bound is reached too, or when it is removed from the journal under
 the worker: each is logged with its decision id (no patient data) and counted in `mscc_decision_log_failures`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from service.cdshooks.models import Card
 from service.engine.evaluation import Evaluation
+from service.store.breaker import StorageBreaker
 
 if TYPE_CHECKING:
     from service.metrics import Metrics
@@ -107,39 +106,40 @@ class DecisionRecord:
 class DecisionLog:
     """Journals decision rows on the answer path (about 10 microseconds), and moves them to storage in batches."""
 
-    def __init__(self, store: Store, spool: DecisionSpool, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, spool: DecisionSpool, metrics: Metrics, breaker: StorageBreaker | None = None
+    ) -> None:
         self.store = store
         self.spool = spool
         self.metrics = metrics
+        self.breaker = breaker or StorageBreaker()
         self._lost_counted = 0
 
     async def write(self, record: DecisionRecord) -> None:
+        """Journal the row; when the disk refuses it, hold it in memory for the drainer (which writes it to the
+        database within MSCC_DECISION_FLUSH_SECONDS): the answer never waits on a database that may be slow, full
+        or down. A held row is at risk until written: counted, and logged with its id."""
         try:
             self.spool.put(record)
             return
         except OSError as disk:
             fields_ = {"decision_id": record.id, "service": record.service_id, "spool_error": type(disk).__name__}
-        try:
-            await asyncio.to_thread(self.store.write_decision, record, 3, 0.02)
-        except SQLAlchemyError as error:
-            fields_["error"] = type(error).__name__
-            if self.spool.hold(record):
-                self.metrics.rows_at_risk.set(self.spool.at_risk)
-                log.error(
-                    "decision row at risk: journal and storage both refused it; held in memory until one takes it",
-                    extra={"fields": fields_},
-                )
-            else:
-                self.metrics.log_failures.inc()
-                log.error("decision log row lost: journal, storage and memory all full", extra={"fields": fields_})
+        if self.spool.hold(record):
+            self.metrics.rows_at_risk.set(self.spool.at_risk)
+            log.warning(
+                "decision journal refused a row: held in memory until storage takes it", extra={"fields": fields_}
+            )
         else:
-            log.warning("decision journal refused a row; written to storage directly", extra={"fields": fields_})
+            self.metrics.log_failures.inc()
+            log.error("decision log row lost: the journal refused it and memory is full", extra={"fields": fields_})
 
     def flush(self) -> int:
         """Move this worker's journaled rows to storage now (readers that must see every answered call). A storage
         outage leaves them on disk (`spool.stalled`), and so does a journal the disk cannot read (logged)."""
         try:
             written = self.spool.drain(self.store)
+            if written or not self.spool.stalled:
+                self.breaker.succeeded()  # storage takes rows again: the answer path may use it
         except OSError as error:
             self.spool.stalled = True
             log.error("decision journal could not be read", extra={"fields": {"error": type(error).__name__}})

@@ -80,6 +80,7 @@ class DecisionSpool:
         self.fsync = fsync
         self.pid = os.getpid()
         self._lock = threading.Lock()  # the answer path appends while the drainer (another thread) rotates
+        self._draining = threading.Lock()  # the drainer and a reader catching up (feedback) never drain at once
         self._sequence = _next_sequence(folder, self.pid)  # a reused pid never appends to an old worker's file
         self._fd: int | None = None
         self._current_rows = 0
@@ -226,6 +227,10 @@ class DecisionSpool:
     def drain(self, store: Store) -> int:
         """Write every journaled or held row storage accepts; keep the rest. Returns how many rows were written.
         Raises nothing for a storage outage: the rows wait for the next drain."""
+        with self._draining:
+            return self._drain(store)
+
+    def _drain(self, store: Store) -> int:
         self._rotate()
         moved = self._drain_held(store)
         self.stalled = bool(self._held)
