@@ -22,7 +22,6 @@ import contextlib
 import multiprocessing
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from soak import CLIENTS, SERVICE, Tally, client_loop, free_port, wait_for, workers_of  # noqa: E402
+from soak import CLIENTS, SERVICE, Tally, client_loop, free_port, stop_server, verdict, wait_for, workers_of  # noqa: E402
 
 from tests.helpers import hook_request, patient_bundle  # noqa: E402
 from tests.jwtkit import BASE_URL, Signer, issuers_file  # noqa: E402
@@ -176,11 +175,7 @@ def storage_phase(work: Path) -> tuple[list[str], list[str]]:
         )
     finally:
         watch.stop.set()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     engine = create_engine(f"sqlite:///{data / 'mscc.sqlite3'}")
     with engine.connect() as connection:
         decided = {row[0] for row in connection.execute(text("SELECT card_uuid FROM decisions"))}
@@ -288,11 +283,7 @@ def flood_phase(work: Path) -> tuple[list[str], list[str]]:
             thread.join(30)
     finally:
         pool.terminate()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
     alone = statistics.median(rates["hooks alone"])
     flooded = statistics.median(rates["hooks under the flood"])
     drop = 1 - flooded / alone
@@ -328,10 +319,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print()
-    for failure in failures:
-        print(f"FAIL {failure}")
-    print("PASS" if not failures else "FAIL")
-    return 1 if failures else 0
+    return verdict(failures)
 
 
 if __name__ == "__main__":

@@ -176,11 +176,7 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
         if not spool_empty:
             problems.append("the decision spool did not drain within 90 s")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         log.close()
     engine = create_engine(phase.database_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as connection:
@@ -327,10 +323,24 @@ def main() -> int:
         for key, value in figures.items():
             print(f"  {key:32} {value}")
         print()
+    return verdict(failures)
+
+
+def verdict(failures: list[str]) -> int:
+    """Print each failure and PASS or FAIL; the exit status."""
     for failure in failures:
         print(f"FAIL {failure}")
     print("PASS" if not failures else "FAIL")
     return 1 if failures else 0
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL when it has not stopped within 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 if __name__ == "__main__":

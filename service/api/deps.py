@@ -140,13 +140,18 @@ HookCallDep = Annotated[HookCallTarget, Depends(get_hook_call_target)]
 FeedbackCallerDep = Annotated[VerifiedCaller | None, Depends(get_feedback_caller)]
 
 
+def carries_operator_token(authorization: str, expected: str) -> bool:
+    """Whether an Authorization header is `Bearer <expected>` (compared in constant time)."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
 def require_operator(request: Request, settings: SettingsDep) -> None:
     """With MSCC_OPERATOR_TOKEN set, the tester and operator endpoints need it (compared in constant time)."""
     expected = settings.operator_token
     if expected is None:
         return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if not carries_operator_token(request.headers.get("authorization", ""), expected):
         raise Unauthorized("this endpoint needs the operator token: Authorization: Bearer <MSCC_OPERATOR_TOKEN>")
 
 

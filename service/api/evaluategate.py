@@ -12,13 +12,13 @@ on the event loop the hooks share). In order:
 
 from __future__ import annotations
 
-import hmac
 import math
 import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.deps import carries_operator_token
 from service.api.errors import send_error
 from service.config import Settings
 
@@ -93,11 +93,10 @@ class EvaluateGate:
                 "POST /evaluate is closed in production until MSCC_OPERATOR_TOKEN is set",
                 bearer,
             )
-        if self.token is not None:
-            scheme, _, given = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
-                message = "this endpoint needs the operator token: Authorization: Bearer <MSCC_OPERATOR_TOKEN>"
-                return 401, "unauthorized", message, bearer
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        if self.token is not None and not carries_operator_token(authorization, self.token):
+            message = "this endpoint needs the operator token: Authorization: Bearer <MSCC_OPERATOR_TOKEN>"
+            return 401, "unauthorized", message, bearer
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
             return 413, "payload_too_large", f"a Bundle to evaluate is at most {self.max_bytes} bytes", ()

@@ -61,9 +61,9 @@ class JwksCache:
         entry = self._entries.get(url)
         if entry is not None and now - entry.fetched_at < MIN_REFRESH_SECONDS:
             return _keys_of(entry)  # fetched a moment ago: known kid or not, failed or not
-        fresh = entry is not None and entry.keys is not None and now - entry.fetched_at < CACHE_SECONDS
-        if fresh and entry is not None and entry.keys is not None and _holds(entry.keys, kid):
-            return entry.keys
+        cached = entry.keys if entry is not None and now - entry.fetched_at < CACHE_SECONDS else None
+        if cached is not None and _holds(cached, kid):
+            return cached
         return _keys_of(await self._refresh(url))
 
     async def _refresh(self, url: str) -> _Entry:

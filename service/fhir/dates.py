@@ -60,6 +60,8 @@ def _representable(stamp: datetime) -> tuple[datetime, datetime]:
     """The instant, kept in its own zone unless UTC cannot hold it: `0001-01-01T00:00:00+14:00` lies before the
     first instant Python can hold (valid FHIR, yet unrepresentable): it is read as that first instant, and its twin
     at the end of year 9999 as the last."""
+    if stamp.year not in (1, 9999):  # only the calendar's first and last years can leave it with an offset
+        return stamp, stamp
     try:
         stamp.astimezone(UTC)
     except OverflowError:
