@@ -119,12 +119,15 @@ def client_loop(base: str, signer: Signer, stop: threading.Event, tally: Tally) 
 
 
 def workers_of(server: subprocess.Popen[bytes]) -> list[int]:
-    """The worker processes (not multiprocessing's resource tracker, which is a child too)."""
+    """The worker processes (forked from the server), not multiprocessing's resource tracker (a child too)."""
     found: list[int] = []
     for task in Path(f"/proc/{server.pid}/task").glob("*/children"):
         for pid in task.read_text().split():
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"spawn_main" in command:
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # it ended between the two reads
+                continue
+            if b"resource_tracker" not in command:
                 found.append(int(pid))
     return found
 

@@ -81,11 +81,29 @@ def _migrate_or_exit(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+SERVE_FACTORY = "authoring.workbench:serve_app"  # the service with the rule authors' workbench mounted
+
+
+def _fork_workers(factory: str) -> None:
+    """Workers fork from this process, which has checked the rule set (and so built its medspaCy reader)."""
+    import logging
+
+    from service import prefork
+
+    prefork.warm(factory)
+    if not prefork.use_fork_workers():
+        logging.getLogger("service").warning("workers are spawned, not forked: each imports and builds everything")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.dev:
         os.environ["MSCC_DEV_MODE"] = "true"
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here and /metrics sums them (set before anything imports prometheus_client).
+        folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     settings = _settings_or_exit()
     _ruleset_or_exit(settings.rules_dir, settings.site_dir)
     _issuers_or_exit(settings)
@@ -93,12 +111,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_level)
     _migrate_or_exit(settings)
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics here and /metrics sums them (set before the workers import anything).
-        folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    if args.workers > 1:
+        _fork_workers(SERVE_FACTORY)
     uvicorn.run(
-        "authoring.workbench:serve_app",  # the service with the rule authors' workbench mounted
+        SERVE_FACTORY,
         factory=True,
         host=args.host,
         port=args.port,

@@ -22,6 +22,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _children(pid: int) -> dict[int, bytes]:
+    """Each child process of `pid`, with its command line."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes()
+    return found
+
+
 def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -48,6 +57,7 @@ def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None
             answer = httpx.post(f"{base}/cds-services/mscc-patient-view", json=body, timeout=10)
             assert answer.status_code == 200
         scrapes = [httpx.get(f"{base}/metrics", timeout=5).text for _ in range(6)]
+        workers = _children(server.pid)
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
@@ -56,3 +66,5 @@ def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None
     assert len(pids) == 2  # both workers answered hook calls ...
     wanted = f'mscc_hook_calls_total{{service="mscc-patient-view",status="200"}} {calls}.0'
     assert all(wanted in text for text in scrapes)  # ... and every scrape counts all of them
+    assert pids <= set(workers)
+    assert not any(b"spawn_main" in command for command in workers.values())  # forked from the checked parent
