@@ -163,5 +163,10 @@ class DecisionLog:
         if self.spool.at_risk:
             found.append(f"{self.spool.at_risk} decision rows held in memory only: journal and database refuse them")
         if self.spool.journal_failing:
-            found.append("the decision journal refuses writes: rows go to the database directly")
+            found.append("the decision journal refuses writes: rows wait in memory for the database")
+        elif not self.spool.writable():
+            found.append(
+                "the decision journal folder (MSCC_SPOOL_DIR) cannot be written: rows would wait in memory for the "
+                "database"
+            )
         return found

@@ -127,6 +127,15 @@ class DecisionSpool:
             self._ids.setdefault(self.path, []).append(row_id)
             self._tracked += 1
 
+    def writable(self) -> bool:
+        """Whether the journal folder exists (or can be made) and takes new files: a folder on a read-only root
+        filesystem shows on /readyz before the first call, not as a warning per call after it."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.folder, os.W_OK | os.X_OK)
+
     def hold(self, row: DecisionRecord) -> bool:
         """Keep a row neither the journal nor the database took, in memory, for the next drain to write. False
         when MAX_HELD rows are held already: the row is lost (the caller logs and counts it)."""

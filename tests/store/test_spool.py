@@ -396,3 +396,19 @@ def test_rows_removed_from_a_waiting_file_are_counted_and_named(tmp_path: Path, 
     assert spool.unwritten == 0
     named = {r.fields["decision_id"] for r in caplog.records if "removed from the journal" in r.getMessage()}  # type: ignore[attr-defined]
     assert named == {cut.id, gone.id}
+
+
+def test_a_journal_folder_that_cannot_be_written_shows_on_readyz_before_any_call(make_app, tmp_path: Path) -> None:
+    """A journal folder on a read-only root filesystem (a manifest without its volume) is degraded at once."""
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    with TestClient(make_app(spool_dir=blocked / "spool")) as client:
+        ready = client.get("/readyz").json()
+    assert ready["status"] == "degraded"
+    assert "MSCC_SPOOL_DIR" in ready["checks"]["decisionDurability"]
+
+
+def test_a_writable_journal_folder_is_made_and_not_degraded(tmp_path: Path) -> None:
+    spool = DecisionSpool(tmp_path / "not-yet" / "spool")
+    assert spool.writable()
+    assert (tmp_path / "not-yet" / "spool").is_dir()
