@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -96,14 +97,24 @@ def _fork_workers(factory: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.dev:
         os.environ["MSCC_DEV_MODE"] = "true"
+    metrics_folder: Path | None = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its metrics here and /metrics sums them (set before anything imports prometheus_client).
-        folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        metrics_folder = Path(tempfile.mkdtemp(prefix="mscc-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder)
+    try:
+        _serve(args)
+    finally:  # a restarted container keeps its /tmp volume: leave no folder behind
+        if metrics_folder is not None:
+            shutil.rmtree(metrics_folder, ignore_errors=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
     settings = _settings_or_exit()
     _ruleset_or_exit(settings.rules_dir, settings.site_dir)
     _issuers_or_exit(settings)
@@ -123,7 +134,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
-    return 0
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -34,7 +34,11 @@ def _children(pid: int) -> dict[int, bytes]:
 def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env |= {"MSCC_DEV_MODE": "true", "MSCC_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}"}
+    env |= {
+        "MSCC_DEV_MODE": "true",
+        "MSCC_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite3'}",
+        "TMPDIR": str(tmp_path),
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", "2"],
         cwd=PROJECT_ROOT,
@@ -58,6 +62,7 @@ def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None
             assert answer.status_code == 200
         scrapes = [httpx.get(f"{base}/metrics", timeout=5).text for _ in range(6)]
         workers = _children(server.pid)
+        assert len(list(tmp_path.glob("mscc-metrics-*"))) == 1
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=30)
@@ -68,3 +73,4 @@ def test_two_workers_share_one_metrics_view_and_log_json(tmp_path: Path) -> None
     assert all(wanted in text for text in scrapes)  # ... and every scrape counts all of them
     assert pids <= set(workers)
     assert not any(b"spawn_main" in command for command in workers.values())  # forked from the checked parent
+    assert not list(tmp_path.glob("mscc-metrics-*"))  # the metrics folder goes with the server
