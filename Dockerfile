@@ -23,6 +23,9 @@ RUN useradd --system --uid 10001 --home-dir /app cds \
     && mkdir -p /app/var && chown cds /app/var
 
 USER 10001
+# Every folder the service writes to is a volume, so `docker run --read-only` works as it is: /app/var holds the
+# SQLite file, the decision journal and the replay table beside it; /tmp the metrics folder of the workers.
+VOLUME ["/app/var", "/tmp"]
 EXPOSE 8080
 # rules/ can be replaced by a mounted folder: -v "$PWD/rules:/app/rules:ro" (a broken rule set stops start-up).
 ENV MSCC_RULES_DIR=/app/rules \

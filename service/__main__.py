@@ -82,6 +82,24 @@ def _migrate_or_exit(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def _warn_unwritable(settings: Settings) -> None:
+    """A folder the service writes to that it cannot (a read-only root without its volume): one line at start
+    naming the setting. Not fatal: cards are answered meanwhile, and /readyz says what is degraded."""
+    import logging
+
+    for setting, folder in settings.writable_folders().items():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(folder, os.W_OK | os.X_OK)
+        except OSError:
+            writable = False
+        if not writable:
+            logging.getLogger("service").warning(
+                "a folder the service writes to cannot be written: mount a writable volume there",
+                extra={"fields": {"setting": setting, "folder": str(folder)}},
+            )
+
+
 SERVE_FACTORY = "authoring.workbench:serve_app"  # the service with the rule authors' workbench mounted
 
 
@@ -121,6 +139,7 @@ def _serve(args: argparse.Namespace) -> None:
     from service.logs import configure_logging
 
     configure_logging(settings.log_level)
+    _warn_unwritable(settings)
     _migrate_or_exit(settings)
     if args.workers > 1:
         _fork_workers(SERVE_FACTORY)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     )
     replay_check: Literal["host", "database"] | None = Field(
         default=None,
-        description="where JWT ids are remembered against replay: `host`, a memory-mapped table every worker on "
+        description="where JWT ids are remembered against replay: `host`, a file table every worker on "
         "this host shares (no database write per call; the default with SQLite), or `database`, the shared "
         "table replicas on several hosts need (the default with PostgreSQL)",
     )
@@ -175,6 +175,18 @@ class Settings(BaseSettings):
     @property
     def replay_table_path(self) -> Path:
         return self._beside_database(".replay", "replay.table")
+
+    def writable_folders(self) -> dict[str, Path]:
+        """Each folder the running service writes to, by the setting that places it: under a read-only root
+        filesystem each needs a volume (`serve` warns at start when one is not writable; tests/test_deploy.py holds
+        the Dockerfile and the Kubernetes manifests to this list). `serve --workers N` also makes its metrics
+        folder under TMPDIR."""
+        folders = {"MSCC_SPOOL_DIR": self.decision_spool_dir}
+        if self.database_url.startswith("sqlite:///") and not self.database_url.endswith(":memory:"):
+            folders["MSCC_DATABASE_URL"] = Path(self.database_url.removeprefix("sqlite:///")).parent
+        if self.replay_mode == "host":
+            folders["MSCC_REPLAY_CHECK"] = self.replay_table_path.parent
+        return folders
 
     def _beside_database(self, suffix: str, name_in_var: str) -> Path:
         """A file kept beside an SQLite database file (same disk, same host), else in var/."""

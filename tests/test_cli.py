@@ -152,19 +152,26 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
 
     import uvicorn
     from sqlalchemy import create_engine, inspect
+    from uvicorn import _subprocess
 
     from service.logs import JsonFormatter
 
     database = tmp_path / "serve.sqlite3"
     monkeypatch.setenv("MSCC_DATABASE_URL", f"sqlite:///{database}")
     seen: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(app=app, **options))
+
+    def run(app: str, **options: object) -> None:
+        seen.update(app=app, metrics=Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]), **options)
+        assert seen["metrics"].is_dir()  # the workers' metrics meet there
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(_subprocess, "spawn", _subprocess.spawn)  # serve may switch it to fork
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     try:
         assert main(["serve", "--dev", "--workers", "2"]) == 0
-        assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).is_dir()  # the workers' metrics meet there
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by serve, not by monkeypatch: undo it by hand
+    assert not seen["metrics"].exists()  # removed when serve stops
     assert seen["app"] == "authoring.workbench:serve_app"  # the service with the workbench mounted
     assert seen["factory"] is True
     assert seen["workers"] == 2
@@ -176,3 +183,20 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
     app = factory()  # what each worker runs: JSON logs of its own, no second migration, the workbench mounted
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
     assert app.url_path_for("index") == "/workbench"
+
+
+def test_serve_names_a_folder_it_cannot_write_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal folder on a read-only root (here: under a file) is one warning naming its setting; serve goes on."""
+    import uvicorn
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("MSCC_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.sqlite3'}")
+    monkeypatch.setenv("MSCC_SPOOL_DIR", str(blocked / "journal"))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    monkeypatch.setattr("service.logs.configure_logging", lambda level: None)  # keep pytest's capture
+    assert main(["serve", "--dev"]) == 0
+    warned = [r for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert [r.fields for r in warned] == [{"setting": "MSCC_SPOOL_DIR", "folder": str(blocked / "journal")}]  # type: ignore[attr-defined]
