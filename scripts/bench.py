@@ -11,6 +11,7 @@ FastAPI endpoint that only parses the same JSON, each figure beside its baseline
 4. A patient-view call without prefetch, fetched from a FHIR server on loopback.
 5. Minimal prefetch: bytes and latency of the real records in fhir_examples/realdata with the rules' filtered
    queries and with the unfiltered ones.
+6. Start-up to ready: `serve --workers 2` in production against the parse-only endpoint, on every core and on one.
 Everything runs on loopback and ends within its time bounds. Run: `make bench`, or
 `.venv/bin/python scripts/bench.py --sizes 10 100 --seconds 5`.
 """
@@ -605,12 +606,79 @@ def throughput_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def time_to_ready(command: list[str], env: dict[str, str], url: str, cpus: set[int] | None) -> float:
+    """Seconds from the process start to the first 200 from `url` (bounded: 60 s), on these CPUs only."""
+
+    def pin() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=pin,  # affinity only, before exec
+    )  # fmt: skip
+    try:
+        while time.monotonic() - started < 60:
+            try:
+                if httpx.get(url, timeout=0.5).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit(f"{command[:5]} was not ready within 60 s")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def startup(work: Path, issuers: Path, runs: int = 3) -> list[dict[str, Any]]:
+    """Start-up to ready of `serve --workers 2` in production (SQLite; /readyz answers 200), beside the parse-only
+    baseline with 2 workers (its first answer), on every core and on one: medians of `runs` starts."""
+    rows = []
+    one_cpu = {min(os.sched_getaffinity(0))}
+    for cores, cpus in (("all", None), ("one", one_cpu)):
+        ours_s, base_s = [], []
+        for run in range(runs):
+            port = free_port()
+            env = {
+                "MSCC_DATABASE_URL": f"sqlite:///{work / f'startup-{cores}-{run}.sqlite3'}",
+                "MSCC_ISSUERS_FILE": str(issuers),
+                "MSCC_PUBLIC_BASE_URL": BASE_URL,
+                "MSCC_LOG_LEVEL": "WARNING",
+            }
+            command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", "2"]
+            ours_s.append(time_to_ready(command, env, f"http://127.0.0.1:{port}/readyz", cpus))
+            port = free_port()
+            command = [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--workers", "2"]
+            command += ["--log-level", "warning"]
+            url = f"http://127.0.0.1:{port}/docs"
+            base_s.append(time_to_ready(command, {"PYTHONPATH": str(ROOT / "scripts" / "bench")}, url, cpus))
+        ours_median, base_median = statistics.median(ours_s), statistics.median(base_s)
+        rows.append({"cores": cores, "ours_s": ours_median, "baseline_s": base_median})
+    return rows
+
+
+def startup_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "### start-up to ready, `serve --workers 2` production (median of 3 starts)",
+        "",
+        "| cores | ours (to /readyz 200) | parse-only, 2 workers | ours / parse-only |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['cores']} | {r['ours_s']:.2f} s | {r['baseline_s']:.2f} s | {r['ours_s'] / r['baseline_s']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["latency", "throughput", "local", "fetch", "prefetch"]
+        "--skip", nargs="*", default=[], choices=["latency", "throughput", "local", "fetch", "prefetch", "startup"]
     )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
@@ -628,6 +696,9 @@ def main() -> None:
         if "throughput" not in args.skip:
             results["throughput"] = throughput(args.seconds, work, signer, issuers)
             print(throughput_table(results["throughput"]), "\n", flush=True)
+        if "startup" not in args.skip:
+            results["startup"] = startup(work, issuers)
+            print(startup_table(results["startup"]), "\n", flush=True)
     if "local" not in args.skip:
         results["in_process"] = in_process(args.sizes)
         print(
