@@ -195,6 +195,9 @@ def run_phase(phase: Phase, work: Path) -> tuple[dict[str, object], list[str]]:
     dropped = sum(n for status, n in tally.hooks.items() if status.startswith("connection error"))
     if server_errors:
         problems.append(f"{server_errors} hook calls answered 5xx")
+    feedback_errors = sum(n for status, n in tally.feedback.items() if status.startswith("5") and status != "503")
+    if feedback_errors:  # storage down is a 503 ("send it again"), never a 500
+        problems.append(f"{feedback_errors} feedback calls answered 5xx other than 503")
     if dropped > 2 * CLIENTS:
         problems.append(f"{dropped} hook calls lost their connection (more than those in flight on one worker)")
     if lost:

@@ -38,7 +38,7 @@ from service.config import Settings
 from service.engine.loader import load_ruleset
 from service.gcpolicy import CollectorOnTimer
 from service.hookcalls import HookCalls
-from service.logs import configure_logging
+from service.logs import configure_logging, raised_at
 from service.metrics import Metrics
 from service.rulesource import RuleSource, freeze_long_lived
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
@@ -151,7 +151,13 @@ def create_app(
         """Move journaled decision rows to storage in batches (and rows stopped workers left); while storage
         refuses them, retry every MSCC_SPOOL_DRAIN_SECONDS instead."""
         while True:
-            written = await asyncio.to_thread(decisions.flush)
+            try:
+                written = await asyncio.to_thread(decisions.flush)
+            except Exception as error:  # a bug in a drain must not stop this worker's drains for good
+                fields = {"error": type(error).__name__, **raised_at(error)}
+                log.error("decision journal drain failed; retrying", extra={"fields": fields})
+                await asyncio.sleep(settings.spool_drain_seconds)
+                continue
             if spool.stalled:
                 metrics.storage_refusals.inc()
                 log.warning(

@@ -13,6 +13,7 @@ from typing import Any
 
 from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10CM, SNOMED
+from service.runtime import Runtime
 from service.store.db import Store
 from service.store.decisions import DecisionRecord
 
@@ -90,6 +91,13 @@ def decision_record(card: str | None = "card", rule: str | None = "r@1.0.0", **c
         "evaluate_ms": 0.5,
     }
     return DecisionRecord(**{**fields, **changes})
+
+
+def runtime_of(app: Any) -> Runtime:
+    """The app's runtime (rule source, store, spool, hook calls), typed: the one place tests learn where it lives."""
+    runtime = app.state.runtime
+    assert isinstance(runtime, Runtime)
+    return runtime
 
 
 def caught_up_store(app: Any) -> Store:

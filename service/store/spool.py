@@ -152,7 +152,8 @@ class DecisionSpool:
 
     def lag_seconds(self) -> float:
         """How long the oldest row of this process has waited for the database (0 when none waits)."""
-        oldest = min(self._first_append.values(), default=None)
+        with self._lock:  # the answer path adds to it meanwhile: never iterate it unlocked
+            oldest = min(self._first_append.values(), default=None)
         return 0.0 if oldest is None else time.monotonic() - oldest
 
     def _rotate(self) -> None:
@@ -282,18 +283,24 @@ class DecisionSpool:
 
     def _account_missing(self) -> None:
         """Own files drained away or gone with rows never read: those rows were removed under the worker."""
-        current = self.path
-        for path in [p for p in self._ids if p != current and not p.exists()]:
-            ids = self._ids.pop(path)
-            self._tracked -= len(ids)
-            self._first_append.pop(path, None)
+        with self._lock:  # the answer path adds files to it meanwhile: look at a copy (the disk checks unlocked)
+            current = self.path
+            candidates = [p for p in self._ids if p != current]
+        for path in [p for p in candidates if not p.exists()]:
+            with self._lock:
+                ids = self._ids.pop(path, None)
+                if ids is None:
+                    continue
+                self._tracked -= len(ids)
+                self._first_append.pop(path, None)
             self._lose(ids)
 
     def _lose(self, ids: list[str]) -> None:
         if not ids:
             return
-        self.lost += len(ids)
-        self.unwritten = max(0, self.unwritten - len(ids))
+        with self._lock:
+            self.lost += len(ids)
+            self.unwritten = max(0, self.unwritten - len(ids))
         for row_id in ids:
             log.error(
                 "decision row lost: removed from the journal under the worker before storage took it",
@@ -333,14 +340,15 @@ class DecisionSpool:
             elif done:
                 _replace(path, b"".join(line + b"\n" for line in lines[done:]))
         if _owner(path) == self.pid:
-            self.unwritten = max(0, self.unwritten - done)
-            if complete:
-                self._first_append.pop(path, None)
-                self._tracked -= len(self._ids.pop(path, []))
-            elif path in self._ids:
-                left = [row_id for line in lines[done:] if (row_id := _row_id(line)) is not None]
-                self._tracked += len(left) - len(self._ids[path])
-                self._ids[path] = left
+            left = [row_id for line in lines[done:] if (row_id := _row_id(line)) is not None]
+            with self._lock:  # the answer path counts and tracks under it too
+                self.unwritten = max(0, self.unwritten - done)
+                if complete:
+                    self._first_append.pop(path, None)
+                    self._tracked -= len(self._ids.pop(path, []))
+                elif path in self._ids:
+                    self._tracked += len(left) - len(self._ids[path])
+                    self._ids[path] = left
         return done, complete
 
     def _write_batch(self, lines: list[bytes], store: Store) -> None:
