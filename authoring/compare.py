@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authoring.validation import _DATE_FIELDS, EXPECTED, Case, example_cases, real_record_cases
+from service.engine.criteria import CriterionNode
 from service.engine.evaluation import evaluate_record
 from service.engine.model import Criterion
-from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
+from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.yamlfile import load_yaml
 from service.fhir.record import build_record, raw_keys
 
@@ -63,7 +64,7 @@ def _threshold_values(threshold: float) -> list[float]:
     return [threshold - step, threshold, threshold + step]
 
 
-def _edges(name: str, criterion: CompiledCriterion, case: Case, resource: dict[str, Any]) -> list[tuple[str, Any]]:
+def _edges(name: str, criterion: CriterionNode, case: Case, resource: dict[str, Any]) -> list[tuple[str, Any]]:
     """(label, changed resource) at each threshold and window edge of one criterion."""
     edges: list[tuple[str, Any]] = []
     measurement = criterion.spec.measurement

@@ -21,8 +21,9 @@ from typing import Any
 
 from service.cdshooks.cards import CardContext, render_card
 from service.config import PROJECT_ROOT
-from service.engine.evaluate import FactIndex, evaluate_rule
+from service.engine.evaluate import evaluate_rule
 from service.engine.evaluation import evaluate_record
+from service.engine.factindex import FactIndex
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.yamlfile import load_yaml

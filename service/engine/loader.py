@@ -9,21 +9,19 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from fhirpathpy import compile as compile_fhirpath
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from service.engine.fhirpath import FhirPathError, check_expression
+from service.engine.criteria import Compiling, CriterionNode, compile_criterion
 from service.engine.lock import LOCK_FILE, content_hash, lock_problems, read_lock
-from service.engine.model import Criterion, RuleSetConfig, RuleVersion
-from service.engine.ruleset import CompiledCriterion, CompiledRule, RuleSet
-from service.engine.site import SITE_FILE, apply_site
-from service.engine.units import UnitError, check_unit
+from service.engine.model import RuleSetConfig, RuleVersion
+from service.engine.ruleset import CompiledRule, RuleSet
+from service.engine.site import SITE_FILE, Site, apply_site
 from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
 from service.engine.yamlfile import field_line, load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
@@ -37,7 +35,6 @@ TEXT_DIR = "text"  # medspaCy ConText rules for findings written in words (fhir/
 MENTION_RULES = "mentions.json"
 ANSWER_RULES = "answers.json"
 _VERSION_FILE = re.compile(r"^\d+\.\d+\.\d+\.yaml$")
-_DURATION = TypeAdapter(timedelta)
 _PREFETCH_TOKEN = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 KNOWN_TOKENS = frozenset(
     {
@@ -217,71 +214,9 @@ def _cached_reader(terms: str, mention_rules: tuple[str, str], answer_rules: tup
     )
 
 
-def _window(value: str | None, parameters: dict[str, Any], where: str, path: Path, problems: _Problems) -> Any:
-    if value is None:
-        return None
-    if value.startswith("$"):
-        name = value[1:]
-        if name not in parameters:
-            problems.add(path, where, f"parameter {name!r} is not defined under parameters")
-            return None
-        value = str(parameters[name])
-    try:
-        return _DURATION.validate_python(value)
-    except ValidationError:
-        problems.add(path, where, f"{value!r} is not an ISO 8601 duration such as P30D")
-        return None
-
-
-def _compile_criterion(
-    name: str, spec: Criterion, rule: RuleVersion, valuesets: dict[str, ValueSetDef], path: Path, problems: _Problems
-) -> CompiledCriterion:
-    where = f"criteria.{name}"
-    body = getattr(spec, spec.kind)
-    if hasattr(body, "valueset") and body.valueset not in valuesets:
-        problems.add(path, f"{where}.{spec.kind}.valueset", f"value set {body.valueset!r} does not exist")
-    for child in spec.children:
-        if child not in rule.criteria:
-            problems.add(path, f"{where}.{spec.kind}", f"criterion {child!r} is not defined")
-    for option in ("text_mentions", "not_followed_by"):
-        wanted = getattr(spec.finding, option, None) if spec.finding is not None else None
-        if wanted is not None and wanted not in valuesets:
-            problems.add(path, f"{where}.finding.{option}", f"value set {wanted!r} does not exist")
-    after = spec.order_or_study.after_onset_of if spec.order_or_study is not None else None
-    if after is not None and after not in rule.criteria:
-        problems.add(path, f"{where}.order_or_study.after_onset_of", f"criterion {after!r} is not defined")
-    window = _window(getattr(body, "within", None), rule.parameters, f"{where}.{spec.kind}.within", path, problems)
-    pattern = None
-    if spec.finding is not None and spec.finding.text_matches:
-        try:
-            pattern = re.compile(spec.finding.text_matches, re.IGNORECASE)
-        except re.error as error:
-            problems.add(path, f"{where}.finding.text_matches", f"not a valid regular expression: {error}")
-    if spec.measurement is not None and spec.measurement.unit is not None:
-        try:
-            check_unit(spec.measurement.unit)
-        except UnitError as error:
-            problems.add(path, f"{where}.measurement.unit", str(error))
-    fhirpath: Callable[[dict[str, Any]], Any] | None = None
-    if spec.fhirpath is not None:
-        try:
-            check_expression(spec.fhirpath.expression, spec.fhirpath.resource_type)  # parse and type-check first
-            compiled = compile_fhirpath(spec.fhirpath.expression)
-
-            def fhirpath(resource: dict[str, Any], compiled: Any = compiled) -> Any:
-                return compiled(resource, None)
-
-            fhirpath({"resourceType": spec.fhirpath.resource_type})
-        except FhirPathError as error:
-            problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")
-            fhirpath = None
-        except Exception as error:  # fhirpathpy raises bare Exception when it cannot run an expression
-            problems.add(path, f"{where}.fhirpath.expression", f"not valid FHIRPath: {error}")
-            fhirpath = None
-    return CompiledCriterion(name, spec, window, pattern, fhirpath)
-
-
-def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tuple[str, ...]:
+def _dependency_order(
+    rule: RuleVersion, criteria: dict[str, CriterionNode], path: Path, problems: _Problems
+) -> tuple[str, ...]:
     order: list[str] = []
     state: dict[str, str] = {}
 
@@ -292,7 +227,7 @@ def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tup
             problems.add(path, f"criteria.{name}", f"criteria refer to each other in a cycle: {' -> '.join(trail)}")
             return
         state[name] = "visiting"
-        for child in rule.criteria[name].depends_on:
+        for child in criteria[name].depends_on:
             visit(child, (*trail, child))
         state[name] = "done"
         order.append(name)
@@ -310,11 +245,13 @@ def _dependency_order(rule: RuleVersion, path: Path, problems: _Problems) -> tup
     return tuple(dict.fromkeys(order))
 
 
-def _check_patient_prefetch(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: _Problems) -> None:
-    """An age criterion reads Patient.birthDate: every service the rule answers must prefetch (or fetch) the
-    Patient, or the criterion could never hold and nobody would know."""
-    ages = [name for name, c in rule.criteria.items() if c.age is not None]
-    if not ages:
+def _check_patient_prefetch(
+    rule: RuleVersion, criteria: dict[str, CriterionNode], config: RuleSetConfig, path: Path, problems: _Problems
+) -> None:
+    """A criterion that reads the Patient (an age reads Patient.birthDate): every service the rule answers must
+    prefetch (or fetch) the Patient, or the criterion could never hold and nobody would know."""
+    readers = [c for c in criteria.values() if any("Patient" in read.types for read in c.reads)]
+    if not readers:
         return
     for service in config.services:
         if rule.hooks is not None and service.hook not in rule.hooks:
@@ -322,7 +259,7 @@ def _check_patient_prefetch(rule: RuleVersion, config: RuleSetConfig, path: Path
         if not any(t.startswith(("Patient/", "Patient?")) for t in service.prefetch.values()):
             problems.add(
                 path,
-                f"criteria.{ages[0]}.age",
+                f"criteria.{readers[0].name}.{readers[0].kind}",
                 f"reads Patient.birthDate, but service {service.id!r} has no Patient prefetch: add "
                 "`patient: Patient/{{context.patientId}}` to its prefetch in ruleset.yaml",
             )
@@ -373,13 +310,17 @@ def _load_rule_folder(
         if f"{rule.version}.yaml" != path.name:
             problems.add(path, "version", f"must equal the file name ({path.stem})")
         before = len(problems.items)
+
+        def report(where: str, message: str, path: Path = path) -> None:
+            problems.add(path, where, message)
+
         criteria = {
-            name: _compile_criterion(name, spec, rule, valuesets, path, problems)
+            name: compile_criterion(name, spec, Compiling(name, rule, valuesets, report))
             for name, spec in rule.criteria.items()
         }
-        order = _dependency_order(rule, path, problems)
+        order = _dependency_order(rule, criteria, path, problems)
         _check_card(rule, config, path, problems)
-        _check_patient_prefetch(rule, config, path, problems)
+        _check_patient_prefetch(rule, criteria, config, path, problems)
         if len(problems.items) == before:
             digest = content_hash(raw) if isinstance(raw, dict) else ""
             versions[rule.version] = CompiledRule(rule, _relative(path, problems.root), criteria, order, digest)
@@ -440,43 +381,97 @@ def _check_lock(root: Path, rules: dict[str, dict[str, CompiledRule]], problems:
         problems.add(where, "", problem)
 
 
+@dataclass
+class _Loading:
+    """What the stages of one load share: the folders, the problems found so far, and what each stage built."""
+
+    root: Path
+    site_dir: Path | None
+    strict: bool
+    problems: _Problems
+    config: RuleSetConfig | None = None
+    valuesets: dict[str, ValueSetDef] = field(default_factory=dict)
+    site: Site | None = None
+    text_reader: TextReader | None = None
+    folders: list[Path] = field(default_factory=list)
+    rules: dict[str, dict[str, CompiledRule]] = field(default_factory=dict)
+
+
+def _stage_config(state: _Loading) -> None:
+    state.config = _load_config(state.root, state.problems)
+
+
+def _stage_valuesets(state: _Loading) -> None:
+    state.valuesets = _load_valuesets(state.root, state.problems)
+
+
+def _stage_site(state: _Loading) -> None:
+    if state.site_dir is None:
+        return
+    state.site, state.valuesets, site_problems = apply_site(state.site_dir.resolve(), state.valuesets)
+    for location, message in site_problems:
+        state.problems.add(state.site_dir.resolve() / SITE_FILE, location, message)
+
+
+def _stage_text_reader(state: _Loading) -> None:
+    state.text_reader = _text_reader(state.root, state.valuesets, state.problems)
+
+
+def _stage_triggers(state: _Loading) -> None:
+    if state.config is not None:
+        _check_triggers(state.root, state.config, state.valuesets, state.problems)
+
+
+def _stage_rules(state: _Loading) -> None:
+    state.folders = _rule_folders(state.root)
+    if not state.folders:
+        state.problems.add(state.root, "", "no rule folders found")
+    if state.config is None:
+        return
+    for folder in state.folders:
+        versions, complete = _load_rule_folder(folder, state.config, state.valuesets, state.problems)
+        _check_folder(folder, versions, state.problems, complete)
+        state.rules[folder.name] = versions
+
+
+def _stage_precedence(state: _Loading) -> None:
+    if state.config is not None and state.strict:
+        _check_precedence(state.root, state.config, [f.name for f in state.folders], state.problems)
+
+
+def _stage_lock(state: _Loading) -> None:
+    if state.strict and not state.problems.items:  # a release is checked only against a rule set that loads
+        _check_lock(state.root, state.rules, state.problems)
+
+
+# The loader's stages, in order: each reads what the ones before it built and adds the problems it finds.
+STAGES: tuple[tuple[str, Callable[[_Loading], None]], ...] = (
+    ("config", _stage_config),
+    ("value sets", _stage_valuesets),
+    ("site codes", _stage_site),
+    ("text reader", _stage_text_reader),
+    ("draft-order triggers", _stage_triggers),
+    ("rules", _stage_rules),
+    ("precedence", _stage_precedence),
+    ("release lock", _stage_lock),
+)
+
+
 def load_ruleset(root: Path, site_dir: Path | None = None, *, strict: bool = True) -> RuleSet:
     """Load and validate `root` (the rules/ folder) and, when given, the site folder that adds a hospital's own
-    codes to its value sets (engine/site.py); raise RuleSetInvalid listing every problem.
+    codes to its value sets (engine/site.py), through the STAGES; raise RuleSetInvalid listing every problem.
 
     `strict=False` skips the release lock and the complete `precedence`: only for reading a rule set to compare
     with (`rules diff` against an older commit) or to lock it (`rules lock`); never for serving."""
     root = root.resolve()
-    problems = _Problems(root)
     if not root.is_dir():
         raise RuleSetInvalid([RuleProblem(str(root), "", "rules folder does not exist")])
-    config = _load_config(root, problems)
-    valuesets = _load_valuesets(root, problems)
-    site = None
-    if site_dir is not None:
-        site, valuesets, site_problems = apply_site(site_dir.resolve(), valuesets)
-        for location, message in site_problems:
-            problems.add(site_dir.resolve() / SITE_FILE, location, message)
-    text_reader = _text_reader(root, valuesets, problems)
-    if config is not None:
-        _check_triggers(root, config, valuesets, problems)
-    rules: dict[str, dict[str, CompiledRule]] = {}
-    folders = _rule_folders(root)
-    for folder in folders:
-        if config is None:
-            break
-        versions, complete = _load_rule_folder(folder, config, valuesets, problems)
-        _check_folder(folder, versions, problems, complete)
-        rules[folder.name] = versions
-    if not folders:
-        problems.add(root, "", "no rule folders found")
-    if config is not None and strict:
-        _check_precedence(root, config, [f.name for f in folders], problems)
-    if strict and not problems.items:
-        _check_lock(root, rules, problems)
-    if problems.items or config is None:
-        raise RuleSetInvalid(problems.items)
+    state = _Loading(root, site_dir, strict, _Problems(root))
+    for _name, stage in STAGES:
+        stage(state)
+    if state.problems.items or state.config is None:
+        raise RuleSetInvalid(state.problems.items)
     revision = revision_of(root)
-    if site is not None:  # the site's codes decide answers too: the revision names both
-        revision = hashlib.sha256(f"{revision}+{site.revision}".encode()).hexdigest()[:12]
-    return RuleSet(config, revision, root, CodeIndex(valuesets), rules, site, text_reader)
+    if state.site is not None:  # the site's codes decide answers too: the revision names both
+        revision = hashlib.sha256(f"{revision}+{state.site.revision}".encode()).hexdigest()[:12]
+    return RuleSet(state.config, revision, root, CodeIndex(state.valuesets), state.rules, state.site, state.text_reader)

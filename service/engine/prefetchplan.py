@@ -21,18 +21,17 @@ base queries in discovery for an EHR whose prefetch engine cannot handle them at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from service.engine.criteria import CriterionNode
 from service.engine.model import ServiceEntry
-from service.engine.ruleset import RuleSet
 from service.engine.valuesets import ValueSetDef
 from service.fhir.codes import ICD_SYSTEMS, LOINC, PROFILE, TEXT
 from service.fhir.record import SYMPTOM_QUESTIONS
 
 PSEUDO_SYSTEMS = frozenset({TEXT, PROFILE})
 MAX_LISTED = 100  # codes in one query string: about 4 KB, within what FHIR servers and proxies take
-_FINDING_TYPES = ("Condition", "Observation")
-_ORDER_TYPES = ("ServiceRequest", "ImagingStudy", "DiagnosticReport")
 LAB_SUFFIX = "_laboratory"
 # Types whose FHIR R4 search has a `code` parameter on the code the rules read (ImagingStudy has none for
 # procedureCode: its query stays as it is).
@@ -58,9 +57,9 @@ class ReadCodes:
 
 
 def _expanded(
-    ruleset: RuleSet, valueset_id: str, by_url: dict[str, str], seen: frozenset[str] = frozenset()
+    valuesets: dict[str, ValueSetDef], valueset_id: str, by_url: dict[str, str], seen: frozenset[str] = frozenset()
 ) -> ReadCodes:
-    definition: ValueSetDef = ruleset.codes.valuesets[valueset_id]
+    definition = valuesets[valueset_id]
     codes = {k for k in definition.codes if k[0] not in PSEUDO_SYSTEMS} - definition.excluded_codes
     named_otherwise = len(codes) < len(definition.codes)  # words or a profile name members: no code list says all
     unlisted = definition.prefixes or definition.needs_expansion or definition.excluded_prefixes
@@ -70,35 +69,24 @@ def _expanded(
         if included is None or included in seen:
             listable = False
             continue
-        inner = _expanded(ruleset, included, by_url, seen | {valueset_id})
+        inner = _expanded(valuesets, included, by_url, seen | {valueset_id})
         codes |= set(inner.codes) - definition.excluded_codes
         listable = listable and inner.listable
     return ReadCodes(frozenset(codes), listable and not any(system in ICD_SYSTEMS for system, _ in codes))
 
 
-def codes_read(ruleset: RuleSet) -> dict[str, ReadCodes]:
-    """Per resource type, the codes any rule version (active or draft) reads."""
+def codes_read(criteria: Iterable[CriterionNode], valuesets: dict[str, ValueSetDef]) -> dict[str, ReadCodes]:
+    """Per resource type, the codes these criteria read, as each criterion declares (`CriterionNode.reads`)."""
     found: dict[str, set[tuple[str, str]]] = {}
     listable: dict[str, bool] = {}
-    by_url = {v.url: v.id for v in ruleset.codes.valuesets.values()}
-
-    def add(types: tuple[str, ...], read: ReadCodes) -> None:
-        for kind in types:
-            found.setdefault(kind, set()).update(read.codes)
-            listable[kind] = listable.get(kind, True) and read.listable
-
-    for versions in ruleset.rules.values():
-        for rule in versions.values():
-            for criterion in rule.criteria.values():
-                spec = criterion.spec
-                if spec.finding is not None:
-                    add(_FINDING_TYPES, _expanded(ruleset, spec.finding.valueset, by_url))
-                elif spec.measurement is not None:
-                    add(("Observation",), _expanded(ruleset, spec.measurement.valueset, by_url))
-                elif spec.order_or_study is not None:
-                    add(_ORDER_TYPES, _expanded(ruleset, spec.order_or_study.valueset, by_url))
-                elif spec.fhirpath is not None:  # reads every resource of its type
-                    add((spec.fhirpath.resource_type,), ReadCodes(frozenset(), False))
+    by_url = {v.url: v.id for v in valuesets.values()}
+    for criterion in criteria:
+        for read in criterion.reads:
+            whole = read.valueset is None  # every resource of the types: no code list says which
+            what = ReadCodes(frozenset(), False) if whole else _expanded(valuesets, str(read.valueset), by_url)
+            for kind in read.types:
+                found.setdefault(kind, set()).update(what.codes)
+                listable[kind] = listable.get(kind, True) and what.listable
     if "Observation" in found:  # a symptom question carries its finding in the value: the question is read
         found["Observation"] |= SYMPTOM_QUESTIONS
     return {kind: ReadCodes(frozenset(codes), listable[kind]) for kind, codes in found.items()}

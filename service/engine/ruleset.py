@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from service.engine.model import Criterion, RuleSetConfig, RuleVersion, ServiceEntry
+from service.engine.criteria import CriterionNode
+from service.engine.model import RuleSetConfig, RuleVersion, ServiceEntry
+from service.engine.prefetchplan import PlannedKey, ReadCodes, codes_read, plan_service
 from service.engine.site import Site
 from service.engine.valuesets import CodeIndex
 from service.fhir.codes import READ_IN_FULL, canonical_system
 from service.fhir.record import TextPath, profile_keys, raw_keys, raw_systemless_codes, readable_words
 from service.fhir.textread import TextReader
-
-if TYPE_CHECKING:
-    from service.engine.prefetchplan import PlannedKey
 
 INDICATOR_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -29,32 +25,18 @@ _READ, _FULL, _WORDS = "read", "full", "words"
 
 
 @dataclass(frozen=True)
-class CompiledCriterion:
-    name: str
-    spec: Criterion
-    window: timedelta | None = None
-    text_pattern: re.Pattern[str] | None = None
-    fhirpath: Callable[[dict[str, Any]], Any] | None = None
-
-    @cached_property
-    def kind(self) -> str:
-        """The criterion's kind, worked out once (it is read for every criterion of every call)."""
-        return self.spec.kind
-
-
-@dataclass(frozen=True)
 class CompiledRule:
     spec: RuleVersion
     path: str
-    criteria: dict[str, CompiledCriterion]
+    criteria: dict[str, CriterionNode]
     order: tuple[str, ...]  # criteria in dependency order: children before parents
     content_hash: str = ""  # of the version file's logic (engine/lock.py): released versions never change
 
     @cached_property
-    def finding_valuesets(self) -> frozenset[str]:
-        """The value sets its finding and measurement criteria read: codes that can be warning signs (once per rule)."""
+    def sign_valuesets(self) -> frozenset[str]:
+        """The value sets of codes that can be warning signs, as its criteria declare them (once per rule)."""
         return frozenset(
-            body.valueset for c in self.criteria.values() if (body := c.spec.finding or c.spec.measurement) is not None
+            read.valueset for c in self.criteria.values() for read in c.reads if read.sign and read.valueset
         )
 
     @property
@@ -118,12 +100,12 @@ class RuleSet:
         return next((v for v in versions.values() if v.spec.status == "active"), None)
 
     def relevant(self, resource: dict[str, Any]) -> bool:
-        """Can any rule read this raw resource? True when one of its codes is in a value set, or when a FHIRPath
-        criterion reads every resource of its type. It runs on every resource of a prefetch, before validation,
-        so the answer for each (system, code) pair as sent is remembered: a chart's thousand glucose results
-        cost one value-set lookup and a thousand dictionary reads."""
+        """Can any rule read this raw resource? True when one of its codes is in a value set, or when a criterion
+        reads every resource of its type (`types_read_whole`). It runs on every resource of a prefetch, before
+        validation, so the answer for each (system, code) pair as sent is remembered: a chart's thousand glucose
+        results cost one value-set lookup and a thousand dictionary reads."""
         kind = resource.get("resourceType")
-        if isinstance(kind, str) and kind in self.fhirpath_types:
+        if isinstance(kind, str) and kind in self.types_read_whole:
             return True
         known = self._relevant_codings
         named = False  # words of a code not read in full (a display, a text) name something a rule reads
@@ -196,13 +178,16 @@ class RuleSet:
         return _FULL if type(system) is str and canonical_system(system) in READ_IN_FULL else _WORDS
 
     @cached_property
-    def fhirpath_types(self) -> frozenset[str]:
+    def types_read_whole(self) -> frozenset[str]:
+        """Resource types some criterion reads every one of (a FHIRPath criterion): no code says which."""
         return frozenset(
-            c.spec.fhirpath.resource_type
+            kind
             for versions in self.rules.values()
             for rule in versions.values()
             for c in rule.criteria.values()
-            if c.spec.fhirpath is not None
+            for read in c.reads
+            if read.valueset is None
+            for kind in read.types
         )
 
     def service(self, service_id: str, *, minimal_prefetch: bool = True) -> ServiceEntry | None:
@@ -218,12 +203,15 @@ class RuleSet:
         return list(self.config.services)
 
     @cached_property
+    def codes_read(self) -> dict[str, ReadCodes]:
+        """Per resource type, the codes any rule version (active or draft) reads."""
+        criteria = (c for versions in self.rules.values() for rule in versions.values() for c in rule.criteria.values())
+        return codes_read(criteria, self.codes.valuesets)
+
+    @cached_property
     def prefetch_plan(self) -> dict[str, tuple[ServiceEntry, dict[str, PlannedKey]]]:
         """Per service: the service with minimal prefetch, and its planned keys (`engine/prefetchplan.py`)."""
-        from service.engine.prefetchplan import codes_read, plan_service
-
-        read = codes_read(self)
-        return {s.id: plan_service(s, read) for s in self.config.services}
+        return {s.id: plan_service(s, self.codes_read) for s in self.config.services}
 
     @cached_property
     def prefetch_bases(self) -> dict[str, dict[str, str]]:

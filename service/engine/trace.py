@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.engine.evaluate import CriterionResult, Decision
+from service.engine.criteria import CriterionResult
+from service.engine.evaluate import Decision
 from service.fhir.record import Fact, PatientRecord
 
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from service.engine.evaluate import UNCLEAR, UNDATED, UNIT_PROBLEM, Decision
+from service.engine.criteria.finding import UNCLEAR
+from service.engine.criteria.measurement import UNIT_PROBLEM
+from service.engine.evaluate import Decision
 from service.engine.ruleset import RuleSet
+from service.engine.timing import UNDATED
 from service.fhir.codes import TEXT
 from service.fhir.record import Fact, Key, PatientRecord, SetAside
 
@@ -85,7 +88,7 @@ def _from_set_aside(item: SetAside) -> UnreadableSign:
 
 def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Decision]) -> list[UnreadableSign]:
     """Possible warning signs in the record that the engine could not use, for the decisions' rules."""
-    wanted = frozenset().union(*(d.rule.finding_valuesets for d in decisions))
+    wanted = frozenset().union(*(d.rule.sign_valuesets for d in decisions))
     if not wanted:
         return []
     in_words = [i for i in record.set_aside if i.keys and all(k[0] == TEXT for k in i.keys)]

@@ -13,7 +13,7 @@ from authoring.fhirsearch import UnsupportedSearch, matches, prefetch_as_ehr, se
 from authoring.validation import Case, all_cases
 from service.cdshooks.cards import CardContext, render_card
 from service.engine.evaluation import evaluate_record
-from service.engine.prefetchplan import MAX_LISTED, ReadCodes, codes_read, plan_key
+from service.engine.prefetchplan import MAX_LISTED, ReadCodes, plan_key
 from service.engine.ruleset import RuleSet
 from service.fhir.codes import LOINC, SNOMED
 from service.fhir.record import build_record
@@ -80,11 +80,11 @@ def test_the_plan_reads_every_rule_version_and_the_site_codes(ruleset: RuleSet) 
     from service.config import PROJECT_ROOT
     from service.engine.loader import load_ruleset
 
-    read = codes_read(ruleset)
+    read = ruleset.codes_read
     assert not read["Observation"].listable  # the cancer value set
     assert (LOINC, "75325-1") in read["Observation"].codes  # the symptom question carries its answer
     site = load_ruleset(PROJECT_ROOT / "rules", PROJECT_ROOT / "deploy" / "site.example")
-    assert len(codes_read(site)["ServiceRequest"].codes) >= len(read["ServiceRequest"].codes)
+    assert len(site.codes_read["ServiceRequest"].codes) >= len(read["ServiceRequest"].codes)
     service, keys = ruleset.prefetch_plan["mscc-patient-view"]
     assert "observations_laboratory" in service.optional_prefetch  # an EHR registered before it need not send it
     assert {k: p.base for k, p in keys.items()}["observations_laboratory"] == service.prefetch["observations"].split(

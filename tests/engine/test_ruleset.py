@@ -21,7 +21,7 @@ def test_only_resources_a_rule_can_read_are_relevant(ruleset) -> None:
     assert not ruleset.relevant(unrelated)
     assert not ruleset.relevant(local_lab)  # a LOINC question's text names the question, not a finding
     assert ruleset.relevant({**weakness, "resourceType": ["Observation"]})  # no TypeError: the codes still speak
-    assert ruleset.fhirpath_types == frozenset()
+    assert ruleset.types_read_whole == frozenset()  # no FHIRPath or age criterion in the shipped rules
 
 
 def _real_resources() -> list[dict]:
