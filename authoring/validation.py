@@ -298,7 +298,7 @@ def _record(case: Case, ruleset: RuleSet) -> PatientRecord:
 def active_card(ruleset: RuleSet, record: PatientRecord, now: datetime) -> tuple[str, str | None]:
     """(indicator or 'none', lead rule id) of the card the active rules give, as patient-view renders it."""
     evaluation = evaluate_record(ruleset, record, now, hook="patient-view")
-    card = render_card(evaluation, ruleset, CardContext(lambda: "u"))
+    card = render_card(evaluation, CardContext(lambda: "u"))
     if card is None:
         return "none", None
     return card.indicator, evaluation.lead.rule.id if evaluation.lead else None

@@ -285,7 +285,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
     evaluation = evaluate_record(ruleset, record, now)
-    card = render_card(evaluation, ruleset, CardContext(random_uuid))
+    card = render_card(evaluation, CardContext(random_uuid))
     if args.json:
         traces = [t.model_dump(mode="json") for t in trace_decisions(evaluation.decisions)]
         print(json.dumps({"cards": [card.dump()] if card else [], "trace": traces}, indent=2))

@@ -97,7 +97,7 @@ class HookCalls:
             issuer=issuer,
             fetched_keys=outcome.fetched_keys,
             timings_ms=outcome.timings_ms,
-            site=ruleset.site.ref if ruleset.site else None,
+            site=outcome.evaluation.ruleset.site.ref if outcome.evaluation.ruleset.site else None,
         )
         await self.decisions.write(record)
         seconds = time.perf_counter() - started  # the time to answer, whenever the report runs

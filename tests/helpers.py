@@ -102,9 +102,9 @@ def runtime_of(app: Any) -> Runtime:
 
 def caught_up_store(app: Any) -> Store:
     """The app's store once its journaled decision rows are written (they reach it in batches, after the answer)."""
-    app.state.runtime.hooks.decisions.flush()
-    store: Store = app.state.runtime.store
-    return store
+    runtime = runtime_of(app)
+    runtime.hooks.decisions.flush()
+    return runtime.store
 
 
 def copy_rules(tmp_path: Path) -> Path:

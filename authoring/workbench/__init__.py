@@ -186,7 +186,7 @@ def _trace_table(decision_trace: Any) -> str:
 def _version_column(ruleset: RuleSet, record: Any, case: Case, version: CompiledRule) -> str:
     """One version's card (alone, as if it were the only rule) and its trace."""
     alone = evaluate_record(ruleset, record, case.now, hook="patient-view", rules=[version])
-    own = render_card(alone, ruleset, CardContext(lambda: "preview"))
+    own = render_card(alone, CardContext(lambda: "preview"))
     traces = trace_decisions(alone.decisions)
     card = card_html(own.dump()) if own else '<p class="empty">No card from this version.</p>'
     return (
@@ -199,7 +199,7 @@ def _patient_view(runtime: Runtime, title: str, case: Case) -> HTMLResponse:
     ruleset = runtime.ruleset
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     combined = evaluate_record(ruleset, record, case.now, hook="patient-view")
-    card = render_card(combined, ruleset, CardContext(lambda: "preview"))
+    card = render_card(combined, CardContext(lambda: "preview"))
     shown = card_html(card.dump()) if card else '<p class="empty">No card.</p>'
     rows = []
     for rule_id in sorted(ruleset.rules):  # one row per rule: its active version and its drafts side by side

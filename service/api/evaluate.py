@@ -151,20 +151,19 @@ def evaluate_bundle(
 
 
 def _evaluate(bundle: BundleIn, runtime: Runtime, now: datetime | None, rule: list[str], strict: bool) -> JSONResponse:
-    chosen = _chosen_rules(runtime.ruleset, rule)
-    record = record_of_bundle(bundle.model_dump(exclude_none=True), runtime.ruleset)
+    ruleset = runtime.ruleset  # one rule set for the whole evaluation, even if a reload swaps it meanwhile
+    chosen = _chosen_rules(ruleset, rule)
+    record = record_of_bundle(bundle.model_dump(exclude_none=True), ruleset)
     if strict and record.issues:
         problems = [(f"{i.reference} {i.location}", i.message) for i in record.issues]
         raise InvalidFhir("the Bundle holds invalid FHIR", problems)
-    evaluation = evaluate_record(runtime.ruleset, record, now or runtime.clock(), rules=chosen)
-    card = render_card(
-        evaluation, runtime.ruleset, CardContext(runtime.new_uuid, zone=ZoneInfo(runtime.settings.timezone))
-    )
+    evaluation = evaluate_record(ruleset, record, now or runtime.clock(), rules=chosen)
+    card = render_card(evaluation, CardContext(runtime.new_uuid, zone=ZoneInfo(runtime.settings.timezone)))
     runtime.metrics.count_set_aside(record)
     body = EvaluateResponse(
         patient=record.patient_id,
         evaluatedAt=evaluation.now.isoformat(timespec="seconds"),
-        rulesetRevision=runtime.ruleset.revision,
+        rulesetRevision=evaluation.revision,
         cards=[card] if card else [],
         trace=trace_decisions(evaluation.decisions),
         setAside=set_aside_out(record),

@@ -236,7 +236,7 @@ async def answer_call(
     card = None
     if service.draft_orders is None or matched:
         card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched), options.zone)
-        card = render_card(evaluation, ruleset, card_context)
+        card = render_card(evaluation, card_context)
     extension: dict[str, Any] = {
         "rulesetRevision": ruleset.revision,
         "evaluatedAt": now.isoformat(timespec="seconds"),

@@ -165,9 +165,11 @@ def _unreadable_refs(signs: tuple[UnreadableSign, ...]) -> list[dict[str, str]]:
     return [{"reference": s.reference, "problem": s.problem} for s in signs]
 
 
-def render_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext) -> Card | None:
+def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
     """One card for the fired decisions (the lead's suggestions, everyone's evidence); a notice card when nothing
-    fired but a possible warning sign could not be read; None when nothing fired and everything was read."""
+    fired but a possible warning sign could not be read; None when nothing fired and everything was read. Its
+    orders and texts come from the rule set the evaluation was made with."""
+    ruleset = evaluation.ruleset
     lead = evaluation.lead
     if lead is None:
         return _unreadable_card(evaluation, ruleset, ctx) if evaluation.unreadable else None

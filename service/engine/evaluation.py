@@ -24,10 +24,14 @@ class Evaluation:
 
     record: PatientRecord
     now: datetime
-    revision: str
+    ruleset: RuleSet  # the one rule set every part of the answer comes from, whatever a reload does meanwhile
     decisions: list[Decision]  # the rules that ran for the answer, most urgent first
     shadow: list[Decision]  # drafts evaluated beside them (shadow mode); never shown
     unreadable: tuple[UnreadableSign, ...]  # possible warning signs the engine could not read
+
+    @property
+    def revision(self) -> str:
+        return self.ruleset.revision
 
     @cached_property
     def fired(self) -> list[Decision]:
@@ -42,11 +46,6 @@ class Evaluation:
     def evidence(self) -> list[Fact]:
         """Every fired rule's evidence, each resource once, the lead's first."""
         return list({f.key: f for d in self.fired for f in d.evidence}.values())
-
-    @property
-    def dropped_suggestions(self) -> list[str]:
-        """Orders the lead rule does not offer, because one of its `unless` criteria held (e.g. an MRI done)."""
-        return self.lead.dropped_suggestions if self.lead else []
 
     @property
     def offered_orders(self) -> list[str]:
@@ -80,7 +79,7 @@ def evaluate_record(
     else:
         decisions, shadow = evaluated, []
     unreadable = tuple(find_unreadable(ruleset, record, decisions))
-    return Evaluation(record, now, ruleset.revision, decisions, shadow, unreadable)
+    return Evaluation(record, now, ruleset, decisions, shadow, unreadable)
 
 
 def record_of_bundle(bundle: Any, ruleset: RuleSet | None = None) -> PatientRecord:

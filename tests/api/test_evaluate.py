@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import patient_bundle
+from service.cdshooks.cards import EXTENSION_KEY
+from tests.helpers import copy_rules, patient_bundle, runtime_of
 
 NOW = "2026-11-20T09:00:00Z"
 
@@ -170,3 +171,33 @@ def test_a_huge_display_is_not_echoed_back(client: TestClient) -> None:
     answer = client.post("/evaluate", params={"now": NOW}, json=bundle)
     assert answer.status_code == 200
     assert len(answer.content) < 100_000
+
+
+def test_a_reload_during_an_evaluation_leaves_one_rule_set_in_the_answer(make_app, tmp_path, monkeypatch) -> None:
+    """The rules change on disk and are reloaded while a Bundle is being evaluated: the answer (its revision, its
+    card, its trace) comes from the rule set the evaluation began with, and the next one from the new rule set."""
+    from service.api import evaluate as route
+
+    rules = copy_rules(tmp_path)
+    app = make_app(rules_dir=rules)
+    runtime = runtime_of(app)
+    before = runtime.ruleset.revision
+    original = route.evaluate_record
+
+    def reload_midway(*args: Any, **kwargs: Any) -> Any:
+        config = rules / "ruleset.yaml"
+        config.write_text(config.read_text().replace("title:", "title: Changed -", 1))
+        assert runtime.rules.reload().outcome == "swapped"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(route, "evaluate_record", reload_midway)
+    with TestClient(app) as client:
+        body = client.post("/evaluate", json=patient_bundle("01-mscc-breast-cancer-leg-weakness")).json()
+        after = runtime.ruleset.revision
+        assert after != before
+        assert body["rulesetRevision"] == before
+        [card] = body["cards"]
+        assert card["extension"][EXTENSION_KEY]["rulesetRevision"] == before
+        monkeypatch.setattr(route, "evaluate_record", original)
+        again = client.post("/evaluate", json=patient_bundle("01-mscc-breast-cancer-leg-weakness")).json()
+        assert again["rulesetRevision"] == again["cards"][0]["extension"][EXTENSION_KEY]["rulesetRevision"] == after

@@ -24,7 +24,7 @@ CANCER = ("http://snomed.info/sct", "254837009")
 def outcome(ruleset: RuleSet, case: Case) -> tuple[Any, ...]:
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, relevant=ruleset.relevant)
     evaluation = evaluate_record(ruleset, record, case.now, hook="patient-view")
-    card = render_card(evaluation, ruleset, CardContext(lambda: "u"))
+    card = render_card(evaluation, CardContext(lambda: "u"))
     return (
         card.indicator if card else None,
         evaluation.lead.ref if evaluation.lead else None,

@@ -12,7 +12,7 @@ from tests.helpers import CANCER, NOW, PAIN, obs
 
 def card_for(ruleset, resources: list[dict[str, Any]]):
     evaluation = evaluate_record(ruleset, build_record("p", resources), NOW)
-    return render_card(evaluation, ruleset, CardContext(seeded_uuids("cards"), "Practitioner/dr", "enc-1"))
+    return render_card(evaluation, CardContext(seeded_uuids("cards"), "Practitioner/dr", "enc-1"))
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def condition(cid: str, system: str | None, code: str, **extra: Any) -> dict[str
 
 def card_for(ruleset, resources: list[dict[str, Any]]):
     evaluation = evaluate_record(ruleset, build_record("p", resources), NOW)
-    return list(evaluation.unreadable), render_card(evaluation, ruleset, CardContext(lambda: "u"))
+    return list(evaluation.unreadable), render_card(evaluation, CardContext(lambda: "u"))
 
 
 def test_a_cord_compression_without_a_subject_gets_a_card_of_its_own(ruleset) -> None:

@@ -71,7 +71,7 @@ records = st.lists(st.one_of(resource("Condition"), resource("Observation")), ma
 def test_nothing_crashes_and_nothing_disappears_in_silence(ruleset, resources: list[dict[str, Any]]) -> None:
     record = build_record("p", resources)
     assert len(record.facts) + len(record.set_aside) == len(resources)
-    card = render_card(evaluate_record(ruleset, record, NOW), ruleset, CardContext(lambda: "u"))
+    card = render_card(evaluate_record(ruleset, record, NOW), CardContext(lambda: "u"))
     if card is not None:
         assert len(card.summary) < 140
         for issue in record.issues:
