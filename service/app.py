@@ -11,13 +11,12 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
 from service.api import discovery, evaluate, feedback, hooks, ops, reports
@@ -38,11 +37,12 @@ from service.config import Settings
 from service.engine.loader import load_ruleset
 from service.gcpolicy import CollectorOnTimer
 from service.hookcalls import HookCalls
-from service.logs import configure_logging, raised_at
+from service.logs import configure_logging
 from service.metrics import Metrics
+from service.replaycheck import ReplayCheck
 from service.rulesource import RuleSource, freeze_long_lived
 from service.runtime import Clock, Runtime, UuidFactory, random_uuid, system_clock
-from service.store.breaker import StorageBreaker, StorageSkipped
+from service.store.breaker import StorageBreaker
 from service.store.db import Store, make_engine, migrate
 from service.store.decisions import DecisionLog
 from service.store.spool import DecisionSpool
@@ -70,13 +70,7 @@ def create_app(
     settings = settings or Settings()
     ruleset = load_ruleset(settings.rules_dir, settings.site_dir)
     issuers = IssuerRegistry.load(settings.issuers_file)
-    client = httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(settings.fetch_timeout_seconds),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    client = outbound_client(settings, transport)
     engine = make_engine(settings.database_url)
     if run_migrations:
         migrate(engine)
@@ -84,49 +78,22 @@ def create_app(
     metrics.ruleset.labels(ruleset.revision).set(1)
     store = Store(engine)
     spool = DecisionSpool(settings.decision_spool_dir, fsync=settings.decision_fsync)
-
     breaker = StorageBreaker()  # storage that just failed is not waited on by hook calls
     host_table = settings.replay_mode == "host" and not settings.dev_mode
-    replay_tables = HostReplayTableOpener(settings.replay_table_path) if host_table else None
-    if replay_tables is not None:
-        replay_tables.table()  # opened at start-up; a folder that refuses it does not stop the worker
-
-    async def remember_token(token_id: str, expires: datetime) -> bool:
-        """The replay check every worker shares: the host table, or the database table replicas share. When the
-        host table has no room or cannot be opened, or storage fails, the next one down answers (counted and
-        logged): the verifier's per-process check stands alone only when storage fails too, and decision support
-        never waits on it."""
-        if replay_tables is not None:
-            now = clock()
-            seen, fallback = replay_tables.remember(token_id, int(expires.timestamp()), int(now.timestamp()))
-            if seen is not None:
-                return seen
-            metrics.replay_fallbacks.labels(fallback).inc()
-        try:
-            if breaker.open:
-                raise StorageSkipped()
-            return await asyncio.to_thread(store.remember_token, token_id, expires)
-        except (SQLAlchemyError, StorageSkipped) as error:
-            if isinstance(error, SQLAlchemyError):
-                breaker.failed()
-            metrics.replay_fallbacks.labels("storage").inc()
-            log.warning(
-                "replay check used this process only: storage unavailable",
-                extra={"fields": {"error": type(error).__name__}},
-            )
-            return True
-
+    replay = ReplayCheck(
+        HostReplayTableOpener(settings.replay_table_path) if host_table else None, store, breaker, metrics, clock
+    )
     verifier = None
     if not settings.dev_mode:
         verifier = JwtVerifier(
-            issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp(), remember_token
+            issuers, JwksCache(client), settings.public_base_url or "", lambda: clock().timestamp(), replay.remember
         )
     fetcher = FhirFetcher(
         client,
         issuers,
         timeout_seconds=settings.fetch_timeout_seconds,
         max_pages=settings.fetch_max_pages,
-        on_failure=lambda reason: metrics.fetch_failures.labels(reason).inc(),
+        on_failure=metrics.count_fetch_failure,
     )
     options = CallOptions(
         settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
@@ -143,59 +110,31 @@ def create_app(
         metrics=metrics,
         patient_hash_salt=settings.patient_hash_salt,
     )
-    runtime = Runtime(settings, rules, clock, new_uuid, issuers, verifier, store, spool, metrics, hook_calls)
+    runtime = Runtime(settings, rules, clock, new_uuid, verifier, store, spool, metrics, hook_calls)
     if settings.dev_mode:
         log.warning("DEVELOPMENT MODE: JWT verification is OFF and requests may set the evaluation time")
-
-    async def drain_journal() -> None:
-        """Move journaled decision rows to storage in batches (and rows stopped workers left); while storage
-        refuses them, retry every MSCC_SPOOL_DRAIN_SECONDS instead."""
-        while True:
-            try:
-                written = await asyncio.to_thread(decisions.flush)
-            except Exception as error:  # a bug in a drain must not stop this worker's drains for good
-                fields = {"error": type(error).__name__, **raised_at(error)}
-                log.error("decision journal drain failed; retrying", extra={"fields": fields})
-                await asyncio.sleep(settings.spool_drain_seconds)
-                continue
-            if spool.stalled:
-                metrics.storage_refusals.inc()
-                log.warning(
-                    "decision rows wait on disk: storage refused them",
-                    extra={"fields": {"rows": spool.unwritten, "written": written}},
-                )
-                await asyncio.sleep(settings.spool_drain_seconds)
-                continue
-            await asyncio.sleep(settings.decision_flush_seconds)
-
-    async def watch_rules() -> None:
-        """Reload the rule set when its files change (every worker watches, so all pick up a change)."""
-        while True:
-            await asyncio.sleep(settings.rules_reload_seconds)
-            try:
-                if await asyncio.to_thread(rules.changed_on_disk):
-                    await asyncio.to_thread(rules.reload)
-            except OSError as error:  # a folder being replaced: try again next time
-                log.warning("rules folder could not be read", extra={"fields": {"error": type(error).__name__}})
-
     collector = CollectorOnTimer(settings.gc_interval_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        drainer = asyncio.create_task(drain_journal())
-        watcher = asyncio.create_task(watch_rules()) if settings.rules_reload_seconds > 0 else None
+        """What runs while the app serves: the replay table open, the journal's drainer, the rules watcher, the
+        collector's timer; on the way out each is stopped and every resource closed, the journal drained first."""
+        replay.open()
+        tasks = [
+            asyncio.create_task(decisions.drain_forever(settings.decision_flush_seconds, settings.spool_drain_seconds))
+        ]
+        if settings.rules_reload_seconds > 0:
+            tasks.append(asyncio.create_task(rules.watch_forever(settings.rules_reload_seconds)))
         on_hangup(lambda: asyncio.ensure_future(asyncio.to_thread(rules.reload)))
         freeze_long_lived()  # everything built at start-up lives as long as the process
         collector.start()
         yield
         collector.stop()
-        drainer.cancel()
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
         await asyncio.to_thread(decisions.flush)  # a worker stopping leaves nothing behind when it can
         spool.close()
-        if replay_tables is not None:
-            replay_tables.close()
+        replay.close()
         await client.aclose()
         engine.dispose()
 
@@ -206,6 +145,7 @@ def create_app(
         docs_url=None,  # served from local assets by install_docs
         redoc_url=None,
         lifespan=lifespan,
+        middleware=middleware(settings),
     )
     app.state.runtime = runtime
     for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
@@ -213,21 +153,39 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
-    app.add_middleware(AuthenticateFirst)  # innermost: behind CORS (refusals carry its headers), before the routes
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
-        allow_private_network=True,  # Chrome's Private Network Access preflight (a public EHR page, a local service)
-        max_age=600,
-    )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(EvaluateGate, settings=settings)  # refuses before a body is read: the hooks come first
-    app.add_middleware(TolerantPaths)  # before anything reads the path
-    app.add_middleware(CatchAll)  # outermost of ours: nothing below it can drop a connection with a 500
     log.info("serving rule set %s with %s", ruleset.revision, ", ".join(r.ref for r in ruleset.active()))
     return app
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: every request passes them in this order."""
+    return [
+        Middleware(CatchAll),  # nothing below it can drop a connection with a 500
+        Middleware(TolerantPaths),  # before anything reads the path
+        Middleware(EvaluateGate, settings=settings),  # refuses before a body is read: the hooks come first
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_private_network=True,  # Chrome's Private Network Access preflight (public EHR page, local service)
+            max_age=600,
+        ),
+        Middleware(AuthenticateFirst),  # behind CORS (refusals carry its headers), before the routes
+    ]
+
+
+def outbound_client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """The one HTTP client for key sets and FHIR servers: bounded, no redirects, no proxy settings from the
+    environment (the allow-lists decide where it goes)."""
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(settings.fetch_timeout_seconds),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 def on_hangup(reload: Callable[[], object]) -> None:

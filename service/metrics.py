@@ -101,6 +101,9 @@ class Metrics:
             multiprocess_mode="max",
         )
 
+    def count_fetch_failure(self, reason: str) -> None:
+        self.fetch_failures.labels(reason).inc()
+
     def count_set_aside(self, record: PatientRecord) -> dict[str, int]:
         """Count the record's set-aside resources by category; return the counts (for a log line: no ids)."""
         counts: Tally[str] = Tally(item.category for item in record.set_aside)

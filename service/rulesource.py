@@ -8,6 +8,7 @@ serving, and the refusal is logged (file, line, field: no patient data), counted
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
@@ -78,6 +79,16 @@ class RuleSource:
 
     def changed_on_disk(self) -> bool:
         return files_signature(self.rules_dir, self.site_dir) != self._signature
+
+    async def watch_forever(self, interval_seconds: float) -> None:
+        """Reload when the files change (a lifespan task: every worker watches, so all pick up a change)."""
+        while True:
+            await asyncio.sleep(interval_seconds)
+            try:
+                if await asyncio.to_thread(self.changed_on_disk):
+                    await asyncio.to_thread(self.reload)
+            except OSError as error:  # a folder being replaced: try again next time
+                log.warning("rules folder could not be read", extra={"fields": {"error": type(error).__name__}})
 
     def reload(self) -> Reload:
         """Load the folders again; swap the new rule set in, or keep the old one and say why."""

@@ -17,7 +17,6 @@ from service.engine.ruleset import RuleSet
 
 if TYPE_CHECKING:
     from service.cdshooks.auth import JwtVerifier
-    from service.cdshooks.issuers import IssuerRegistry
     from service.hookcalls import HookCalls
     from service.metrics import Metrics
     from service.rulesource import RuleSource
@@ -65,7 +64,6 @@ class Runtime:
     rules: RuleSource  # the rule set served now (swapped whole on reload: service/rulesource.py)
     clock: Clock
     new_uuid: UuidFactory
-    issuers: IssuerRegistry
     verifier: JwtVerifier | None  # None only in development mode: no JWT is checked
     store: Store
     spool: DecisionSpool

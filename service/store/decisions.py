@@ -11,6 +11,7 @@ the worker: each is logged with its decision id (no patient data) and counted in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.cdshooks.models import Card
 from service.engine.evaluation import Evaluation
+from service.logs import raised_at
 from service.store.breaker import StorageBreaker
 
 if TYPE_CHECKING:
@@ -146,6 +148,28 @@ class DecisionLog:
             written = 0
         self.observe()
         return written
+
+    async def drain_forever(self, flush_seconds: float, retry_seconds: float) -> None:
+        """The worker's drainer (a lifespan task): move journaled rows to storage in batches every `flush_seconds`
+        (and rows stopped workers left); while storage refuses them, every `retry_seconds`. A drain that raises is
+        logged with where, and retried: it never ends the drainer."""
+        while True:
+            try:
+                written = await asyncio.to_thread(self.flush)
+            except Exception as error:
+                fields = {"error": type(error).__name__, **raised_at(error)}
+                log.error("decision journal drain failed; retrying", extra={"fields": fields})
+                await asyncio.sleep(retry_seconds)
+                continue
+            if self.spool.stalled:
+                self.metrics.storage_refusals.inc()
+                log.warning(
+                    "decision rows wait on disk: storage refused them",
+                    extra={"fields": {"rows": self.spool.unwritten, "written": written}},
+                )
+                await asyncio.sleep(retry_seconds)
+                continue
+            await asyncio.sleep(flush_seconds)
 
     def observe(self) -> None:
         """Bring the journal gauges up to date (/metrics reads them), and count rows lost under the journal."""
