@@ -18,7 +18,7 @@ install: $(STAMP)
 
 ## Start the service on http://127.0.0.1:8080 (development mode: no JWT check, SQLite in var/).
 run: $(STAMP)
-	$(BIN)/python -m service serve --dev --host $(HOST) --port $(PORT)
+	$(BIN)/python -m authoring workbench --host $(HOST) --port $(PORT)
 
 ## Everything CI runs: lint, rule checks, the pytest suite, the contract test, Dockerfile lint.
 test: $(STAMP) lint rules-check pytest contract dockerlint
@@ -32,10 +32,10 @@ rules-check: $(STAMP)
 	$(BIN)/python -m service rules check
 
 rules-test: $(STAMP)
-	$(BIN)/python -m service rules test
+	$(BIN)/python -m authoring rules test
 
 rules-diff: $(STAMP)
-	$(BIN)/python -m service rules diff
+	$(BIN)/python -m authoring rules diff
 
 ## Clinical validation: every rule version over the examples, the real records and the red-flag matrix.
 validate: $(STAMP)
@@ -43,7 +43,7 @@ validate: $(STAMP)
 
 ## Fill is-a value sets from a terminology server: make expand SERVER=https://tx.example.org/fhir
 expand: $(STAMP)
-	$(BIN)/python -m service rules expand --server $(SERVER)
+	$(BIN)/python -m authoring rules expand --server $(SERVER)
 
 ## Rebuild the value sets made from ../shared/clinical/published-codes by the review rules.
 valuesets: $(STAMP)
@@ -64,13 +64,13 @@ dockerlint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
 examples: $(STAMP)
-	$(BIN)/python -m service examples build
+	$(BIN)/python -m authoring examples build
 
 openapi: $(STAMP)
-	$(BIN)/python -m service openapi --write
+	$(BIN)/python -m authoring openapi --write
 
 schemas: $(STAMP)
-	$(BIN)/python -m service rules schema
+	$(BIN)/python -m authoring rules schema
 
 ## Soak and fault suite (3-5 minutes, loopback): kills a worker, stops PostgreSQL, makes SQLite read-only under load.
 soak: $(STAMP)

@@ -1,14 +1,25 @@
-"""Rule authors' commands that are not part of the running service.
+"""Rule authors' and developers' commands, apart from the running service (`python -m service serve`).
 
+python -m authoring workbench              the service in development mode with the workbench (make run)
+python -m authoring rules test|diff|lock|schema|expand
+                                           run rule tests, compare rule sets, record releases, write schemas,
+                                           expand value sets from a terminology server
 python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
 python -m authoring validate               clinical validation: every rule version over examples, real records
                                            and the red-flag matrix; exit 1 on a safety failure
+python -m authoring examples build         rebuild fhir_examples/requests and responses
+python -m authoring openapi [--write]      print (or write) openapi.yaml from the running app
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+from service.__main__ import ruleset_or_exit, serve, site_default
+from service.config import PROJECT_ROOT
 
 
 def _valuesets(check: bool) -> int:
@@ -34,16 +45,181 @@ def _validate() -> int:
     return main()
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from authoring.ruletests import lint_rule_tests, run_rule_tests
+
+    ruleset = ruleset_or_exit(args.rules, args.site)
+    results = [r for r in run_rule_tests(ruleset) if not args.k or args.k in f"{r.rule_id} {r.name}"]
+    for r in results:
+        mark = "PASS" if r.passed else "FAIL"
+        print(f"{mark}  {r.rule_id}@{r.version}  {r.name}" + (f"\n      {r.message}" if r.message else ""))
+    failed = [r for r in results if not r.passed]
+    problems = lint_rule_tests(results, ruleset) if not args.k else []
+    for problem in problems:
+        print(f"LINT  {problem}")
+    if args.boundaries:
+        from authoring.compare import boundary_report
+
+        print("\n" + "\n".join(boundary_report(ruleset)))
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or problems else 0
+
+
+def cmd_rules_diff(args: argparse.Namespace) -> int:
+    from authoring.diff import diff_against_git, print_diff
+
+    if args.compare:
+        return _compare_versions(args)
+    changes = diff_against_git(args.rules, args.base, PROJECT_ROOT / "fhir_examples", args.site)
+    print_diff(changes, args.base)
+    return 1 if args.fail_on_change and any(c.changed for c in changes) else 0
+
+
+def cmd_rules_lock(args: argparse.Namespace) -> int:
+    """Add newly released (active or retired) versions to rules/versions.lock; refuse when a locked one changed."""
+    from service.engine.loader import load_ruleset, released_versions
+    from service.engine.lock import LOCK_FILE, read_lock, updated_lock, write_lock
+    from service.errors import RuleSetInvalid
+
+    try:
+        ruleset = load_ruleset(args.rules, args.site, strict=False)
+        lock, added = updated_lock(read_lock(ruleset.root), released_versions(ruleset.rules))
+    except RuleSetInvalid as error:
+        print(error, file=sys.stderr)
+        return 1
+    except ValueError as error:
+        print(f"rules/{LOCK_FILE}: {error}", file=sys.stderr)
+        return 1
+    write_lock(ruleset.root, lock)
+    for ref in added:
+        print(f"locked {ref}")
+    print(f"rules/{LOCK_FILE}: {len(lock)} released versions" + ("" if added else " (nothing new)"))
+    return 0
+
+
+def _compare_versions(args: argparse.Namespace) -> int:
+    """`rules diff --compare B` (the active version against B) or `--compare A B`: every patient, drafts too."""
+    from authoring.compare import compare, print_comparison
+
+    ruleset = ruleset_or_exit(args.rules, args.site)
+    a, b = (None, args.compare[0]) if len(args.compare) == 1 else (args.compare[0], args.compare[1])
+    try:
+        changes = compare(ruleset, a, b)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print_comparison(changes, a or "active", b)
+    return 1 if args.fail_on_change and any(c.kind != "same" for c in changes) else 0
+
+
+def cmd_rules_expand(args: argparse.Namespace) -> int:
+    from authoring.expand import ExpandError, expand_all
+
+    try:
+        done = expand_all(args.rules / "valuesets", args.server, args.token, args.valueset)
+    except ExpandError as error:
+        print(f"expansion failed: {error}", file=sys.stderr)
+        return 1
+    for item in done:
+        print(f"expanded {item.path.name}: {item.codes} codes")
+    if not done:
+        print("no value set needs a terminology server (no is-a on SNOMED CT or LOINC)")
+    return 0
+
+
+def cmd_rules_schema(args: argparse.Namespace) -> int:
+    from authoring.schema import write_schemas
+
+    for path in write_schemas(args.rules):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from authoring.openapi import openapi_yaml
+
+    text = openapi_yaml()
+    if args.write:
+        (PROJECT_ROOT / "openapi.yaml").write_text(text, encoding="utf-8")
+        print("wrote openapi.yaml")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_examples_build(args: argparse.Namespace) -> int:
+    from authoring.examples import build_all
+
+    for path in build_all():
+        print(f"wrote {path.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+def cmd_workbench(args: argparse.Namespace) -> int:
+    return serve(args.host, args.port, dev=True, factory="authoring.workbench:workbench_app")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m authoring", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    workbench = commands.add_parser("workbench", help="the service in development mode with the rule workbench")
+    workbench.add_argument("--host", default="127.0.0.1")
+    workbench.add_argument("--port", type=int, default=8080)
+    workbench.set_defaults(func=cmd_workbench)
+    _rule_commands(commands.add_parser("rules", help="test, compare, lock and expand the rule set"))
     valuesets = commands.add_parser("valuesets", help="rebuild value sets from the published code lists")
     valuesets.add_argument("--check", action="store_true", help="only report files that are out of date")
+    valuesets.set_defaults(func=lambda args: _valuesets(args.check))
     commands.add_parser("validate", help="clinical validation report (sensitivity, specificity, disagreements)")
+    commands.choices["validate"].set_defaults(func=lambda _args: _validate())
+    examples = commands.add_parser("examples", help="fhir_examples/ maintenance").add_subparsers(
+        dest="examples_command", required=True
+    )
+    examples.add_parser("build", help="rebuild requests/ and responses/ from patients/").set_defaults(
+        func=cmd_examples_build
+    )
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document (or --write openapi.yaml)")
+    openapi.add_argument("--write", action="store_true")
+    openapi.set_defaults(func=cmd_openapi)
     args = parser.parse_args(argv)
-    if args.command == "valuesets":
-        return _valuesets(args.check)
-    return _validate()
+    return int(args.func(args))
+
+
+def _rule_commands(rules_parser: argparse.ArgumentParser) -> None:
+    rules = rules_parser.add_subparsers(dest="rules_command", required=True)
+    for name, func, text in (
+        ("test", cmd_rules_test, "run every rule's test cases"),
+        ("diff", cmd_rules_diff, "what the working rule set changes for every example patient"),
+        ("schema", cmd_rules_schema, "regenerate the JSON Schemas for rule, rule-set and test files"),
+        ("lock", cmd_rules_lock, "record released versions in rules/versions.lock (they may then never change)"),
+    ):
+        p = rules.add_parser(name, help=text)
+        p.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+        p.add_argument("--site", type=Path, default=site_default(), help="site folder (default: MSCC_SITE_DIR)")
+        p.set_defaults(func=func)
+        if name == "test":
+            p.add_argument("-k", default="", help="only cases whose rule id or name contains this text")
+            p.add_argument(
+                "--boundaries",
+                action="store_true",
+                help="also evaluate patients at each threshold and window edge of every active and draft version",
+            )
+        if name == "diff":
+            p.add_argument("--base", default="HEAD", help="git revision to compare with (default HEAD)")
+            p.add_argument("--fail-on-change", action="store_true")
+            p.add_argument(
+                "--compare",
+                nargs="+",
+                metavar="ID@VERSION",
+                help="compare versions (drafts too) over every example, real and boundary patient: one version is "
+                "compared with its rule's active version, two with each other",
+            )
+    expand = rules.add_parser("expand", help="fill ValueSet.expansion from a terminology server's $expand (is-a)")
+    expand.add_argument("--server", required=True, help="FHIR terminology server base URL")
+    expand.add_argument("--token", default=os.environ.get("MSCC_TERMINOLOGY_TOKEN"), help="bearer token, if needed")
+    expand.add_argument("--valueset", help="only this value set (file name without .json)")
+    expand.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    expand.set_defaults(func=cmd_rules_expand)
 
 
 if __name__ == "__main__":

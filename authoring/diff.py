@@ -1,5 +1,5 @@
 """What a rule change does: every example patient evaluated with the base rule set (a git revision) and the
-working one, side by side. Rule authors run it before they commit (`python -m service rules diff`)."""
+working one, side by side. Rule authors run it before they commit (`python -m authoring rules diff`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Fill `ValueSet.expansion` from a terminology server's `$expand`, for value sets defined by `is-a` on SNOMED CT.
 
 The service never calls a terminology server while it answers: a site with one runs
-`python -m service rules expand --server URL`, reviews the change with `make rules-diff`, and commits the file.
+`python -m authoring rules expand --server URL`, reviews the change with `make rules-diff`, and commits the file.
 Only the includes the service cannot read itself (`is-a` on SNOMED CT, LOINC, ...) are sent to the server; the
 rest of `compose` (concept lists, ICD is-a, other value sets) the service reads directly. `expansion.parameter`
 records the server, the time and which includes it expanded, so the expansion can be traced and renewed.

@@ -1,4 +1,4 @@
-"""The commands rule authors and operators type."""
+"""The commands operators (`python -m service`) and rule authors (`python -m authoring`) type."""
 
 import os
 import shutil
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from authoring.__main__ import main as author
 from service.__main__ import main
 from service.config import PROJECT_ROOT
 
@@ -28,7 +29,7 @@ def test_rules_check_names_the_problem_and_fails(tmp_path: Path, capsys: pytest.
 
 
 def test_rules_test_reports_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["rules", "test", "-k", "spinal-metastasis-pain"]) == 0
+    assert author(["rules", "test", "-k", "spinal-metastasis-pain"]) == 0
     assert "0 failed" in capsys.readouterr().out
 
 
@@ -50,7 +51,7 @@ def test_evaluate_refuses_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_rules_diff_against_head_runs(capsys: pytest.CaptureFixture[str]) -> None:
     if not (PROJECT_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    assert main(["rules", "diff"]) == 0
+    assert author(["rules", "diff"]) == 0
     assert "example patients change clinically against HEAD" in capsys.readouterr().out
 
 
@@ -128,7 +129,7 @@ def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.
     )
     (folder / "4.1.0.yaml").write_text(new)
     (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 4.1.0\n\n- MRI window 1 day\n")
-    assert main(["rules", "lock", "--rules", str(changed_rules)]) == 0
+    assert author(["rules", "lock", "--rules", str(changed_rules)]) == 0
     monkeypatch.setattr(diff, "_ruleset_at", lambda *args: diff.load_ruleset(PROJECT_ROOT / "rules"))
     changes = {c.example: c for c in diff.diff_against_git(changed_rules, "HEAD", PROJECT_ROOT / "fhir_examples")}
     mri_done = changes["16-whole-spine-mri-done-last-week"]
@@ -172,17 +173,17 @@ def test_serve_migrates_once_then_starts_workers_that_log_json(tmp_path: Path, m
     finally:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by serve, not by monkeypatch: undo it by hand
     assert not seen["metrics"].exists()  # removed when serve stops
-    assert seen["app"] == "authoring.workbench:serve_app"  # the service with the workbench mounted
+    assert seen["app"] == "service.app:serve_app"  # the service alone: no author tooling in production
     assert seen["factory"] is True
     assert seen["workers"] == 2
     assert "seen_tokens" in inspect(create_engine(f"sqlite:///{database}")).get_table_names()  # migrated already
     root = logging.getLogger()
     root.handlers[:] = []
-    from authoring.workbench import serve_app as factory
+    from service.app import serve_app as factory
 
-    app = factory()  # what each worker runs: JSON logs of its own, no second migration, the workbench mounted
+    app = factory()  # what each worker runs: JSON logs of its own, no second migration
     assert isinstance(root.handlers[0].formatter, JsonFormatter)
-    assert app.url_path_for("index") == "/workbench"
+    assert not [r for r in app.routes if getattr(r, "path", "").startswith("/workbench")]
 
 
 def test_serve_names_a_folder_it_cannot_write_at_start(
@@ -200,3 +201,32 @@ def test_serve_names_a_folder_it_cannot_write_at_start(
     assert main(["serve", "--dev"]) == 0
     warned = [r for r in caplog.records if "cannot be written" in r.getMessage()]
     assert [r.fields for r in warned] == [{"setting": "MSCC_SPOOL_DIR", "folder": str(blocked / "journal")}]  # type: ignore[attr-defined]
+
+
+def test_the_workbench_runs_the_service_in_development_mode_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m authoring workbench` (make run): the service with the workbench, always in development mode; its
+    factory refuses production settings, so the author tooling can never be served to an EHR."""
+    import uvicorn
+
+    from authoring.workbench import workbench_app
+
+    monkeypatch.setenv("MSCC_DATABASE_URL", f"sqlite:///{tmp_path / 'wb.sqlite3'}")
+    monkeypatch.delenv("MSCC_DEV_MODE", raising=False)
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(app=app, dev=os.environ["MSCC_DEV_MODE"]))
+    monkeypatch.setattr("service.logs.configure_logging", lambda level: None)
+    try:
+        assert author(["workbench", "--port", "8123"]) == 0
+        assert seen == {"app": "authoring.workbench:workbench_app", "dev": "true"}
+        app = workbench_app()
+        assert app.url_path_for("index") == "/workbench"
+    finally:
+        os.environ.pop("MSCC_DEV_MODE", None)  # set by the command, not by monkeypatch
+    from tests.jwtkit import BASE_URL, Signer, issuers_file
+
+    monkeypatch.setenv("MSCC_ISSUERS_FILE", str(issuers_file(tmp_path / "issuers.yaml", Signer())))
+    monkeypatch.setenv("MSCC_PUBLIC_BASE_URL", BASE_URL)
+    with pytest.raises(RuntimeError, match="development mode only"):
+        workbench_app()

@@ -11,7 +11,7 @@ from tests.helpers import EXAMPLES, hook_request, load_json, patient_bundle
 
 MANIFEST = manifest()
 IDS = [e["id"] for e in MANIFEST["examples"]]
-REBUILD = "run `python -m service examples build` after changing patients/ or rules/"
+REBUILD = "run `python -m authoring examples build` after changing patients/ or rules/"
 
 
 def test_manifest_lists_every_patient_and_at_least_ten() -> None:

@@ -9,8 +9,10 @@
 - `/workbench/report`: feedback as charts (cards shown, accepted, overridden per version and day; override
   reasons; shadow agreement).
 
-It is served in development mode, or with MSCC_OPERATOR_TOKEN set and sent (as /reports is); otherwise 404. The CLI
-mounts it (`python -m service serve`, `make run`): the serving package never imports author tooling.
+`python -m authoring workbench` (`make run`) serves it with the service, in development mode only (its factory
+refuses production settings); `python -m service serve` never mounts it, and the serving package never imports
+author tooling. A page still answers 404 without development mode or the operator token, should an app mount it
+some other way.
 """
 
 from __future__ import annotations
@@ -315,8 +317,13 @@ def install_workbench(app: FastAPI) -> FastAPI:
     return app
 
 
-def serve_app() -> FastAPI:
-    """The factory `python -m service serve` gives uvicorn: the service, with the workbench mounted."""
-    from service.app import serve_app as service_app
+def workbench_app() -> FastAPI:
+    """The factory `python -m authoring workbench` gives uvicorn: the service in development mode with the workbench
+    mounted. Never in production (`python -m service serve` serves the service alone): it shows whole records and
+    runs draft rules on demand."""
+    from service.app import serve_app
 
-    return install_workbench(service_app())
+    app = serve_app()
+    if not app.state.runtime.settings.dev_mode:
+        raise RuntimeError("the workbench runs in development mode only (python -m authoring workbench)")
+    return install_workbench(app)

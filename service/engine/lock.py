@@ -2,7 +2,7 @@
 version, so `id@version` in a card or a decision row always names the logic that produced it.
 
 The hash covers the version file's parsed content without `status` (retiring a version is the one edit a released
-version may take) and ignores comments and layout. `python -m service rules lock` adds newly released versions and
+version may take) and ignores comments and layout. `python -m authoring rules lock` adds newly released versions and
 never rewrites an entry: a released version that changed must become a new version.
 """
 
@@ -18,14 +18,14 @@ import yaml
 LOCK_FILE = "versions.lock"
 RELEASED = ("active", "retired")
 Released = dict[str, tuple[str, str, str]]  # ref -> (status, content hash, file)
-_RUN = "run `python -m service rules lock`"
+_RUN = "run `python -m authoring rules lock`"
 _EDITED = (
     "was released and has been edited: released versions are immutable; undo the edit and make the change "
     "in a new version (a draft first)"
 )
 _HEADER = (
     "# Content hashes of the released (active or retired) rule versions: they may never change.\n"
-    "# Written by `python -m service rules lock`; checked by `rules check` and at start-up. Commit it.\n"
+    "# Written by `python -m authoring rules lock`; checked by `rules check` and at start-up. Commit it.\n"
 )
 
 
@@ -60,7 +60,7 @@ def lock_problems(lock: dict[str, str] | None, released: Released) -> list[tuple
             continue
         if locked is None:
             problems.append(
-                (ref, f"{ref} is {status} but not in rules/{LOCK_FILE}: run `python -m service rules lock`")
+                (ref, f"{ref} is {status} but not in rules/{LOCK_FILE}: run `python -m authoring rules lock`")
             )
         elif locked != digest:
             problems.append((ref, f"{ref} {_EDITED}"))

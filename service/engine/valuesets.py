@@ -4,7 +4,7 @@ Supported: `compose.include`/`exclude` with `concept` lists, `filter` `is-a`/`de
 ICD-10-CM (a prefix: `C50` holds `C50.911`; a block `C00-C96` holds every category in it, `C4A` included),
 `compose.include.valueSet` naming other value sets of the rule set (their union), and `expansion.contains`.
 `is-a` on SNOMED CT or LOINC needs a terminology server: it is accepted only with an `expansion` (written by
-`python -m service rules expand --server URL`), and refused at load without one.
+`python -m authoring rules expand --server URL`), and refused at load without one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TEXT_TERM = EXTENSION_BASE + "valueset-text-term"  # valueString: words that nam
 TEXT_PATTERN = EXTENSION_BASE + "valueset-text-pattern"  # valueString: a spaCy token pattern, as JSON
 TEXT_NOT = EXTENSION_BASE + "valueset-text-not"  # valueString: words that look like a member but are not one
 MEMBER_PROFILE = EXTENSION_BASE + "valueset-member-profile"  # valueCanonical: a resource declaring it is a member
-EXPAND_HINT = "run `python -m service rules expand --server URL` to fill ValueSet.expansion from a terminology server"
+EXPAND_HINT = "run `python -m authoring rules expand --server URL` to fill ValueSet.expansion from a terminology server"
 
 
 @dataclass

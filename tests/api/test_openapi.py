@@ -9,7 +9,7 @@ from service.config import PROJECT_ROOT
 def test_openapi_yaml_equals_the_served_document(client: TestClient) -> None:
     served = client.get("/openapi.json").json()
     committed = yaml.safe_load((PROJECT_ROOT / "openapi.yaml").read_text(encoding="utf-8"))
-    assert served == committed, "openapi.yaml is stale: run `python -m service openapi --write`"
+    assert served == committed, "openapi.yaml is stale: run `python -m authoring openapi --write`"
 
 
 def test_every_operation_documents_its_errors(client: TestClient) -> None:

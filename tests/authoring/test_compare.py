@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from authoring.__main__ import main
 from authoring.compare import boundary_report, compare
-from service.__main__ import main
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from tests.helpers import add_score_6_draft

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.__main__ import main
+from authoring.__main__ import main
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid

@@ -17,7 +17,7 @@ RULES = PROJECT_ROOT / "rules"
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
 def test_schema_files_are_current(name: str) -> None:
     model, title = SCHEMAS[name]
-    assert (RULES / name).read_text() == schema_text(model, title), "run: python -m service rules schema"
+    assert (RULES / name).read_text() == schema_text(model, title), "run: python -m authoring rules schema"
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

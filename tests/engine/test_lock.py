@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.__main__ import main
+from authoring.__main__ import main
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 
