@@ -25,7 +25,8 @@ from service.errors import ServiceError
 from service.logs import hash_patient_id, log_refusal
 from service.metrics import Metrics
 from service.rulesource import RuleSource
-from service.store.decisions import DecisionLog, DecisionRecord
+from service.store.decisions import DecisionLog
+from service.store.record import DecisionRecord
 
 log = logging.getLogger("service.hooks")
 
@@ -97,7 +98,6 @@ class HookCalls:
             issuer=issuer,
             fetched_keys=outcome.fetched_keys,
             timings_ms=outcome.timings_ms,
-            site=outcome.evaluation.ruleset.site.ref if outcome.evaluation.ruleset.site else None,
         )
         await self.decisions.write(record)
         seconds = time.perf_counter() - started  # the time to answer, whenever the report runs

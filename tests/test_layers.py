@@ -6,6 +6,7 @@ Read from the source with `ast`, so a new import that crosses a layer fails here
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,52 @@ def test_the_serving_code_never_imports_author_tooling_or_tests() -> None:
         if name.startswith(("authoring", "tests"))
     }
     assert not crossing, sorted(crossing)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Each module of service/ and authoring/ -> the modules of ours it imports, anywhere in it (a lazy import
+    inside a function, or one under TYPE_CHECKING, is an import too: it only hides a cycle)."""
+    files = {}
+    for path in module_files("service") + module_files("authoring"):
+        parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+        graph[name] = {other for other in found if other in files and other != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or around a loop (graphlib finds one per try)."""
+    found: list[list[str]] = []
+    remaining = {name: set(deps) for name, deps in graph.items()}
+    while True:
+        try:
+            graphlib.TopologicalSorter(remaining).prepare()
+            return found
+        except graphlib.CycleError as error:
+            loop = list(error.args[1])
+            found.append(loop)
+            first, second = loop[0], loop[1]  # one edge of the loop, in whichever direction the graph holds it
+            if second in remaining[first]:
+                remaining[first].discard(second)
+            else:
+                remaining[second].discard(first)
+
+
+def test_no_module_imports_itself_around_a_loop() -> None:
+    assert cycles(module_graph()) == []
+
+
+def test_the_cycle_check_sees_a_loop() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) != []
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_layer_check_sees_a_crossing(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from alembic import command
@@ -26,10 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from service.errors import UnknownCards, UnknownSuggestions
+from service.store.record import DecisionRecord
 from service.store.tables import DecisionRow, FeedbackRow, SeenTokenRow
-
-if TYPE_CHECKING:
-    from service.store.decisions import DecisionRecord
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLite errors after which a connection cannot be trusted to write again (files made read-only, disk trouble).
