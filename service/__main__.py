@@ -87,13 +87,10 @@ def _warn_unwritable(settings: Settings) -> None:
     naming the setting. Not fatal: cards are answered meanwhile, and /readyz says what is degraded."""
     import logging
 
+    from service.store.spool import folder_writable
+
     for setting, folder in settings.writable_folders().items():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            writable = os.access(folder, os.W_OK | os.X_OK)
-        except OSError:
-            writable = False
-        if not writable:
+        if not folder_writable(folder):
             logging.getLogger("service").warning(
                 "a folder the service writes to cannot be written: mount a writable volume there",
                 extra={"fields": {"setting": setting, "folder": str(folder)}},

@@ -74,6 +74,15 @@ def _decode(line: str | bytes) -> dict[str, Any]:
     return row
 
 
+def folder_writable(folder: Path) -> bool:
+    """Whether the folder exists (or can be made) and takes new files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
 class DecisionSpool:
     def __init__(self, folder: Path, *, fsync: bool = False) -> None:
         self.folder = folder
@@ -128,13 +137,9 @@ class DecisionSpool:
             self._tracked += 1
 
     def writable(self) -> bool:
-        """Whether the journal folder exists (or can be made) and takes new files: a folder on a read-only root
-        filesystem shows on /readyz before the first call, not as a warning per call after it."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return False
-        return os.access(self.folder, os.W_OK | os.X_OK)
+        """Whether the journal folder takes new files: a folder on a read-only root filesystem shows on /readyz
+        before the first call, not as a warning per call after it."""
+        return folder_writable(self.folder)
 
     def hold(self, row: DecisionRecord) -> bool:
         """Keep a row neither the journal nor the database took, in memory, for the next drain to write. False
