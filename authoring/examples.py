@@ -18,7 +18,7 @@ from service.cdshooks.prefetch import render_query
 from service.engine.model import ServiceEntry
 from service.engine.yamlfile import load_yaml
 from service.fhir.bundle import read_patient_bundle
-from service.runtime import ReseedableUuids
+from service.runtime import ReseedableUuids, Runtime
 
 _NAMESPACE = uuid.UUID("6f1c2a52-3f0e-4a8e-9d51-6d8a4b3c2e10")
 DEFAULT_SERVICE = "mscc-patient-view"
@@ -95,7 +95,10 @@ def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
         for example in data["examples"]:
             example_id = example["id"]
             bundle = json.loads((examples_dir / "patients" / f"{example_id}.json").read_text(encoding="utf-8"))
-            service = app.state.runtime.ruleset.service(example.get("service", DEFAULT_SERVICE), minimal_prefetch=True)
+            service_id = example.get("service", DEFAULT_SERVICE)
+            service = Runtime.of(app).ruleset.service(service_id, minimal_prefetch=True)
+            if service is None:
+                raise ValueError(f"example {example_id}: no active rule serves {service_id!r} (examples.yaml)")
             request = build_request(example, bundle, data["now"], service, examples_dir)
             ids.reseed(example_id)
             answer = client.post(f"/cds-services/{service.id}", json=request)

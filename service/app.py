@@ -147,7 +147,7 @@ def create_app(
         lifespan=lifespan,
         middleware=middleware(settings),
     )
-    app.state.runtime = runtime
+    runtime.attach_to(app)
     for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
         app.include_router(router)
     install_error_handlers(app)

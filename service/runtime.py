@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
 from service.engine.ruleset import RuleSet
@@ -69,6 +69,18 @@ class Runtime:
     spool: DecisionSpool
     metrics: Metrics
     hooks: HookCalls
+
+    def attach_to(self, app: Any) -> None:
+        """Make this the app's runtime: `Runtime.of(app)` finds it (the one place that knows where it is kept)."""
+        app.state.runtime = self
+
+    @staticmethod
+    def of(app: Any) -> Runtime:
+        """The runtime `create_app` attached to this Starlette app, typed."""
+        runtime = getattr(app.state, "runtime", None)
+        if not isinstance(runtime, Runtime):
+            raise TypeError(f"no Runtime attached to {app!r}")
+        return runtime
 
     @property
     def ruleset(self) -> RuleSet:

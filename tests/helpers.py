@@ -95,9 +95,7 @@ def decision_record(card: str | None = "card", rule: str | None = "r@1.0.0", **c
 
 def runtime_of(app: Any) -> Runtime:
     """The app's runtime (rule source, store, spool, hook calls), typed: the one place tests learn where it lives."""
-    runtime = app.state.runtime
-    assert isinstance(runtime, Runtime)
-    return runtime
+    return Runtime.of(app)
 
 
 def caught_up_store(app: Any) -> Store:

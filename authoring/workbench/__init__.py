@@ -324,6 +324,6 @@ def workbench_app() -> FastAPI:
     from service.app import serve_app
 
     app = serve_app()
-    if not app.state.runtime.settings.dev_mode:
+    if not Runtime.of(app).settings.dev_mode:
         raise RuntimeError("the workbench runs in development mode only (python -m authoring workbench)")
     return install_workbench(app)

@@ -28,7 +28,7 @@ from service.store.spool import DecisionSpool
 
 
 async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime = Runtime.of(request.app)
     return runtime
 
 
@@ -131,7 +131,7 @@ async def get_hook_call_target(
     request: Request,
     service_id: Annotated[str, Path(description="a service id from discovery", examples=["mscc-patient-view"])],
 ) -> HookCallTarget:
-    runtime: Runtime = request.app.state.runtime
+    runtime = Runtime.of(request.app)
     service = find_service(runtime.ruleset, service_id, minimal_prefetch=runtime.settings.minimal_prefetch)
     return HookCallTarget(service, await _caller(request, service, runtime, feedback=False), runtime.hooks)
 

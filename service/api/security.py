@@ -30,7 +30,7 @@ class AuthenticateFirst:
         if match is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        runtime: Runtime = scope["app"].state.runtime
+        runtime = Runtime.of(scope["app"])
         service_id, feedback = match.group(1), match.group(2) is not None
         authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         try:

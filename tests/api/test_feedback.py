@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
 from service.store.record import DecisionRecord
-from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json
+from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json, runtime_of
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -96,7 +96,7 @@ def test_unknown_card_is_404_and_nothing_is_stored(make_client) -> None:
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card), ghost]})
         assert answer.status_code == 404
         assert answer.json()["details"] == ["00000000-0000-0000-0000-000000000000"]
-        assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
+        assert runtime_of(client.app).store.count()["feedback"] == 0
 
 
 def test_a_suggestion_the_card_did_not_offer_is_400(make_client) -> None:
@@ -139,7 +139,7 @@ def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
     make_client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     with make_client(decision_flush_seconds=0.05, spool_drain_seconds=300) as client:
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client.app).store
         tried: list[int] = []
 
         def broken(rows: list[dict], *args: object) -> None:
@@ -157,7 +157,7 @@ def test_a_failed_decision_log_write_never_fails_the_answer_and_is_logged(
                 time.sleep(0.01)
         assert tried == [1]
         [record] = [r for r in caplog.records if "storage refused" in r.getMessage()]
-        assert record.fields["rows"] == 1  # type: ignore[attr-defined]
+        assert record.fields["rows"] == 1
         assert "p01" not in caplog.text
         metrics = client.get("/metrics").text
         assert "mscc_decision_log_storage_refusals_total 1.0" in metrics
@@ -169,7 +169,7 @@ def test_a_row_the_journal_refuses_is_held_until_storage_takes_it(make_client, m
     """The journal refuses a row: the answer does not wait on storage; drains keep trying while storage is flaky,
     and the row is written once it answers."""
     with make_client() as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
         store = runtime.store
         real = store.sessions
         failures = iter([True, True, False])
@@ -198,7 +198,7 @@ def test_a_row_the_journal_refuses_is_held_until_storage_takes_it(make_client, m
 def test_storage_down_makes_readyz_503_and_feedback_503(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
     with make_client() as client:
         card = card_from(client)
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client.app).store
 
         def down(*args: object, **kwargs: object) -> None:
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
@@ -271,7 +271,7 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
         assert answer.json()["cards"] == []  # the active 4.0.0 looks back 90 days for a sign never imaged
         both = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client.app).store
         with store.sessions.begin() as session:
             agreed = store.decision_by_card(session, both["uuid"]).id
     draft = report["mscc-suspected@4.1.0"]
@@ -295,7 +295,7 @@ def test_feedback_no_database_can_store_is_400_never_send_it_again(make_client, 
         answer = client.post(f"{URL}/feedback", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400
         assert any("overrideReason.userComment" in d for d in answer.json()["details"])
-        assert client.app.state.runtime.store.count()["feedback"] == 0  # type: ignore[attr-defined]
+        assert runtime_of(client.app).store.count()["feedback"] == 0
 
 
 def test_an_over_long_code_is_400(make_client) -> None:
@@ -321,7 +321,7 @@ def test_values_the_database_refuses_are_400(make_client, monkeypatch: pytest.Mo
         def refuse(*args: object) -> int:
             raise DataError("INSERT", {}, Exception("value too long for type character varying(40)"))
 
-        monkeypatch.setattr(client.app.state.runtime.store, "record_feedback", refuse)  # type: ignore[attr-defined]
+        monkeypatch.setattr(runtime_of(client.app).store, "record_feedback", refuse)
         assert client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]}).status_code == 400
 
 
@@ -330,9 +330,9 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
     import threading
 
     with make_client(feedback_wait_seconds=2.0) as client:
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client.app).store
         card = card_from(client)
-        client.app.state.runtime.hooks.decisions.flush()  # type: ignore[attr-defined]
+        runtime_of(client.app).hooks.decisions.flush()
         with store.sessions.begin() as session:  # as if the row had not been written yet
             row = store.decision_by_card(session, card["uuid"])
             session.expunge(row)
@@ -352,7 +352,7 @@ def test_feedback_that_arrives_before_its_decision_row_waits_for_it_and_is_store
 
 def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(make_client, monkeypatch) -> None:
     with make_client() as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
 
         def down(*args: object) -> None:
             raise OperationalError("INSERT", {}, Exception("database is down"))

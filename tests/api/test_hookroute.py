@@ -16,7 +16,7 @@ from service.api.errors import install_error_handlers
 from service.api.hookroute import HookCallRoute, is_json_media_type
 from service.api.strictjson import StrictJsonRoute
 from tests.conftest import AppFactory
-from tests.helpers import hook_request
+from tests.helpers import hook_request, runtime_of
 
 URL = "/cds-services/mscc-patient-view"
 GOOD = json.dumps(hook_request("01-mscc-breast-cancer-leg-weakness")).encode()
@@ -51,7 +51,7 @@ def _bodies() -> list[tuple[str, bytes, dict[str, str]]]:
 
 def _app_with(route_class: type, runtime: Any) -> FastAPI:
     app = FastAPI()
-    app.state.runtime = runtime
+    runtime.attach_to(app)
     router = APIRouter(route_class=route_class)
     router.add_api_route("/cds-services/{service_id}", hooks.call_service, methods=["POST"])
     app.include_router(router)
@@ -63,7 +63,7 @@ def _app_with(route_class: type, runtime: Any) -> FastAPI:
 def pair(make_app: AppFactory) -> Iterator[tuple[TestClient, TestClient]]:
     service = make_app()
     with TestClient(service):
-        runtime = service.state.runtime
+        runtime = runtime_of(service)
         lean = TestClient(_app_with(HookCallRoute, runtime))
         standard = TestClient(_app_with(StrictJsonRoute, runtime))
         yield lean, standard
@@ -128,7 +128,7 @@ def test_the_call_is_counted_and_logged_after_its_answer_is_sent(client: TestCli
     class Recorder(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.getMessage() == "hook answered":
-                counted = client.app.state.runtime.metrics.calls.labels("mscc-patient-view", "200")._value.get()
+                counted = runtime_of(client.app).metrics.calls.labels("mscc-patient-view", "200")._value.get()
                 events.append(f"logged (calls counted: {counted:g})")
 
     async def call() -> None:

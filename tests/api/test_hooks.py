@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import hook_request, patient_bundle
+from tests.helpers import hook_request, patient_bundle, runtime_of
 
 URL = "/cds-services/mscc-patient-view"
 PREFLIGHT = {  # a browser's CORS preflight for a hook call
@@ -140,9 +140,9 @@ def test_evaluation_time_extension_is_ignored_outside_dev_mode(
     issuers.write_text("issuers: []\n")
     production = make_app(dev_mode=False, issuers_file=issuers, public_base_url="https://cds.example.org")
     request = HookRequest.model_validate({**request_body, "extension": {"org.mscc-cds.evaluation-time": "2000-01-01"}})
-    calls = production.state.runtime.hooks
+    calls = runtime_of(production).hooks
     assert evaluation_time(calls.options, calls.clock, request) == NOW
-    development = make_app().state.runtime.hooks
+    development = runtime_of(make_app()).hooks
     assert evaluation_time(development.options, development.clock, request).year == 2000
 
 
@@ -265,6 +265,6 @@ def test_a_412_is_logged_with_the_keys_that_were_missing(client: TestClient, cap
         answer = client.post(URL, json=body)
     assert answer.status_code == 412
     [refusal] = [r for r in caplog.records if r.getMessage() == "call refused"]
-    assert refusal.fields["status"] == 412  # type: ignore[attr-defined]
-    assert "conditions" in refusal.fields["reason"]  # type: ignore[attr-defined]
+    assert refusal.fields["status"] == 412
+    assert "conditions" in refusal.fields["reason"]
     assert "p01" not in caplog.text

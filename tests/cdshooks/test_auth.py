@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from service.runtime import system_clock
 from tests.fhirserver import Behaviour, running_fhir_server
-from tests.helpers import CDSHOOKS, NOW, hook_request, load_json
+from tests.helpers import CDSHOOKS, NOW, hook_request, load_json, runtime_of
 from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file
 
 URL = "/cds-services/mscc-patient-view"
@@ -153,7 +153,7 @@ def test_a_jku_with_a_query_string_added_fetches_the_configured_url_once(
         with secure_client(issuers) as client:
             for n in range(20):
                 assert call(client, signer.token(header={"jku": f"{jku}?n={n}"}))[0] == 200
-            assert len(client.app.state.runtime.verifier.jwks._entries) == 1  # type: ignore[attr-defined]
+            assert len(runtime_of(client.app).verifier.jwks._entries) == 1
         assert [s["path"] for s in behaviour.seen] == ["/jwks.json"]  # the configured URL, once
 
 
@@ -177,7 +177,7 @@ def test_unknown_kid_refreshes_the_cached_key_set_once(secure_client, tmp_path: 
         with secure_client(issuers) as client:
             assert call(client, signer.token())[0] == 200
             behaviour.jwks = {"keys": signer.jwks()["keys"] + rotated.jwks()["keys"]}
-            client.app.state.runtime.verifier.jwks._entries[f"{base}/jwks.json"].fetched_at -= 60  # type: ignore[attr-defined]
+            runtime_of(client.app).verifier.jwks._entries[f"{base}/jwks.json"].fetched_at -= 60
             assert call(client, rotated.token())[0] == 200
             assert call(client, Signer(kid="made-up").token())[0] == 401  # no refetch storm within 30 s
         assert len(behaviour.seen) == 2
@@ -276,7 +276,7 @@ def test_a_storage_outage_does_not_stop_decision_support(
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
     with secure_client(issuers_file(tmp_path / "issuers.yaml", signer), replay_check="database") as client:
-        monkeypatch.setattr(client.app.state.runtime.store, "remember_token", down)  # type: ignore[attr-defined]
+        monkeypatch.setattr(runtime_of(client.app).store, "remember_token", down)
         token = signer.token()
         body = hook_request("01-mscc-breast-cancer-leg-weakness")
         answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
@@ -294,7 +294,7 @@ def test_a_replay_is_refused_by_any_worker_on_the_host(secure_client, tmp_path: 
     with secure_client(issuers) as first, secure_client(issuers) as second:
         assert call(first, token)[0] == 200
         assert call(second, token) == (401, "the token's jti was already used")
-        engine = first.app.state.runtime.store.engine  # type: ignore[attr-defined]
+        engine = runtime_of(first.app).store.engine
         with engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM seen_tokens")).scalar() == 0
 
@@ -390,8 +390,8 @@ def test_a_refusal_is_logged_with_its_reason_and_no_patient_data(client: TestCli
         status, message = call(client, signer.token(aud="https://elsewhere.example/cds-services/mscc-patient-view"))
     assert status == 401
     [refusal] = [r for r in caplog.records if r.getMessage() == "call refused"]
-    assert refusal.fields["status"] == 401  # type: ignore[attr-defined]
-    assert refusal.fields["reason"] == message  # type: ignore[attr-defined]
+    assert refusal.fields["status"] == 401
+    assert refusal.fields["reason"] == message
     assert "p09" not in caplog.text
 
 
@@ -441,7 +441,7 @@ def test_a_host_table_that_cannot_be_opened_does_not_stop_the_worker(
         answer = client.post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
-        client.app.state.runtime.verifier._seen_jti.clear()  # type: ignore[attr-defined]  # as another worker
+        runtime_of(client.app).verifier._seen_jti.clear()  # as another worker
         assert call(client, token, body) == (401, "the token's jti was already used")
         metrics = client.get("/metrics").text
         assert 'mscc_replay_check_fallbacks_total{reason="host-table-unavailable"} 2.0' in metrics

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from service.runtime import Runtime
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -24,7 +25,7 @@ def main(work: Path, request_file: Path) -> dict[str, object]:
     body = json.loads(request_file.read_text())
     seen: dict[str, object] = {}
     with TestClient(create_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = Runtime.of(client.app)
         seen["before"] = client.post(URL, json=body).status_code
         runtime.hooks.decisions.flush()
         for path in db_dir.iterdir():

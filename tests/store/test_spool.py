@@ -233,20 +233,20 @@ def test_the_answer_path_writes_nothing_to_the_database(make_app, tmp_path: Path
         clock=system_clock, dev_mode=False, issuers_file=issuers, public_base_url=BASE_URL, decision_flush_seconds=5
     )
     statements: list[str] = []
-    event.listen(app.state.runtime.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    event.listen(runtime_of(app).store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with TestClient(app) as client:
-        app.state.runtime.store.engine.dispose()
+        runtime_of(app).store.engine.dispose()
         statements.clear()
         answer = client.post(URL, json=CALL, headers={"Authorization": f"Bearer {signer.token()}"})
         during = list(statements)
         assert answer.status_code == 200
-        assert app.state.runtime.spool.unwritten == 1  # journaled: on its way to the database
+        assert runtime_of(app).spool.unwritten == 1  # journaled: on its way to the database
     assert not [s for s in during if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))]
 
 
 def test_rows_reach_the_database_within_the_flush_interval(make_app) -> None:
     with TestClient(make_app(decision_flush_seconds=0.05)) as client:
-        store = client.app.state.runtime.store  # type: ignore[attr-defined]
+        store = runtime_of(client.app).store
         for _ in range(5):
             assert client.post(URL, json=CALL).status_code == 200
         deadline = time.monotonic() + 5
@@ -261,7 +261,7 @@ def test_rows_reach_the_database_within_the_flush_interval(make_app) -> None:
 def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tmp_path: Path, monkeypatch) -> None:
     app = make_app(seed="spool", spool_drain_seconds=300)
     with TestClient(app) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
         real_write = runtime.store.write_decision_rows
         monkeypatch.setattr(runtime.store, "write_decision_rows", down)
         answer = client.post(URL, json=CALL)
@@ -276,12 +276,12 @@ def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tm
         feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
         assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
         assert runtime.spool.pending() == 0
-    assert app.state.runtime.settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
+    assert runtime_of(app).settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
 
 
 def test_when_the_disk_refuses_a_row_it_is_held_and_the_next_drain_writes_it(make_app, monkeypatch, caplog) -> None:
     with TestClient(make_app(spool_drain_seconds=300)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
 
         def disk_full(_row: object) -> None:
             raise OSError(28, "No space left on device")
@@ -291,14 +291,14 @@ def test_when_the_disk_refuses_a_row_it_is_held_and_the_next_drain_writes_it(mak
         runtime.hooks.decisions.flush()
         assert runtime.store.count()["decisions"] == 1
     held = [r for r in caplog.records if "held in memory" in r.getMessage()]
-    assert held[0].fields["decision_id"]  # type: ignore[attr-defined]
+    assert held[0].fields["decision_id"]
 
 
 def test_a_row_neither_disk_nor_storage_takes_is_held_counted_and_written_later(make_app, monkeypatch, caplog) -> None:
     """Journal and database both refuse: the card is answered, the row is held in memory (counted as at risk, its id
     logged, /readyz degraded), and the first drain after the fault writes it: nothing lost, nothing silent."""
     with TestClient(make_app(spool_drain_seconds=300)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
         monkeypatch.setattr(runtime.store, "write_decision", down)
         monkeypatch.setattr(runtime.store, "write_decision_rows", down)
 
@@ -344,7 +344,7 @@ def test_held_rows_go_to_the_journal_when_the_disk_returns_first(tmp_path: Path,
 def test_past_the_memory_bound_a_row_is_lost_counted_and_named(make_app, monkeypatch, caplog) -> None:
     monkeypatch.setattr("service.store.spool.MAX_HELD", 0)
     with TestClient(make_app(spool_drain_seconds=300)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime = runtime_of(client.app)
         monkeypatch.setattr(runtime.store, "write_decision", down)
 
         def disk_full(_row: object) -> None:
@@ -394,7 +394,7 @@ def test_rows_removed_from_a_waiting_file_are_counted_and_named(tmp_path: Path, 
     assert spool.drain(store) == 1
     assert spool.lost == 2
     assert spool.unwritten == 0
-    named = {r.fields["decision_id"] for r in caplog.records if "removed from the journal" in r.getMessage()}  # type: ignore[attr-defined]
+    named = {r.fields["decision_id"] for r in caplog.records if "removed from the journal" in r.getMessage()}
     assert named == {cut.id, gone.id}
 
 
@@ -458,4 +458,4 @@ def test_the_drainer_outlives_a_drain_that_raises(make_app, monkeypatch, caplog)
             time.sleep(0.02)
         assert runtime_of(app).store.count()["decisions"] == 1
     [failed] = [r for r in caplog.records if r.getMessage() == "decision journal drain failed; retrying"]
-    assert failed.fields["raised_at"].startswith("tests.store.test_spool:fails_once:")  # type: ignore[attr-defined]
+    assert failed.fields["raised_at"].startswith("tests.store.test_spool:fails_once:")
