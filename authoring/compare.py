@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from authoring.validation import _DATE_FIELDS, EXPECTED, Case, example_cases, real_record_cases
+from authoring.validation import _DATE_FIELDS, EXPECTED, ValidationCase, example_cases, real_record_cases
 from service.engine.criteria import CriterionNode
 from service.engine.evaluation import evaluate_record
 from service.engine.model import Criterion
@@ -24,7 +24,7 @@ from service.engine.yamlfile import load_yaml
 from service.fhir.record import build_record, raw_keys
 
 
-def patients(include_real: bool = True) -> list[Case]:
+def patients(include_real: bool = True) -> list[ValidationCase]:
     """The example patients and, when shared/realdata is beside the project, the real records."""
     found = list(example_cases())
     if include_real and EXPECTED.is_file():
@@ -54,7 +54,7 @@ def _dated(resource: dict[str, Any], when: datetime) -> dict[str, Any]:
     return changed
 
 
-def _variant(case: Case, index: int, resource: dict[str, Any], label: str) -> Case:
+def _variant(case: ValidationCase, index: int, resource: dict[str, Any], label: str) -> ValidationCase:
     resources = [*case.resources[:index], resource, *case.resources[index + 1 :]]
     return replace(case, source="boundary", name=f"{case.name} ~ {label}", resources=resources)
 
@@ -64,7 +64,9 @@ def _threshold_values(threshold: float) -> list[float]:
     return [threshold - step, threshold, threshold + step]
 
 
-def _edges(name: str, criterion: CriterionNode, case: Case, resource: dict[str, Any]) -> list[tuple[str, Any]]:
+def _edges(
+    name: str, criterion: CriterionNode, case: ValidationCase, resource: dict[str, Any]
+) -> list[tuple[str, Any]]:
     """(label, changed resource) at each threshold and window edge of one criterion."""
     edges: list[tuple[str, Any]] = []
     measurement = criterion.spec.measurement
@@ -161,10 +163,10 @@ def _resource(ruleset: RuleSet, rule: CompiledRule, leaf: str, forbidden: frozen
             "recordedDate": when, "clinicalStatus": {"coding": [{"code": "active"}]}}  # fmt: skip
 
 
-def rule_patients(ruleset: RuleSet, rule: CompiledRule, now: datetime) -> list[Case]:
+def rule_patients(ruleset: RuleSet, rule: CompiledRule, now: datetime) -> list[ValidationCase]:
     """Minimal patients built from the rule's own value sets: for each threshold or windowed criterion, a patient
     who meets the rule through that criterion alone, then its edges (a score of 6, 7 and 8 against "7 or more")."""
-    made: list[Case] = []
+    made: list[ValidationCase] = []
     for target, criterion in rule.criteria.items():
         if _needs_words(criterion.spec):
             continue  # a text pattern cannot be written from a value set
@@ -177,17 +179,17 @@ def rule_patients(ruleset: RuleSet, rule: CompiledRule, now: datetime) -> list[C
         resources = [_resource(ruleset, rule, leaf, forbidden, n, now) for n, leaf in enumerate(leaves)]
         if any(r is None for r in resources):
             continue
-        base = Case("boundary", f"{rule.id}: {target} alone", "boundary", resources, now, "none", frozenset())
+        base = ValidationCase("boundary", f"{rule.id}: {target} alone", "boundary", resources, now, "none", frozenset())
         at = leaves.index(target)
         for label, resource in _edges(target, criterion, base, resources[at]):
             made.append(_variant(base, at, resource, label))
     return made
 
 
-def boundary_patients(ruleset: RuleSet, rules: list[CompiledRule], base: list[Case]) -> list[Case]:
+def boundary_patients(ruleset: RuleSet, rules: list[CompiledRule], base: list[ValidationCase]) -> list[ValidationCase]:
     """Variants of the base patients at each threshold and window edge of these rule versions (one resource per
     patient and criterion is enough to show an edge)."""
-    variants: dict[str, Case] = {}
+    variants: dict[str, ValidationCase] = {}
     for rule in rules:
         for name, criterion in rule.criteria.items():
             spec = criterion.spec.measurement or criterion.spec.finding
@@ -221,7 +223,7 @@ def boundary_report(ruleset: RuleSet) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Answer:
+class ClinicianView:
     """What a clinician would see: the card's indicator, the leading rule and the orders it offers."""
 
     indicator: str
@@ -236,9 +238,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class PatientChange:
-    patient: Case
-    before: Answer
-    after: Answer
+    patient: ValidationCase
+    before: ClinicianView
+    after: ClinicianView
 
     @property
     def kind(self) -> str:
@@ -251,13 +253,17 @@ class PatientChange:
         return "changes"
 
 
-def answer(ruleset: RuleSet, rules: list[CompiledRule], case: Case, now: datetime | None = None) -> Answer:
+def answer(
+    ruleset: RuleSet, rules: list[CompiledRule], case: ValidationCase, now: datetime | None = None
+) -> ClinicianView:
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     evaluation = evaluate_record(ruleset, record, now or case.now, hook="patient-view", rules=rules)
     lead = evaluation.lead
     if lead is None:
-        return Answer("none", "", ())
-    return Answer(lead.rule.spec.card.indicator, lead.rule.id, tuple(evaluation.offered_orders))  # not the version
+        return ClinicianView("none", "", ())
+    return ClinicianView(
+        lead.rule.spec.card.indicator, lead.rule.id, tuple(evaluation.offered_orders)
+    )  # not the version
 
 
 def with_version(ruleset: RuleSet, version: CompiledRule) -> list[CompiledRule]:

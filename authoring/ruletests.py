@@ -39,7 +39,7 @@ class Expectation(_Strict):
     )
 
 
-class Case(_Strict):
+class RuleTestCase(_Strict):
     name: str = Field(min_length=1)
     now: AwareDatetime | None = None
     version: str | None = None
@@ -55,7 +55,7 @@ class Case(_Strict):
     expect: Expectation
 
     @model_validator(mode="after")
-    def _one_patient_source(self) -> Case:
+    def _one_patient_source(self) -> RuleTestCase:
         given = [name for name in ("resources", "example", "bundle") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError("a case needs exactly one of `resources`, `example` or `bundle`")
@@ -66,7 +66,7 @@ class CaseFile(_Strict):
     now: AwareDatetime | None = None
     version: str | None = Field(default=None, description="rule version to test; default: the active one")
     patient_id: str = "example"
-    cases: list[Case] = Field(min_length=1)
+    cases: list[RuleTestCase] = Field(min_length=1)
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _example_bundle(example_id: str) -> Path:
     return path
 
 
-def _patient(case: Case, defaults: CaseFile, base: Path) -> tuple[str, set[str], list[dict[str, Any]]]:
+def _patient(case: RuleTestCase, defaults: CaseFile, base: Path) -> tuple[str, set[str], list[dict[str, Any]]]:
     file = _example_bundle(case.example) if case.example is not None else base / case.bundle if case.bundle else None
     if file is not None:
         bundle = read_patient_bundle(json.loads(file.read_text(encoding="utf-8")))
@@ -102,7 +102,7 @@ def _patient(case: Case, defaults: CaseFile, base: Path) -> tuple[str, set[str],
     return patient_id, set(), resources
 
 
-def _check(case: Case, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path: Path) -> CaseResult:
+def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFile, path: Path) -> CaseResult:
     version = case.version or defaults.version
     rule = ruleset.version(rule_id, version)
     label = str(path)

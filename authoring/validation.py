@@ -21,7 +21,7 @@ from typing import Any
 
 from service.cdshooks.cards import CardContext, render_card
 from service.config import PROJECT_ROOT
-from service.engine.evaluate import evaluate_rule
+from service.engine.decide import decide_rule
 from service.engine.evaluation import evaluate_record
 from service.engine.factindex import FactIndex
 from service.engine.loader import load_ruleset
@@ -43,7 +43,7 @@ _DATE_FIELDS = ("effectiveDateTime", "issued", "recordedDate", "onsetDateTime", 
 
 
 @dataclass
-class Case:
+class ValidationCase:
     """One patient to evaluate and what the reviewed table says must happen."""
 
     source: str  # matrix | example | real record
@@ -80,7 +80,7 @@ class Tally:
 
 @dataclass
 class Report:
-    cases: list[Case]
+    cases: list[ValidationCase]
     tallies: dict[str, Tally] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     disagreements: list[str] = field(default_factory=list)  # any rule version vs the table
@@ -207,7 +207,7 @@ def _extra(state: str, now: datetime) -> list[dict[str, Any]]:
     return []
 
 
-def matrix_cases(table: dict[str, Any]) -> Iterator[Case]:
+def matrix_cases(table: dict[str, Any]) -> Iterator[ValidationCase]:
     """Every red flag x coding form x FHIR state, in a person with each background."""
     now = datetime.fromisoformat(table["now"].replace("Z", "+00:00"))
     for background in table["backgrounds"]:
@@ -231,13 +231,13 @@ def matrix_cases(table: dict[str, Any]) -> Iterator[Case]:
                         )
                     name = f"{background['name']} | {flag['concept']} | {form} | {state}"
                     rules = frozenset({CRITICAL_RULE}) if answer == "critical" else frozenset()
-                    yield Case("matrix", name, "m", resources, now, answer, rules, encounter=_ENCOUNTER)
+                    yield ValidationCase("matrix", name, "m", resources, now, answer, rules, encounter=_ENCOUNTER)
 
 
 # --- examples and real records ------------------------------------------------------------------------------------
 
 
-def example_cases(examples_dir: Path = EXAMPLES) -> Iterator[Case]:
+def example_cases(examples_dir: Path = EXAMPLES) -> Iterator[ValidationCase]:
     """The patient-view examples, with the answers written by hand in examples.yaml."""
     manifest = load_yaml(examples_dir / "examples.yaml")
     now = datetime.fromisoformat(manifest["now"])
@@ -248,7 +248,7 @@ def example_cases(examples_dir: Path = EXAMPLES) -> Iterator[Case]:
         expect = example["expect"]
         card = expect.get("indicator", "none") if expect.get("cards", 1) else "none"
         rules = frozenset(r.split("@")[0] for r in expect.get("rules", []))
-        yield Case("example", example["id"], bundle.patient_id, bundle.resources, now, card, rules)
+        yield ValidationCase("example", example["id"], bundle.patient_id, bundle.resources, now, card, rules)
 
 
 def _last_date(resources: list[dict[str, Any]]) -> datetime:
@@ -256,15 +256,15 @@ def _last_date(resources: list[dict[str, Any]]) -> datetime:
     return max(t.latest for t in times if t is not None)
 
 
-def real_record_cases(table: dict[str, Any], folder: Path = REALDATA) -> Iterator[Case]:
+def real_record_cases(table: dict[str, Any], folder: Path = REALDATA) -> Iterator[ValidationCase]:
     """Every published record, on the day after its last dated entry."""
     reviewed = table["real_records"]
     invasive, not_invasive = set(reviewed["invasive_cancer"]), set(reviewed["not_invasive"])
 
-    def case(name: str, patient_id: str, resources: list[dict[str, Any]], aliases: set[str]) -> Case:
+    def case(name: str, patient_id: str, resources: list[dict[str, Any]], aliases: set[str]) -> ValidationCase:
         cancer = True if name in invasive else False if name in not_invasive else None
         now = _last_date(resources) + timedelta(days=1)
-        return Case(
+        return ValidationCase(
             "real record", name, patient_id, resources, now, reviewed["card"], frozenset(), cancer, frozenset(aliases)
         )
 
@@ -285,7 +285,7 @@ def real_record_cases(table: dict[str, Any], folder: Path = REALDATA) -> Iterato
 # --- evaluation ---------------------------------------------------------------------------------------------------
 
 
-def _record(case: Case, ruleset: RuleSet) -> PatientRecord:
+def _record(case: ValidationCase, ruleset: RuleSet) -> PatientRecord:
     return build_record(
         case.patient_id,
         case.resources,
@@ -308,7 +308,7 @@ def _versions(ruleset: RuleSet) -> list[CompiledRule]:
     return [v for versions in ruleset.rules.values() for v in versions.values()]
 
 
-def validate(ruleset: RuleSet, cases: list[Case]) -> Report:
+def validate_cases(ruleset: RuleSet, cases: list[ValidationCase]) -> Report:
     """Evaluate every case with every rule version (for the rates) and with the active rule set (for the gate)."""
     report = Report(cases)
     versions = _versions(ruleset)
@@ -319,7 +319,7 @@ def validate(ruleset: RuleSet, cases: list[Case]) -> Report:
         record = _record(case, ruleset)
         index = FactIndex(record, ruleset.codes, ruleset.text_reader)
         for rule in versions:
-            fired = evaluate_rule(rule, index, case.now).fired
+            fired = decide_rule(rule, index, case.now).fired
             wanted = rule.id in case.expected_rules
             tally = report.tallies[rule.ref]
             tally.tp += fired and wanted
@@ -338,7 +338,7 @@ def validate(ruleset: RuleSet, cases: list[Case]) -> Report:
             report.safety_failures.append(f"WRONG CARD ({indicator}, expected {case.card}): {case.source}: {case.name}")
         if case.invasive_cancer is not None:
             cancer = ruleset.version(CRITICAL_RULE)
-            held = cancer is not None and evaluate_rule(cancer, index, case.now).criteria["cancer"].held
+            held = cancer is not None and decide_rule(cancer, index, case.now).criteria["cancer"].held
             if held != case.invasive_cancer:
                 what = (
                     "invasive cancer NOT RECOGNISED" if case.invasive_cancer else "non-invasive neoplasm read as cancer"
@@ -347,12 +347,12 @@ def validate(ruleset: RuleSet, cases: list[Case]) -> Report:
     return report
 
 
-def all_cases(table: dict[str, Any] | None = None) -> list[Case]:
+def all_cases(table: dict[str, Any] | None = None) -> list[ValidationCase]:
     table = table or load_yaml(EXPECTED)
     return [*matrix_cases(table), *example_cases(), *real_record_cases(table)]
 
 
-def render(report: Report, ruleset: RuleSet, shown: int = 40) -> str:
+def render_report(report: Report, ruleset: RuleSet, shown: int = 40) -> str:
     counts: dict[str, int] = defaultdict(int)
     for case in report.cases:
         counts[case.source] += 1
@@ -385,6 +385,6 @@ def main() -> int:
         print(f"the real records are not at {REALDATA}")
         return 2
     ruleset = load_ruleset(PROJECT_ROOT / "rules")
-    report = validate(ruleset, all_cases())
-    print(render(report, ruleset))
+    report = validate_cases(ruleset, all_cases())
+    print(render_report(report, ruleset))
     return 1 if report.safety_failures else 0

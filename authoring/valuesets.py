@@ -236,7 +236,7 @@ def build(spec: Generated, read: Callable[[str], list[PublishedCode]] = read_lis
     return valueset, review.getvalue()
 
 
-def render(valueset: dict[str, Any]) -> str:
+def render_valueset(valueset: dict[str, Any]) -> str:
     return json.dumps(valueset, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -245,7 +245,7 @@ def outputs(folder: Path = VALUESETS) -> dict[Path, str]:
     files: dict[Path, str] = {}
     for spec in GENERATED:
         valueset, review = build(spec)
-        files[folder / f"{spec.id}.json"] = render(valueset)
+        files[folder / f"{spec.id}.json"] = render_valueset(valueset)
         files[folder / "review" / f"{spec.id}-excluded.csv"] = review
     return files
 

@@ -19,10 +19,10 @@ from fastapi.middleware import Middleware
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.api import discovery, evaluate, feedback, hooks, ops, reports
+from service.api import discovery, explain, feedback, hooks, ops, reports
 from service.api.docs import install_docs
 from service.api.errors import CatchAll, install_error_handlers
-from service.api.evaluategate import EvaluateGate
+from service.api.explaingate import EvaluateGate
 from service.api.limits import BodySizeLimit
 from service.api.openapi import install_openapi
 from service.api.paths import TolerantPaths
@@ -148,7 +148,7 @@ def create_app(
         middleware=middleware(settings),
     )
     runtime.attach_to(app)
-    for router in (discovery.router, hooks.router, feedback.router, evaluate.router, reports.router, ops.router):
+    for router in (discovery.router, hooks.router, feedback.router, explain.router, reports.router, ops.router):
         app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)

@@ -4,7 +4,7 @@ The decision row is journaled on local disk before the answer leaves (the databa
 worker killed a moment later loses nothing it answered, and feedback sent the moment the card arrives finds its
 decision (it writes this worker's journal first, or waits for another's). Every call, answered or refused, is
 counted in /metrics; an answered one is logged with the patient as a salted hash, never in clear. For an answered
-call both happen once the answer has been sent (`Answer.report`): the EHR waits for the journal, not for them.
+call both happen once the answer has been sent (`AnsweredCall.report`): the EHR waits for the journal, not for them.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from service.errors import ServiceError
 from service.logs import hash_patient_id, log_refusal
 from service.metrics import Metrics
 from service.rulesource import RuleSource
+from service.store.decisionrow import DecisionRecord
 from service.store.decisions import DecisionLog
-from service.store.record import DecisionRecord
 
 log = logging.getLogger("service.hooks")
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class AnsweredCall:
     outcome: CallOutcome
     report: Callable[[], Awaitable[None]]  # counts and logs the answered call: run it after the answer is sent
 
@@ -59,7 +59,7 @@ class HookCalls:
         self.metrics = metrics
         self.salt = patient_hash_salt
 
-    async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> Answer:
+    async def answer(self, service: ServiceEntry, request: HookRequest, caller: VerifiedCaller | None) -> AnsweredCall:
         """The call's outcome, its decision row journaled; `report` counts and logs it (refusals are counted and
         logged at once, and raised)."""
         started = time.perf_counter()
@@ -124,7 +124,7 @@ class HookCalls:
                 },
             )
 
-        return Answer(outcome, report)
+        return AnsweredCall(outcome, report)
 
     def _count(self, service_id: str, status: int, seconds: float) -> None:
         self.metrics.calls.labels(service_id, str(status)).inc()

@@ -15,7 +15,7 @@ from service.config import PROJECT_ROOT
 from service.fhir.codes import ICD10CM, SNOMED
 from service.runtime import Runtime
 from service.store.db import Store
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 
 EXAMPLES = PROJECT_ROOT / "fhir_examples"
 DATA = PROJECT_ROOT / "tests" / "data"  # test data copied in with its provenance: a clone tests itself

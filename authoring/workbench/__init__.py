@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 
 from authoring.compare import compare, patients
-from authoring.validation import Case
+from authoring.validation import ValidationCase
 from authoring.workbench.charts import bars, timeline
 from service.api.deps import RuntimeDep, require_operator
 from service.cdshooks.cards import CardContext, render_card
@@ -86,7 +86,7 @@ def page(title: str, body: str) -> HTMLResponse:
 
 
 @cache
-def _patients() -> dict[str, Case]:
+def _patients() -> dict[str, ValidationCase]:
     """Examples and real records by a key for URLs (read once: they are files in the repository)."""
     return {f"{c.source.replace(' ', '-')}:{c.name}": c for c in patients()}
 
@@ -185,7 +185,7 @@ def _trace_table(decision_trace: Any) -> str:
     )
 
 
-def _version_column(ruleset: RuleSet, record: Any, case: Case, version: CompiledRule) -> str:
+def _version_column(ruleset: RuleSet, record: Any, case: ValidationCase, version: CompiledRule) -> str:
     """One version's card (alone, as if it were the only rule) and its trace."""
     alone = evaluate_record(ruleset, record, case.now, hook="patient-view", rules=[version])
     own = render_card(alone, CardContext(lambda: "preview"))
@@ -197,7 +197,7 @@ def _version_column(ruleset: RuleSet, record: Any, case: Case, version: Compiled
     )
 
 
-def _patient_view(runtime: Runtime, title: str, case: Case) -> HTMLResponse:
+def _patient_view(runtime: Runtime, title: str, case: ValidationCase) -> HTMLResponse:
     ruleset = runtime.ruleset
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     combined = evaluate_record(ruleset, record, case.now, hook="patient-view")
@@ -235,7 +235,7 @@ async def uploaded(runtime: Workbench, request: Request) -> HTMLResponse:
         bundle = read_patient_bundle(json.loads(text))
     except ValueError as error:
         raise BadRequest(f"not a JSON Bundle: {error}") from None
-    case = Case("uploaded", "uploaded Bundle", bundle.patient_id, bundle.resources, runtime.clock(), "none",
+    case = ValidationCase("uploaded", "uploaded Bundle", bundle.patient_id, bundle.resources, runtime.clock(), "none",
                 frozenset(), None, frozenset(bundle.aliases))  # fmt: skip
     return _patient_view(runtime, f"Uploaded Bundle (patient {bundle.patient_id})", case)
 

@@ -16,7 +16,7 @@ import orjson
 from service.cdshooks.display import UTC_ZONE, clinical_date, finding, readable_value
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.engine.criteria import CriterionResult
-from service.engine.evaluate import Decision
+from service.engine.decide import Decision
 from service.engine.evaluation import Evaluation
 from service.engine.ruleset import RuleSet
 from service.engine.unreadable import UnreadableSign

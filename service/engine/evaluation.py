@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from service.engine.evaluate import Decision, evaluate
+from service.engine.decide import Decision, decide
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.unreadable import UnreadableSign, find_unreadable
 from service.fhir.bundle import read_patient_bundle
@@ -72,7 +72,7 @@ def evaluate_record(
     chosen = rules if rules is not None else ruleset.active()
     if shadow_drafts and rules is None:
         chosen = chosen + ruleset.drafts()
-    evaluated = evaluate(ruleset, record, now, hook=hook, rules=chosen)
+    evaluated = decide(ruleset, record, now, hook=hook, rules=chosen)
     if rules is None:
         decisions = [d for d in evaluated if d.rule.spec.status == "active"]
         shadow = [d for d in evaluated if d.rule.spec.status == "draft"]

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.engine.criteria import CriterionResult
-from service.engine.evaluate import Decision
+from service.engine.decide import Decision
 from service.fhir.record import Fact, PatientRecord
 
 

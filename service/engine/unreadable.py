@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from service.engine.criteria.finding import UNCLEAR
 from service.engine.criteria.measurement import UNIT_PROBLEM
-from service.engine.evaluate import Decision
+from service.engine.decide import Decision
 from service.engine.ruleset import RuleSet
 from service.engine.timing import UNDATED
 from service.fhir.codes import TEXT

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from service.errors import UnknownCards, UnknownSuggestions
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from service.store.tables import DecisionRow, FeedbackRow, SeenTokenRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -18,7 +18,7 @@ from service.logs import raised_at
 from service.metrics import Metrics
 from service.store.breaker import StorageBreaker
 from service.store.db import Store
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from service.store.spool import DecisionSpool
 
 log = logging.getLogger("service.decisionlog")

@@ -41,7 +41,7 @@ import orjson
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from service.store.db import Store
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from service.textsafe import without_lone_surrogates
 
 _PATTERN = "decisions-*.jsonl"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json, runtime_of
 
 URL = "/cds-services/mscc-patient-view"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from authoring.fhirsearch import UnsupportedSearch, matches, prefetch_as_ehr, search
-from authoring.validation import Case, all_cases
+from authoring.validation import ValidationCase, all_cases
 from service.cdshooks.cards import CardContext, render_card
 from service.engine.evaluation import evaluate_record
 from service.engine.prefetchplan import MAX_LISTED, ReadCodes, plan_key
@@ -21,7 +21,7 @@ from service.fhir.record import build_record
 CANCER = ("http://snomed.info/sct", "254837009")
 
 
-def outcome(ruleset: RuleSet, case: Case) -> tuple[Any, ...]:
+def outcome(ruleset: RuleSet, case: ValidationCase) -> tuple[Any, ...]:
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, relevant=ruleset.relevant)
     evaluation = evaluate_record(ruleset, record, case.now, hook="patient-view")
     card = render_card(evaluation, CardContext(lambda: "u"))

@@ -49,10 +49,10 @@ def test_a_case_naming_an_unknown_example_fails_and_says_so(tmp_path) -> None:
 def test_a_case_needs_exactly_one_patient_source() -> None:
     from pydantic import ValidationError
 
-    from authoring.ruletests import Case
+    from authoring.ruletests import RuleTestCase
 
     with pytest.raises(ValidationError, match="exactly one of"):
-        Case.model_validate({"name": "x", "example": "01", "resources": [], "expect": {"fires": True}})
+        RuleTestCase.model_validate({"name": "x", "example": "01", "resources": [], "expect": {"fires": True}})
 
 
 def test_a_draft_without_cases_of_its_own_fails(tmp_path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authoring.validation import CRITICAL_RULE, EXPECTED, all_cases, matrix_cases, render, validate
+from authoring.validation import CRITICAL_RULE, EXPECTED, all_cases, matrix_cases, render_report, validate_cases
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
 from service.engine.yamlfile import load_yaml
@@ -15,7 +15,7 @@ from service.engine.yamlfile import load_yaml
 
 @pytest.fixture(scope="module")
 def report(ruleset):
-    return validate(ruleset, all_cases())
+    return validate_cases(ruleset, all_cases())
 
 
 def test_active_rules_pass_the_safety_gate(report) -> None:
@@ -42,7 +42,7 @@ def test_the_gate_covers_every_red_flag_in_every_form_and_state(report) -> None:
 
 
 def test_rates_and_disagreements_are_reported_for_every_version(report, ruleset) -> None:
-    text = render(report, ruleset)
+    text = render_report(report, ruleset)
     assert "mscc-suspected@4.0.0                 active   100.0% (" in text
     assert "mscc-suspected@2.0.0                 retired" in text  # retired versions are measured too
     assert text.rstrip().endswith("PASS")
@@ -61,5 +61,5 @@ def test_the_gate_fails_on_a_rule_set_that_misses_emergencies(tmp_path: Path) ->
     weaker = load_ruleset(rules)
     assert weaker.version(CRITICAL_RULE).version == "2.0.0"  # type: ignore[union-attr]
     cases = list(matrix_cases(load_yaml(EXPECTED)))
-    failures = validate(weaker, cases).safety_failures
+    failures = validate_cases(weaker, cases).safety_failures
     assert any("MISSED EMERGENCY" in f and "| urinary retention |" in f for f in failures)

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from service.errors import UnknownCards
 from service.store.db import Store, make_engine, migrate, report_csv
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from service.store.tables import DecisionRow
 from tests.helpers import decision_record
 

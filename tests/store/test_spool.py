@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
 from service.store.db import Store, make_engine, migrate
-from service.store.record import DecisionRecord
+from service.store.decisionrow import DecisionRecord
 from service.store.spool import BATCH_ROWS, DecisionSpool
 from tests.helpers import decision_record, hook_request, runtime_of
 
@@ -145,7 +145,7 @@ def test_a_killed_worker_loses_no_row_it_journaled(tmp_path: Path, store: Store)
     script = (
         "import sys, os, signal, json, datetime\n"
         "from service.store.spool import DecisionSpool\n"
-        "from service.store.record import DecisionRecord\n"
+        "from service.store.decisionrow import DecisionRecord\n"
         "data = json.loads(sys.argv[2]); data['created_at'] = datetime.datetime.fromisoformat(data['created_at'])\n"
         "DecisionSpool(__import__('pathlib').Path(sys.argv[1])).put(DecisionRecord(**data))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -111,6 +111,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
 
 @router.post(
     "/evaluate",
+    operation_id="evaluate_bundle_evaluate_post",  # the published contract's name, kept when the handler was renamed
     response_model=EvaluateResponse,
     dependencies=[OperatorOnly],
     responses={
@@ -130,7 +131,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
     },
     summary="Evaluate a FHIR Bundle and explain the result",
 )
-def evaluate_bundle(
+def explain_bundle(
     bundle: Annotated[BundleIn, Body(openapi_examples=bundle_examples())],
     runtime: RuntimeDep,
     now: Annotated[AwareDatetime | None, Query(description="evaluation time (default: now)")] = None,
@@ -143,7 +144,7 @@ def evaluate_bundle(
     """Cards as the patient-view hook would answer, plus a trace of every rule and criterion with its evidence.
 
     A tester's tool, bounded so it cannot starve hook calls: closed in production without the operator token, and
-    limited in bytes, entries, evaluations at once and share of the worker's time (`api/evaluategate.py`)."""
+    limited in bytes, entries, evaluations at once and share of the worker's time (`api/explaingate.py`)."""
     limit = runtime.settings.evaluate_max_entries
     if len(bundle.entry or []) > limit:
         raise InvalidFhir("the Bundle is too large to evaluate", [("Bundle.entry", f"at most {limit} entries")])

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from service.api.evaluategate import EvaluateGate, TimeBudget
+from service.api.explaingate import EvaluateGate, TimeBudget
 from service.config import Settings
 from tests.helpers import patient_bundle
 from tests.jwtkit import BASE_URL, Signer, issuers_file

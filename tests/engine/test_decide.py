@@ -1,12 +1,12 @@
 from typing import Any
 
-from service.engine.evaluate import evaluate
+from service.engine.decide import decide
 from service.fhir.record import build_record
 from tests.helpers import CANCER, NOW, PAIN, obs
 
 
 def fired(ruleset, resources: list[dict[str, Any]]) -> list[str]:
-    return [d.ref for d in evaluate(ruleset, build_record("p", resources), NOW) if d.fired]
+    return [d.ref for d in decide(ruleset, build_record("p", resources), NOW) if d.fired]
 
 
 def test_absent_finding_only_negates_the_same_code(ruleset) -> None:
@@ -36,7 +36,7 @@ def test_absent_recorded_later_negates_and_is_shown_as_evidence_against(ruleset)
         obs("weak", "102568007", "2026-11-01", True),
         obs("no-weak", "102568007", "2026-11-19", False),
     ]
-    decision = next(d for d in evaluate(ruleset, build_record("p", resources), NOW) if d.rule.id == "mscc-suspected")
+    decision = next(d for d in decide(ruleset, build_record("p", resources), NOW) if d.rule.id == "mscc-suspected")
     assert not decision.fired
     neuro = decision.criteria["neuro_symptom"]
     assert [f.reference for f in neuro.against] == ["Observation/no-weak"]
@@ -50,13 +50,13 @@ def test_several_rules_can_fire_and_most_urgent_comes_first(ruleset) -> None:
 
 def test_hook_filter_and_explicit_versions(ruleset) -> None:
     record = build_record("p", [CANCER, PAIN])
-    only = evaluate(ruleset, record, NOW, rules=[ruleset.version("spinal-metastasis-pain")])
+    only = decide(ruleset, record, NOW, rules=[ruleset.version("spinal-metastasis-pain")])
     assert [d.ref for d in only] == ["spinal-metastasis-pain@4.0.0"]
-    assert len(evaluate(ruleset, record, NOW, hook="patient-view")) == 3
+    assert len(decide(ruleset, record, NOW, hook="patient-view")) == 3
 
 
 def test_evaluation_is_pure_and_repeatable(ruleset) -> None:
     record = build_record("p", [CANCER, PAIN, obs("weak", "102568007", "2026-11-19", True)])
-    first = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
-    second = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in evaluate(ruleset, record, NOW)]
+    first = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in decide(ruleset, record, NOW)]
+    second = [(d.ref, d.fired, [f.reference for f in d.evidence]) for d in decide(ruleset, record, NOW)]
     assert first == second

@@ -176,7 +176,7 @@ def test_a_huge_display_is_not_echoed_back(client: TestClient) -> None:
 def test_a_reload_during_an_evaluation_leaves_one_rule_set_in_the_answer(make_app, tmp_path, monkeypatch) -> None:
     """The rules change on disk and are reloaded while a Bundle is being evaluated: the answer (its revision, its
     card, its trace) comes from the rule set the evaluation began with, and the next one from the new rule set."""
-    from service.api import evaluate as route
+    from service.api import explain as route
 
     rules = copy_rules(tmp_path)
     app = make_app(rules_dir=rules)

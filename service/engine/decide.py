@@ -1,4 +1,4 @@
-"""Pure evaluation: (rule set, patient record, now) -> decisions. No I/O, no clock, no randomness.
+"""Pure decisions: (rule set, patient record, now) -> one Decision per rule version. No I/O, no clock, no randomness.
 
 Each criterion evaluates itself (engine/criteria/); a decision knows which criteria held, the facts that made each
 hold (evidence), the facts that argued against (a later "absent" finding), and the facts not counted and why
@@ -29,7 +29,7 @@ class Decision:
         return self.rule.ref
 
 
-def evaluate_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decision:
+def decide_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decision:
     """Evaluate one rule version against a record whose facts are already indexed."""
     done: dict[str, CriterionResult] = {}
     for name in rule.order:  # children before parents (the loader's topological order)
@@ -39,7 +39,7 @@ def evaluate_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decisi
     return Decision(rule, top.held, done, top.evidence if top.held else [], dropped)
 
 
-def evaluate(
+def decide(
     ruleset: RuleSet,
     record: PatientRecord,
     now: datetime,
@@ -50,4 +50,4 @@ def evaluate(
     """Evaluate the active rules (or the given versions) that apply to `hook`, most urgent first."""
     index = FactIndex(record, ruleset.codes, ruleset.text_reader)
     chosen = rules if rules is not None else ruleset.active()
-    return [evaluate_rule(rule, index, now) for rule in chosen if rule.applies_to(hook)]
+    return [decide_rule(rule, index, now) for rule in chosen if rule.applies_to(hook)]
