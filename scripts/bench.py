@@ -366,7 +366,7 @@ def in_process(sizes: list[int]) -> list[dict[str, Any]]:
 
         def ours(relevant: object = ruleset.relevant) -> object:
             record = build_record("bench", resources, relevant=relevant)  # type: ignore[arg-type]  # noqa: B023
-            return render_card(evaluate_record(ruleset, record, NOW), ruleset, CardContext(lambda: "u"))
+            return render_card(evaluate_record(ruleset, record, NOW), CardContext(lambda: "u"))
 
         def validate_all() -> object:
             return Bundle.model_validate(bundle)  # noqa: B023

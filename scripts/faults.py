@@ -163,7 +163,7 @@ def storage_phase(work: Path) -> tuple[list[str], list[str]]:
         def recovered() -> bool:
             ready = httpx.get(f"{base}/readyz", timeout=2).json()
             checks = ready.get("checks", {})
-            return ready["status"] == "ok" and checks.get("decisionSpool") == "0 rows waiting"
+            return bool(ready["status"] == "ok" and checks.get("decisionSpool") == "0 rows waiting")
 
         if not wait_for(recovered, 60):
             problems.append(f"not recovered within 60 s: {httpx.get(f'{base}/readyz', timeout=2).text}")
@@ -268,12 +268,12 @@ def flood_phase(work: Path) -> tuple[list[str], list[str]]:
             thread.start()
         time.sleep(3)  # warm
         for _ in range(WINDOWS):
-            for flooded in (False, True):
-                flooding = pool.apply_async(flood, (base, body, WINDOW_SECONDS, 4)) if flooded else None
+            for under_flood in (False, True):
+                flooding = pool.apply_async(flood, (base, body, WINDOW_SECONDS, 4)) if under_flood else None
                 started = time.monotonic()
                 time.sleep(WINDOW_SECONDS)
                 done = sum(1 for at in list(counts) if at >= started and at < started + WINDOW_SECONDS)
-                rates["hooks under the flood" if flooded else "hooks alone"].append(done / WINDOW_SECONDS)
+                rates["hooks under the flood" if under_flood else "hooks alone"].append(done / WINDOW_SECONDS)
                 if flooding is not None:
                     for status, n in flooding.get(60).items():
                         answers[status] = answers.get(status, 0) + n

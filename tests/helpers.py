@@ -30,12 +30,14 @@ def load_json(path: Path) -> Any:
 
 def patient_bundle(name: str) -> dict[str, Any]:
     """An example patient's Bundle from fhir_examples/patients/."""
-    return load_json(EXAMPLES / "patients" / f"{name}.json")
+    bundle: dict[str, Any] = load_json(EXAMPLES / "patients" / f"{name}.json")
+    return bundle
 
 
 def hook_request(name: str) -> dict[str, Any]:
     """An example's complete hook call from fhir_examples/requests/."""
-    return load_json(EXAMPLES / "requests" / f"{name}.json")
+    request: dict[str, Any] = load_json(EXAMPLES / "requests" / f"{name}.json")
+    return request
 
 
 def cond(cid: str, system: str, code: str, date: str = "2026-11-18", **extra: Any) -> dict[str, Any]:

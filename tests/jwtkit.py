@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,8 @@ def issuers_file(
     path: Path,
     signer: Signer,
     *,
-    fhir_servers: list[str] = (),
-    jku: list[str] = (),
+    fhir_servers: Sequence[str] = (),
+    jku: Sequence[str] = (),
     inline: bool = True,
     jwks_url: str | None = None,
 ) -> Path:
