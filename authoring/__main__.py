@@ -5,6 +5,7 @@ python -m authoring rules test|diff|lock|schema|expand
                                            run rule tests, compare rule sets, record releases, write schemas,
                                            expand value sets from a terminology server
 python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
+python -m authoring terminology [--check] rewrite rules/terminology/ (the ICD code lists value sets are checked against)
 python -m authoring validate               clinical validation: every rule version over examples, real records
                                            and the red-flag matrix; exit 1 on a safety failure
 python -m authoring examples build         rebuild fhir_examples/requests and responses
@@ -34,6 +35,18 @@ def _valuesets(check: bool) -> int:
         for path in stale:
             print(f"out of date: {path} (run `python -m authoring valuesets`)")
         return 1 if stale else 0
+    for written in write():
+        print(f"wrote {written}")
+    return 0
+
+
+def _terminology(check: bool) -> int:
+    from authoring.icdlists import stale, write
+
+    if check:
+        for path in stale():
+            print(f"out of date: {path} (run `python -m authoring terminology`)")
+        return 1 if stale() else 0
     for written in write():
         print(f"wrote {written}")
     return 0
@@ -170,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     valuesets = commands.add_parser("valuesets", help="rebuild value sets from the published code lists")
     valuesets.add_argument("--check", action="store_true", help="only report files that are out of date")
     valuesets.set_defaults(func=lambda args: _valuesets(args.check))
+    terminology = commands.add_parser("terminology", help="rewrite the ICD code lists in rules/terminology/")
+    terminology.add_argument("--check", action="store_true", help="exit 1 when they differ from the packages")
+    terminology.set_defaults(func=lambda args: _terminology(args.check))
     commands.add_parser("validate", help="clinical validation report (sensitivity, specificity, disagreements)")
     commands.choices["validate"].set_defaults(func=lambda _args: _validate())
     examples = commands.add_parser("examples", help="fhir_examples/ maintenance").add_subparsers(

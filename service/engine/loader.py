@@ -17,12 +17,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from service.engine.codecheck import code_problems
 from service.engine.criteria import Compiling, CriterionNode, compile_criterion
 from service.engine.lock import LOCK_FILE, content_hash, lock_problems, read_lock
 from service.engine.model import RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, Site, apply_site
-from service.engine.valuesets import CodeIndex, ValueSetDef, parse_valueset, resolve_includes
+from service.engine.terminology import TERMINOLOGY_DIR, IcdEditions, load_editions
+from service.engine.valuesets import CodeIndex, ValueSetDef, holds_nothing, parse_valueset, resolve_includes
 from service.engine.yamlfile import field_line, load_yaml
 from service.errors import RuleProblem, RuleSetInvalid, ValueSetError, field_problems, validation_errors
 from service.fhir.textread import TextReader, TextRuleError, TextTerms
@@ -84,7 +86,7 @@ def _read_yaml(path: Path, problems: _Problems) -> Any:
 
 
 def _rule_folders(root: Path) -> list[Path]:
-    not_rules = (VALUESET_DIR, VALIDATION_DIR, TEXT_DIR)
+    not_rules = (VALUESET_DIR, VALIDATION_DIR, TEXT_DIR, TERMINOLOGY_DIR)
     return [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in not_rules and not p.name.startswith(".")]
 
 
@@ -390,6 +392,7 @@ class _Loading:
     strict: bool
     problems: _Problems
     config: RuleSetConfig | None = None
+    editions: IcdEditions | None = None
     valuesets: dict[str, ValueSetDef] = field(default_factory=dict)
     site: Site | None = None
     text_reader: TextReader | None = None
@@ -401,16 +404,41 @@ def _stage_config(state: _Loading) -> None:
     state.config = _load_config(state.root, state.problems)
 
 
+def _stage_terminology(state: _Loading) -> None:
+    """Codes are checked when a rule set is to be served, not when an older one is read to compare with."""
+    if not state.strict:
+        return
+    state.editions, problems = load_editions(state.root)
+    for path, message in problems:
+        state.problems.add(path, "", message)
+
+
 def _stage_valuesets(state: _Loading) -> None:
     state.valuesets = _load_valuesets(state.root, state.problems)
+    if state.editions is None:
+        return
+    for vs in state.valuesets.values():
+        for location, message in code_problems(vs.written, state.editions):
+            state.problems.add(state.root / VALUESET_DIR / f"{vs.id}.json", location, message)
 
 
 def _stage_site(state: _Loading) -> None:
     if state.site_dir is None:
         return
-    state.site, state.valuesets, site_problems = apply_site(state.site_dir.resolve(), state.valuesets)
+    site_dir = state.site_dir.resolve()
+    state.site, state.valuesets, site_problems = apply_site(site_dir, state.valuesets, state.editions)
     for location, message in site_problems:
-        state.problems.add(state.site_dir.resolve() / SITE_FILE, location, message)
+        state.problems.add(site_dir / SITE_FILE, location, message)
+
+
+def _stage_empty_valuesets(state: _Loading) -> None:
+    for vs_id in sorted(state.valuesets):
+        if holds_nothing(vs_id, state.valuesets):
+            state.problems.add(
+                state.root / VALUESET_DIR / f"{vs_id}.json",
+                "ValueSet.compose.exclude",
+                "expands to nothing: every code it includes is excluded, so it can never match a patient",
+            )
 
 
 def _stage_text_reader(state: _Loading) -> None:
@@ -447,8 +475,10 @@ def _stage_lock(state: _Loading) -> None:
 # The loader's stages, in order: each reads what the ones before it built and adds the problems it finds.
 STAGES: tuple[tuple[str, Callable[[_Loading], None]], ...] = (
     ("config", _stage_config),
+    ("terminology", _stage_terminology),
     ("value sets", _stage_valuesets),
     ("site codes", _stage_site),
+    ("empty value sets", _stage_empty_valuesets),
     ("text reader", _stage_text_reader),
     ("draft-order triggers", _stage_triggers),
     ("rules", _stage_rules),

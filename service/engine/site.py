@@ -26,6 +26,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from service.engine.codecheck import WrittenCode, code_problems
+from service.engine.terminology import IcdEditions
 from service.engine.valuesets import ValueSetDef
 from service.errors import field_problems, validation_errors
 from service.fhir.codes import coding_key
@@ -54,6 +56,11 @@ ValueSetId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
 class SiteFile(_Strict):
     site: str = Field(min_length=1, max_length=120, description="the hospital or site, shown in /rules")
+    local_systems: list[Annotated[str, StringConstraints(pattern=_URI)]] = Field(
+        default_factory=list,
+        description="the hospital's own code systems (URIs): only these may appear besides SNOMED CT, LOINC, "
+        "ICD-10-CM, WHO ICD-10, RxNorm and CPT",
+    )
     valuesets: dict[
         Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")],
         Annotated[list[SiteInclude], Field(min_length=1)],
@@ -99,12 +106,25 @@ def read_site(folder: Path) -> tuple[SiteFile | None, str, list[Problem]]:
 
 
 def apply_site(
-    folder: Path, valuesets: dict[str, ValueSetDef]
+    folder: Path, valuesets: dict[str, ValueSetDef], editions: IcdEditions | None
 ) -> tuple[Site | None, dict[str, ValueSetDef], list[Problem]]:
-    """The value sets with the site's codes added (new objects: the parsed files are cached and shared)."""
+    """The value sets with the site's codes added (new objects: the parsed files are cached and shared). Every
+    system must be a known one or one of the site's `local_systems`, and every code of a known system must exist
+    (engine/codecheck.py), as in the shipped value sets; `editions` None skips that (reading a rule set to compare)."""
     parsed, revision, problems = read_site(folder)
     if parsed is None:
         return None, valuesets, problems
+    local = frozenset(parsed.local_systems)
+    for vs_id, includes in parsed.valuesets.items():
+        if editions is None or vs_id not in valuesets:
+            continue  # codes are checked only for a value set that exists, and not when reading to compare
+        for i, include in enumerate(includes):
+            where = f"valuesets.{vs_id}[{i}]"
+            written = tuple(
+                WrittenCode(f"{where}.concepts[{j}].code", f"{where}.system", include.system, concept.code)
+                for j, concept in enumerate(include.concepts)
+            )
+            problems += code_problems(written, editions, local)
     widened = dict(valuesets)
     additions: dict[str, int] = {}
     for vs_id, includes in parsed.valuesets.items():

@@ -17,6 +17,7 @@ from typing import Any
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
+from service.engine.codecheck import WrittenCode, written_codes
 from service.errors import ValueSetError, field_problems, validation_errors
 from service.fhir.codes import ICD_SYSTEMS, PROFILE, TEXT, coding_key, normalise_code
 
@@ -47,6 +48,7 @@ class ValueSetDef:
     text_patterns: list[list[dict[str, Any]]] = field(default_factory=list)  # spaCy token patterns for them
     text_not: list[str] = field(default_factory=list)  # words that look like a member and are not
     profiles: list[str] = field(default_factory=list)  # a resource declaring one of these is a member
+    written: tuple[WrittenCode, ...] = ()  # the codes as written, with their locations (engine/codecheck.py)
 
     def size(self) -> int:
         return len(self.codes) + len(self.prefixes) + len(self.includes)
@@ -121,6 +123,7 @@ def parse_valueset(raw: dict[str, Any], expected_id: str) -> ValueSetDef:
         definition.codes.add(key)
         definition.has_expansion = True
     _read_extensions(raw, definition)
+    definition.written = written_codes(raw)
     if definition.needs_expansion and not definition.has_expansion:
         raise ValueSetError(definition.needs_expansion[0], f"is-a on this system needs an expansion: {EXPAND_HINT}")
     if definition.size() == 0:
@@ -160,6 +163,31 @@ def _token_pattern(text: str, where: str) -> list[dict[str, Any]]:
     if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
         raise ValueSetError(f"{where}.valueString", "a spaCy token pattern is a list of token objects")
     return pattern
+
+
+def holds_nothing(vs_id: str, valuesets: dict[str, ValueSetDef]) -> bool:
+    """True when every member the value set names, its included value sets' too, is taken away by its excludes
+    (or theirs): a value set that matches no patient, ever. Includes must be resolved (`resolve_includes`)."""
+    by_url = {vs.url: vs for vs in valuesets.values()}
+
+    def members(vs: ValueSetDef, seen: frozenset[str]) -> tuple[set[Key], set[Key]]:
+        codes, prefixes = set(vs.codes), set(vs.prefixes)
+        for url in vs.includes:
+            included = by_url.get(url)
+            if included is not None and included.id not in seen:
+                more_codes, more_prefixes = members(included, seen | {included.id})
+                codes |= more_codes
+                prefixes |= more_prefixes
+        codes = {c for c in codes if c not in vs.excluded_codes and not _prefix_excluded(c, vs.excluded_prefixes)}
+        prefixes = {p for p in prefixes if not _prefix_excluded(p, vs.excluded_prefixes)}
+        return codes, prefixes
+
+    codes, prefixes = members(valuesets[vs_id], frozenset({vs_id}))
+    return not codes and not prefixes
+
+
+def _prefix_excluded(key: Key, excluded_prefixes: set[Key]) -> bool:
+    return any(p in excluded_prefixes for p in _prefixes_of(key))
 
 
 def resolve_includes(valuesets: dict[str, ValueSetDef]) -> dict[str, str]:
