@@ -132,6 +132,7 @@ def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFil
             failures.append(f"criterion {name!r} does not exist")
         elif result.held != expected:
             failures.append(f"criterion {name!r}: expected {expected}, got {result.held}")
+    failures += [f"criterion {name!r} {error.problem}: {error.reference}" for name, error in decision.errors]
     evidence = {f.reference for f in decision.evidence}
     failures += [f"{ref} is not in the evidence" for ref in case.expect.evidence if ref not in evidence]
     found = {i.location for i in record.issues}

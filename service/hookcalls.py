@@ -108,6 +108,7 @@ class HookCalls:
             for answered in outcome.response.cards:
                 self.metrics.cards.labels(lead, answered.indicator).inc()
             set_aside = self.metrics.count_set_aside(outcome.evaluation.record)
+            not_evaluated = self.metrics.count_criterion_errors(outcome.evaluation.decisions)
             log.info(
                 "hook answered",
                 extra={
@@ -119,6 +120,7 @@ class HookCalls:
                         "set_aside": set_aside,
                         "input_issues": len(outcome.issues),
                         "not_read": outcome.set_aside_inputs(),
+                        **({"not_evaluated": not_evaluated} if not_evaluated else {}),
                         "ms": round(seconds * 1000, 1),
                     }
                 },

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter as Tally
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from service.engine.decide import Decision
 from service.fhir.record import PatientRecord
 
 
@@ -87,6 +89,13 @@ class Metrics:
             ["category"],
             registry=self.registry,
         )
+        self.criterion_errors = Counter(
+            "mscc_criterion_errors",
+            "Resources a criterion could not be evaluated on (a FHIRPath error), by rule version and criterion: each "
+            "is named on the card as a check left incomplete",
+            ["rule", "criterion"],
+            registry=self.registry,
+        )
         self.rule_reloads = Counter(
             "mscc_rules_reloads",
             "Rule-set reloads, by outcome: swapped in, unchanged, or refused (the old rule set kept serving)",
@@ -103,6 +112,15 @@ class Metrics:
 
     def count_fetch_failure(self, reason: str) -> None:
         self.fetch_failures.labels(reason).inc()
+
+    def count_criterion_errors(self, decisions: Iterable[Decision]) -> int:
+        """Count each resource a criterion failed on, by rule version and criterion; return how many (for the log)."""
+        failed = 0
+        for decision in decisions:
+            for criterion, _ in decision.errors:
+                self.criterion_errors.labels(decision.ref, criterion).inc()
+                failed += 1
+        return failed
 
     def count_set_aside(self, record: PatientRecord) -> dict[str, int]:
         """Count the record's set-aside resources by category; return the counts (for a log line: no ids)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.engine.criteria import CriterionResult
+from service.engine.criteria import CriterionResult, EvaluationError
 from service.engine.factindex import FactIndex
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.fhir.record import Fact, PatientRecord
@@ -27,6 +27,11 @@ class Decision:
     @property
     def ref(self) -> str:
         return self.rule.ref
+
+    @property
+    def errors(self) -> list[tuple[str, EvaluationError]]:
+        """(criterion, error) for each resource a criterion could not be evaluated on."""
+        return [(name, error) for name, result in self.criteria.items() for error in result.errors]
 
 
 def decide_rule(rule: CompiledRule, index: FactIndex, now: datetime) -> Decision:

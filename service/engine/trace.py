@@ -41,6 +41,10 @@ class CriterionOut(_Out):
     evidence: list[FactOut]
     against: list[FactOut]
     notCounted: list[NotCountedOut]  # noqa: N815
+    notEvaluated: list[NotCountedOut] = Field(  # noqa: N815
+        default_factory=list,
+        description="resources the criterion failed on (a FHIRPath error): the check is incomplete, never false",
+    )
 
 
 class RuleTraceOut(_Out):
@@ -87,6 +91,7 @@ def _criterion(result: CriterionResult) -> CriterionOut:
         evidence=[fact_out(f) for f in result.evidence],
         against=[fact_out(f) for f in result.against],
         notCounted=[NotCountedOut(reference=f.reference, display=f.label, reason=r) for f, r in result.not_counted],
+        notEvaluated=[NotCountedOut(reference=e.reference, display=e.label, reason=e.problem) for e in result.errors],
     )
 
 

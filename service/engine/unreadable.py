@@ -86,11 +86,23 @@ def _from_set_aside(item: SetAside) -> UnreadableSign:
     return UnreadableSign(item.reference, item.label or "(no display)", item.date_text, item.reason)
 
 
+def _evaluation_errors(decisions: list[Decision]) -> list[UnreadableSign]:
+    signs: dict[str, UnreadableSign] = {}
+    for decision in decisions:
+        for _, error in decision.errors:
+            signs.setdefault(
+                error.reference, UnreadableSign(error.reference, error.label, error.date_text, error.problem)
+            )
+    return list(signs.values())
+
+
 def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Decision]) -> list[UnreadableSign]:
-    """Possible warning signs in the record that the engine could not use, for the decisions' rules."""
+    """Possible warning signs in the record that the engine could not use, for the decisions' rules, and the
+    resources a criterion could not be evaluated on (a check left incomplete, whatever the resource holds)."""
+    failed = _evaluation_errors(decisions)
     wanted = frozenset().union(*(d.rule.sign_valuesets for d in decisions))
     if not wanted:
-        return []
+        return failed
     in_words = [i for i in record.set_aside if i.keys and all(k[0] == TEXT for k in i.keys)]
     known = _established(ruleset, record) if in_words else frozenset()  # only when words were not read
     signs = [
@@ -100,7 +112,8 @@ def find_unreadable(ruleset: RuleSet, record: PatientRecord, decisions: list[Dec
         and _hits(ruleset, item.keys, item.systemless, wanted)
         and not (item in in_words and all(k[1] in known for k in item.keys))
     ]
-    used = {f.reference for d in decisions if d.fired for f in d.evidence}
+    used = {f.reference for d in decisions if d.fired for f in d.evidence} | {s.reference for s in failed}
+    signs = failed + signs
     # Measurements in a unit the threshold's cannot be converted to, findings with neither a date nor a status,
     # answers in words that say neither yes nor no: never guessed, always named.
     named = (UNIT_PROBLEM, UNDATED, UNCLEAR)

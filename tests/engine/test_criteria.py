@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.cdshooks.cards import CardContext, render_card
 from service.config import PROJECT_ROOT
 from service.engine import model
 from service.engine.criteria import KINDS, Compiling, CriterionNode, compile_criterion
 from service.engine.criteria.combine import Combination
+from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
 from service.engine.model import Criterion, RuleVersion
 from service.engine.prefetchplan import codes_read
-from service.fhir.record import VALIDATED_TYPES
+from service.engine.ruleset import RuleSet
+from service.engine.trace import trace_decisions
+from service.fhir.codes import SNOMED
+from service.fhir.record import VALIDATED_TYPES, build_record
+from tests.helpers import NOW, cond, copy_rules
 
 RULESET = load_ruleset(PROJECT_ROOT / "rules")
 READABLE_TYPES = VALIDATED_TYPES | {"Patient"}
@@ -107,3 +115,72 @@ def test_a_kind_reports_its_own_load_problems_at_its_field() -> None:
 def test_dependencies_come_from_the_nodes() -> None:
     assert _node("order_or_study").depends_on == ("finding",)
     assert _node("finding").depends_on == ()
+
+
+# A FHIRPath error at run time is never a silently false criterion -----------------------------------------------
+
+FAILING = "Observation.component.valueQuantity.value > 5"  # type-checks at load; fhirpathpy fails on 2 components
+
+
+def _ruleset_with_failing_fhirpath(tmp_path: Path) -> RuleSet:
+    rules = copy_rules(tmp_path)
+    path = rules / "mscc-suspected" / "4.0.0.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "  mscc_presentation:\n",
+        "  odd_component:\n    description: a component over 5\n"
+        f"    fhirpath: {{resource_type: Observation, expression: '{FAILING}'}}\n  mscc_presentation:\n",
+        1,
+    ).replace("radicular_pain_unimaged, nonspecific", "radicular_pain_unimaged, odd_component, nonspecific", 1)
+    path.write_text(text, encoding="utf-8")
+    return load_ruleset(rules, strict=False)  # an edited released version: the lock is not the point here
+
+
+def _two_components() -> dict[str, Any]:
+    return {
+        "resourceType": "Observation", "id": "bp", "status": "final", "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}, "effectiveDateTime": "2026-11-19",
+        "component": [
+            {"code": {"text": "systolic"}, "valueQuantity": {"value": 120}},
+            {"code": {"text": "diastolic"}, "valueQuantity": {"value": 80}},
+        ],
+    }  # fmt: skip
+
+
+def test_a_fhirpath_error_is_named_in_the_trace_and_on_a_card_of_its_own(tmp_path: Path) -> None:
+    ruleset = _ruleset_with_failing_fhirpath(tmp_path)
+    cancer = cond("ca", SNOMED, "254837009", date="2024-01-01")
+    evaluation = evaluate_record(ruleset, build_record("p", [cancer, _two_components()]), NOW)
+    decision = next(d for d in evaluation.decisions if d.rule.id == "mscc-suspected")
+    assert not decision.fired
+    [(criterion, error)] = decision.errors
+    assert criterion == "odd_component"
+    assert error.reference == "Observation/bp"
+    assert error.problem == "could not be evaluated: FHIRPath failed on it (TypeError)"
+    [traced] = [c for r in trace_decisions([decision]) for c in r.criteria if c.name == "odd_component"]
+    assert [(n.reference, n.reason) for n in traced.notEvaluated] == [("Observation/bp", error.problem)]
+    assert [(s.reference, s.problem) for s in evaluation.unreadable] == [("Observation/bp", error.problem)]
+    card = render_card(evaluation, CardContext(lambda: "u"))
+    assert card is not None  # the check is incomplete: said, not silently "no card"
+    assert "could not be evaluated" in (card.detail or "")
+
+
+def test_a_fhirpath_error_fails_the_rule_test_and_is_counted(tmp_path: Path) -> None:
+    from authoring.ruletests import run_rule_tests
+    from service.metrics import Metrics
+
+    ruleset = _ruleset_with_failing_fhirpath(tmp_path)
+    case = tmp_path / "rules" / "mscc-suspected" / "tests" / "fhirpath-error.yaml"
+    resources = json.dumps([cond("ca", SNOMED, "254837009", date="2024-01-01"), _two_components()])
+    case.write_text(
+        f"now: '2026-11-20T09:00:00Z'\ncases:\n  - name: a resource FHIRPath fails on\n    patient_id: p\n"
+        f"    resources: {resources}\n    expect: {{fires: false}}\n",
+        encoding="utf-8",
+    )
+    [result] = [r for r in run_rule_tests(ruleset) if r.name == "a resource FHIRPath fails on"]
+    assert not result.passed
+    assert "criterion 'odd_component' could not be evaluated" in result.message
+    metrics = Metrics()
+    evaluation = evaluate_record(ruleset, build_record("p", json.loads(resources)), NOW)
+    assert metrics.count_criterion_errors(evaluation.decisions) == 1
+    assert b'mscc_criterion_errors_total{criterion="odd_component",rule="mscc-suspected@4.0.0"} 1.0' in metrics.render()

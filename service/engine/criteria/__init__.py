@@ -7,7 +7,14 @@ from service.engine.criteria.combine import AllOf, AnyOf, NoneOf
 from service.engine.criteria.fhirpath import FhirPathCriterion
 from service.engine.criteria.finding import FindingCriterion
 from service.engine.criteria.measurement import MeasurementCriterion
-from service.engine.criteria.node import Compiling, CriterionNode, CriterionResult, Read
+from service.engine.criteria.node import (
+    NOT_EVALUATED,
+    Compiling,
+    CriterionNode,
+    CriterionResult,
+    EvaluationError,
+    Read,
+)
 from service.engine.criteria.orderstudy import OrderOrStudyCriterion
 from service.engine.model import Criterion
 
@@ -31,4 +38,13 @@ def compile_criterion(name: str, spec: Criterion, ctx: Compiling) -> CriterionNo
     return KINDS[spec.kind].compile(name, spec, ctx)
 
 
-__all__ = ["KINDS", "Compiling", "CriterionNode", "CriterionResult", "Read", "compile_criterion"]
+__all__ = [
+    "KINDS",
+    "NOT_EVALUATED",
+    "Compiling",
+    "CriterionNode",
+    "CriterionResult",
+    "EvaluationError",
+    "Read",
+    "compile_criterion",
+]

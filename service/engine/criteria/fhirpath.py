@@ -9,7 +9,14 @@ from typing import Any, Self
 
 from fhirpathpy import compile as compile_fhirpath
 
-from service.engine.criteria.node import Compiling, CriterionNode, CriterionResult, Read
+from service.engine.criteria.node import (
+    NOT_EVALUATED,
+    Compiling,
+    CriterionNode,
+    CriterionResult,
+    EvaluationError,
+    Read,
+)
 from service.engine.factindex import FactIndex
 from service.engine.fhirpath import FhirPathError, check_expression
 from service.engine.model import Criterion, FhirPathCheck
@@ -56,12 +63,17 @@ class FhirPathCriterion(CriterionNode):
         for resource in record.resources:
             if resource.get("resourceType") != self.check.resource_type:
                 continue
+            reference = f"{resource['resourceType']}/{resource.get('id', '?')}"
             try:
                 value = self.expression(resource)
-            except Exception:  # noqa: S112 - an expression that fails on one resource says nothing about it
+            except Exception as error:  # fhirpathpy raises bare Exception, TypeError, ... on data it cannot handle
+                fact = facts.get(reference)
+                label, date_text = (fact.label, fact.date_text) if fact is not None else (self.check.resource_type, "")
+                problem = f"{NOT_EVALUATED}: FHIRPath failed on it ({type(error).__name__})"
+                result.errors.append(EvaluationError(reference, label, date_text, problem))
                 continue
             if value and value != [False]:
-                fact = facts.get(f"{resource['resourceType']}/{resource.get('id', '?')}")
+                fact = facts.get(reference)
                 if fact is not None:
                     result.evidence.append(fact)
         result.held = bool(result.evidence)

@@ -38,6 +38,21 @@ class CriterionResult:
     evidence: list[Fact] = field(default_factory=list)
     against: list[Fact] = field(default_factory=list)
     not_counted: list[tuple[Fact, str]] = field(default_factory=list)
+    errors: list[EvaluationError] = field(default_factory=list)  # resources it could not be evaluated on
+
+
+NOT_EVALUATED = "could not be evaluated"
+
+
+@dataclass(frozen=True)
+class EvaluationError:
+    """A criterion that failed on one resource: never a silent false. Named on the card as a check left incomplete,
+    shown in the trace, a rule-test failure and counted in /metrics."""
+
+    reference: str
+    label: str
+    date_text: str
+    problem: str  # "could not be evaluated: FHIRPath TypeError ..." (no resource values)
 
 
 @dataclass(frozen=True)
