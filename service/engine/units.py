@@ -52,6 +52,18 @@ def check_unit(unit: str) -> None:
         _quantity(ucum(unit))
 
 
+def commensurable(unit: str | None, other: str | None) -> bool:
+    """Whether a value in `unit` can be compared with one in `other`: the same dimension, by UCUM. A unitless
+    number (`{score}`, `1`, none) goes only with another, or with a dimensionless unit such as `%`."""
+    try:
+        convert(1.0, unit, other)
+    except UnitError:
+        return False
+    if ucum(other) == UNITLESS and ucum(unit) != UNITLESS:
+        return bool(_quantity(ucum(unit)).dimensionless)
+    return True
+
+
 def convert(value: float, unit: str | None, target: str | None) -> float:
     """`value` in `unit`, expressed in `target`; raises UnitError when the two are not commensurable."""
     source, wanted = ucum(unit), ucum(target)

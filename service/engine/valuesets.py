@@ -18,6 +18,7 @@ from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
 from service.engine.codecheck import WrittenCode, written_codes
+from service.engine.units import UnitError, check_unit
 from service.errors import ValueSetError, field_problems, validation_errors
 from service.fhir.codes import ICD_SYSTEMS, PROFILE, TEXT, coding_key, normalise_code
 
@@ -29,6 +30,7 @@ TEXT_TERM = EXTENSION_BASE + "valueset-text-term"  # valueString: words that nam
 TEXT_PATTERN = EXTENSION_BASE + "valueset-text-pattern"  # valueString: a spaCy token pattern, as JSON
 TEXT_NOT = EXTENSION_BASE + "valueset-text-not"  # valueString: words that look like a member but are not one
 MEMBER_PROFILE = EXTENSION_BASE + "valueset-member-profile"  # valueCanonical: a resource declaring it is a member
+UNIT = EXTENSION_BASE + "valueset-unit"  # valueCode: the UCUM unit its members are measured in (`{score}`, `mmol/L`)
 EXPAND_HINT = "run `python -m authoring rules expand --server URL` to fill ValueSet.expansion from a terminology server"
 
 
@@ -49,6 +51,7 @@ class ValueSetDef:
     text_not: list[str] = field(default_factory=list)  # words that look like a member and are not
     profiles: list[str] = field(default_factory=list)  # a resource declaring one of these is a member
     written: tuple[WrittenCode, ...] = ()  # the codes as written, with their locations (engine/codecheck.py)
+    unit: str | None = None  # UCUM: what its members are measured in; a measurement's thresholds must agree
 
     def size(self) -> int:
         return len(self.codes) + len(self.prefixes) + len(self.includes)
@@ -145,6 +148,15 @@ def _read_extensions(raw: dict[str, Any], definition: ValueSetDef) -> None:
                 definition.text_not.append(value.strip())
             else:
                 definition.text_patterns.append(_token_pattern(value, where))
+        elif url == UNIT:
+            unit = extension.get("valueCode")
+            if not isinstance(unit, str) or not unit.strip():
+                raise ValueSetError(f"{where}.valueCode", "a UCUM unit is required, e.g. {score} or mmol/L")
+            try:
+                check_unit(unit.strip())
+            except UnitError as error:
+                raise ValueSetError(f"{where}.valueCode", str(error)) from None
+            definition.unit = unit.strip()
         elif url == MEMBER_PROFILE:
             profile = extension.get("valueCanonical")
             if not isinstance(profile, str) or not profile.strip():

@@ -129,7 +129,7 @@ def test_a_misspelt_system_stops_the_rule_set_naming_file_line_and_system(tmp_pa
     path.write_text(path.read_text(encoding="utf-8").replace('"http://loinc.org"', '"http://loinc.og"', 1))
     found = problems(rules)
     assert found == [
-        "rules/valuesets/pain-severity-score.json:19: ValueSet.compose.include[0].system: unknown code system "
+        "rules/valuesets/pain-severity-score.json:25: ValueSet.compose.include[0].system: unknown code system "
         "'http://loinc.og': no patient coding will ever match it; use one of http://hl7.org/fhir/sid/icd-10, "
         "http://hl7.org/fhir/sid/icd-10-cm, http://loinc.org, http://snomed.info/sct, "
         "http://www.ama-assn.org/go/cpt, http://www.nlm.nih.gov/research/umls/rxnorm, or declare a hospital's own "

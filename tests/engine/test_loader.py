@@ -228,3 +228,52 @@ def test_text_mentions_naming_no_value_set_is_refused(rules: Path) -> None:
     assert any(
         "criteria.night_pain.finding.text_mentions: value set 'nite' does not exist" in p for p in problems(rules)
     )
+
+
+def test_a_threshold_in_another_dimension_than_its_value_set_is_refused(rules: Path) -> None:
+    edit(rules, "spinal-metastasis-pain/4.0.0.yaml", lambda t: t.replace("at_least: 7}", "at_least: 7, unit: mmol/L}"))
+    [found] = [p for p in problems(rules) if "spinal-metastasis-pain/4.0.0.yaml" in p]
+    assert "criteria.severe_pain_score.measurement.unit: mmol/L cannot be compared with 'pain-severity-score'" in found
+    assert "measured in {score}" in found
+
+
+def test_kg_on_a_calcium_criterion_is_refused(rules: Path) -> None:
+    calcium = {
+        "resourceType": "ValueSet", "id": "calcium", "url": "https://mscc-cds.example.org/ValueSet/calcium",
+        "status": "active",
+        "extension": [{"url": "https://mscc-cds.example.org/StructureDefinition/valueset-unit", "valueCode": "mmol/L"}],
+        "compose": {"include": [{"system": "http://loinc.org", "concept": [{"code": "17861-6"}]}]},
+    }  # fmt: skip
+    (rules / "valuesets" / "calcium.json").write_text(json.dumps(calcium), encoding="utf-8")
+    high_calcium = (
+        "  high_calcium:\n    description: calcium\n    measurement: {valueset: calcium, above: 3, unit: kg}\n"
+    )
+    edit(rules, RULE, lambda t: t.replace("  mscc_presentation:\n", high_calcium + "  mscc_presentation:\n", 1))
+    edit(
+        rules,
+        RULE,
+        lambda t: t.replace(
+            "radicular_pain_unimaged, nonspecific", "radicular_pain_unimaged, high_calcium, nonspecific", 1
+        ),
+    )
+    found = [p for p in problems(rules) if "high_calcium" in p]
+    assert len(found) == 1
+    assert "kg cannot be compared with 'calcium', measured in mmol/L" in found[0]
+    edit(rules, RULE, lambda t: t.replace("unit: kg", "unit: mmol/L"))
+    assert not [p for p in problems(rules) if "high_calcium" in p]  # only the lock complains: a released edit
+
+
+def test_a_measured_value_set_must_say_its_unit(rules: Path) -> None:
+    path = rules / "valuesets" / "pain-severity-score.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    del raw["extension"]
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    found = [p for p in problems(rules) if "severe_pain_score" in p]
+    assert found
+    assert all("does not say what its codes are measured in" in p for p in found)
+
+
+def test_a_value_set_unit_that_is_not_ucum_is_refused(rules: Path) -> None:
+    path = rules / "valuesets" / "pain-severity-score.json"
+    path.write_text(path.read_text(encoding="utf-8").replace('"{score}"', '"points out of ten"'), encoding="utf-8")
+    assert any("pain-severity-score.json" in p and "is not a UCUM unit" in p for p in problems(rules))

@@ -10,7 +10,7 @@ import pytest
 
 from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
-from service.engine.units import UnitError, convert
+from service.engine.units import UnitError, commensurable, convert
 from service.errors import RuleSetInvalid
 from service.fhir.codes import LOINC
 from service.fhir.record import build_record
@@ -42,6 +42,9 @@ def calcium_rules(tmp_path: Path, unit: str) -> Path:
     rules = copy_rules(tmp_path)
     include = {"system": LOINC, "concept": [{"code": "17861-6"}]}
     valueset = {"resourceType": "ValueSet", "id": "calcium", "url": "https://mscc-cds.example.org/ValueSet/calcium"}
+    valueset["extension"] = [
+        {"url": "https://mscc-cds.example.org/StructureDefinition/valueset-unit", "valueCode": unit}
+    ]
     (rules / "valuesets/calcium.json").write_text(
         json.dumps({**valueset, "status": "draft", "compose": {"include": [include]}})
     )
@@ -91,3 +94,21 @@ def test_a_high_calcium_in_the_thresholds_unit_holds(tmp_path: Path) -> None:
 def test_a_threshold_unit_that_is_not_ucum_stops_the_rule_set(tmp_path: Path) -> None:
     with pytest.raises(RuleSetInvalid, match=r"measurement\.unit: 'millimoles per litre' is not a UCUM unit"):
         load_ruleset(calcium_rules(tmp_path, "millimoles per litre"))
+
+
+@pytest.mark.parametrize(
+    ("unit", "other", "expected"),
+    [
+        (None, "{score}", True),
+        ("{score}", "1", True),
+        ("%", "1", True),
+        ("umol/L", "mmol/L", True),
+        ("mg/dL", "g/L", True),
+        ("mmol/L", "{score}", False),  # a concentration is not a 0-10 score
+        ("kg", "mmol/L", False),  # a mass is not a calcium concentration
+        ("mg/dL", "mmol/L", False),  # mass and substance concentration need a molar mass
+        (None, "mmol/L", False),
+    ],
+)
+def test_commensurable_means_one_dimension(unit: str | None, other: str, expected: bool) -> None:
+    assert commensurable(unit, other) is expected

@@ -10,7 +10,8 @@ from service.engine.criteria.node import Compiling, CriterionNode, CriterionResu
 from service.engine.factindex import FactIndex
 from service.engine.model import Criterion, Measurement
 from service.engine.timing import time_problem
-from service.engine.units import UnitError, check_unit, convert
+from service.engine.units import UnitError, check_unit, commensurable, convert
+from service.engine.valuesets import UNIT
 
 UNIT_PROBLEM = "not compared"  # a value whose unit cannot be converted to the threshold's: a sign not read
 
@@ -32,6 +33,21 @@ class MeasurementCriterion(CriterionNode):
                 check_unit(measurement.unit)
             except UnitError as error:
                 ctx.problem("measurement.unit", str(error))
+                return cls(name, spec, measurement, within)
+        measured = ctx.valuesets.get(measurement.valueset)
+        if measured is not None and measured.unit is None:
+            ctx.problem(
+                "measurement.valueset",
+                f"value set {measurement.valueset!r} does not say what its codes are measured in: add the extension "
+                f"{UNIT} with the UCUM unit (valueCode), e.g. {{score}} or mmol/L",
+            )
+        elif measured is not None and not commensurable(measurement.unit, measured.unit):
+            threshold = measurement.unit or "no unit (a number such as a score)"
+            ctx.problem(
+                "measurement.unit",
+                f"{threshold} cannot be compared with {measurement.valueset!r}, measured in {measured.unit}: "
+                "a threshold must be in the same dimension as what it is compared with",
+            )
         return cls(name, spec, measurement, within)
 
     @property
