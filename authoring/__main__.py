@@ -1,8 +1,9 @@
 """Rule authors' and developers' commands, apart from the running service (`python -m service serve`).
 
 python -m authoring workbench              the service in development mode with the workbench (make run)
-python -m authoring rules test|diff|lock|schema|expand
-                                           run rule tests, compare rule sets, record releases, write schemas,
+python -m authoring rules test|diff|draft|release|lock|schema|expand
+                                           run rule tests, compare rule sets, start a new version, release it
+                                           (draft to active in one step), record releases, write schemas,
                                            expand value sets from a terminology server
 python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
 python -m authoring terminology [--check] rewrite rules/terminology/ (the ICD code lists value sets are checked against)
@@ -41,13 +42,14 @@ def _valuesets(check: bool) -> int:
 
 
 def _terminology(check: bool) -> int:
-    from authoring.icdlists import stale, write
+    from authoring.icdlists import stale_code_lists, write_code_lists
 
     if check:
-        for path in stale():
+        stale = stale_code_lists()
+        for path in stale:
             print(f"out of date: {path} (run `python -m authoring terminology`)")
-        return 1 if stale() else 0
-    for written in write():
+        return 1 if stale else 0
+    for written in write_code_lists():
         print(f"wrote {written}")
     return 0
 
@@ -90,23 +92,39 @@ def cmd_rules_diff(args: argparse.Namespace) -> int:
 
 def cmd_rules_lock(args: argparse.Namespace) -> int:
     """Add newly released (active or retired) versions to rules/versions.lock; refuse when a locked one changed."""
-    from service.engine.loader import load_ruleset, released_versions
-    from service.engine.lock import LOCK_FILE, read_lock, updated_lock, write_lock
-    from service.errors import RuleSetInvalid
+    from authoring.release import lock_rules
+
+    return lock_rules(args.rules)
+
+
+def cmd_rules_draft(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from authoring.release import ReleaseError, draft_from_active
 
     try:
-        ruleset = load_ruleset(args.rules, args.site, strict=False)
-        lock, added = updated_lock(read_lock(ruleset.root), released_versions(ruleset.rules))
-    except RuleSetInvalid as error:
+        written = draft_from_active(args.rules, args.rule, args.version, date.today())
+    except ReleaseError as error:
         print(error, file=sys.stderr)
         return 1
-    except ValueError as error:
-        print(f"rules/{LOCK_FILE}: {error}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}")
+    then = f"python -m authoring rules release {args.rule} {args.version}"
+    print(f"edit the draft and its changelog entry, add tests, then `{then}`")
+    return 0
+
+
+def cmd_rules_release(args: argparse.Namespace) -> int:
+    from authoring.release import ReleaseError, release
+
+    try:
+        done = release(args.rules, args.examples, args.rule, args.version)
+    except ReleaseError as error:
+        print(error, file=sys.stderr)
         return 1
-    write_lock(ruleset.root, lock)
-    for ref in added:
-        print(f"locked {ref}")
-    print(f"rules/{LOCK_FILE}: {len(lock)} released versions" + ("" if added else " (nothing new)"))
+    retired = f", {args.rule}@{done.retired} retired" if done.retired else ""
+    print(f"released {args.rule}@{args.version}{retired}; {len(set(done.written))} files written")
+    print("next: make test, then commit rules/ and fhir_examples/")
     return 0
 
 
@@ -230,6 +248,20 @@ def _rule_commands(rules_parser: argparse.ArgumentParser) -> None:
                 help="compare versions (drafts too) over every example, real and boundary patient: one version is "
                 "compared with its rule's active version, two with each other",
             )
+    draft = rules.add_parser("draft", help="copy the active version of a rule to a new draft version")
+    draft.add_argument("rule")
+    draft.add_argument("version", help="MAJOR.MINOR.PATCH, higher than the active version")
+    draft.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    draft.set_defaults(func=cmd_rules_draft)
+    release = rules.add_parser(
+        "release",
+        help="draft -> active, active -> retired, lock, example pins and expected answers, in one step",
+    )
+    release.add_argument("rule")
+    release.add_argument("version")
+    release.add_argument("--rules", type=Path, default=PROJECT_ROOT / "rules")
+    release.add_argument("--examples", type=Path, default=PROJECT_ROOT / "fhir_examples")
+    release.set_defaults(func=cmd_rules_release)
     expand = rules.add_parser("expand", help="fill ValueSet.expansion from a terminology server's $expand (is-a)")
     expand.add_argument("--server", required=True, help="FHIR terminology server base URL")
     expand.add_argument("--token", default=os.environ.get("MSCC_TERMINOLOGY_TOKEN"), help="bearer token, if needed")

@@ -80,8 +80,9 @@ def _write(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
-    """Write requests/ and responses/ for every example; responses come from the service itself."""
+def build_all(examples_dir: Path = EXAMPLES_DIR, rules_dir: Path | None = None) -> list[Path]:
+    """Write requests/ and responses/ for every example; responses come from the service itself (serving
+    `rules_dir`, by default the project's rules/)."""
     from fastapi.testclient import TestClient
 
     from service.app import create_app
@@ -89,7 +90,10 @@ def build_all(examples_dir: Path = EXAMPLES_DIR) -> list[Path]:
 
     data = manifest(examples_dir)
     ids = ReseedableUuids()
-    app = create_app(Settings(dev_mode=True, database_url="sqlite://"), new_uuid=ids)
+    settings = Settings(dev_mode=True, database_url="sqlite://")
+    if rules_dir is not None:
+        settings = settings.model_copy(update={"rules_dir": rules_dir})
+    app = create_app(settings, new_uuid=ids)
     written = []
     with TestClient(app) as client:
         for example in data["examples"]:

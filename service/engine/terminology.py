@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from service.fhir.codes import ICD10, ICD10CM
@@ -29,7 +30,14 @@ class CodeList:
 
 
 def read_code_list(path: Path) -> CodeList:
-    """Raise OSError or ValueError when the file cannot be used."""
+    """Raise OSError or ValueError when the file cannot be used. Read once per file version (every reload and
+    every test loads the rule set again; the list changes once a year)."""
+    stat = path.stat()
+    return _read_code_list(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _read_code_list(path: Path, _mtime_ns: int, _size: int) -> CodeList:
     edition, codes = "", []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("# edition:"):
@@ -38,7 +46,7 @@ def read_code_list(path: Path) -> CodeList:
             codes.append(line.strip())
     if not edition or not codes:
         raise ValueError("needs a `# edition:` line and one code per line")
-    if any(a >= b for a, b in itertools.pairwise(codes)):
+    if any(a >= b for a, b in itertools.pairwise(codes)):  # the binary search needs it
         raise ValueError("codes must be sorted and unique (write it with `python -m authoring terminology`)")
     return CodeList(edition, codes)
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
 from service.store.decisionrow import DecisionRecord
-from tests.helpers import CDSHOOKS, decision_record, hook_request, load_json, runtime_of
+from tests.helpers import CDSHOOKS, active_ref, decision_record, hook_request, load_json, new_version, runtime_of
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -65,15 +65,15 @@ def test_feedback_is_stored_and_survives_a_restart(make_client) -> None:
         assert answer.json() == {"stored": 2}
     with make_client("two") as restarted:
         report = {r["rule"]: r for r in restarted.get("/reports/rules").json()}
-    assert report["mscc-suspected@4.0.0"] == {
-        "rule": "mscc-suspected@4.0.0",
+    assert report[active_ref("mscc-suspected")] == {
+        "rule": active_ref("mscc-suspected"),
         "shown": 1,
         "accepted": 1,
         "overridden": 0,
         "acceptance_rate": 1.0,
         "override_reasons": {},
     }
-    assert report["spinal-metastasis-pain@4.0.0"]["override_reasons"] == {"mri-done-or-booked": 1}
+    assert report[active_ref("spinal-metastasis-pain")]["override_reasons"] == {"mri-done-or-booked": 1}
 
 
 def test_report_as_csv(make_client) -> None:
@@ -85,7 +85,7 @@ def test_report_as_csv(make_client) -> None:
     assert answer.text.splitlines() == [
         "rule,shown,accepted,overridden,acceptance_rate,override_reasons,"
         "shadow_evaluated,shadow_fired,shadow_agreements,shadow_disagreements",
-        "mscc-suspected@4.0.0,1,0,1,0.0,other-cause-known=1,,,,",
+        f"{active_ref('mscc-suspected')},1,0,1,0.0,other-cause-known=1,,,,",
     ]
 
 
@@ -220,7 +220,7 @@ def test_metrics_count_calls_cards_and_feedback(make_client) -> None:
         client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
         text = client.get("/metrics").text
     assert 'mscc_hook_calls_total{service="mscc-patient-view",status="200"} 1.0' in text
-    assert 'mscc_cards_total{indicator="critical",rule="mscc-suspected@4.0.0"} 1.0' in text
+    assert f'mscc_cards_total{{indicator="critical",rule="{active_ref("mscc-suspected")}"}} 1.0' in text
     assert 'mscc_feedback_total{outcome="accepted"} 1.0' in text
     assert "mscc_hook_latency_seconds_bucket" in text
 
@@ -229,11 +229,9 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     """A draft with a 120-day window fires on numbness that began 100 days ago; the active 90-day version does not."""
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    active = (rules / "mscc-suspected/4.0.0.yaml").read_text(encoding="utf-8")
-    draft = active.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    (rules / "mscc-suspected/4.1.0.yaml").write_text(draft.replace("unimaged_window: P90D", "unimaged_window: P120D"))
-    with (rules / "mscc-suspected/CHANGELOG.md").open("a", encoding="utf-8") as changelog:
-        changelog.write("\n## 4.1.0 (draft)\n\n- a 120-day window, on trial\n")
+    trial = new_version(
+        rules, "mscc-suspected", "draft", lambda t: t.replace("unimaged_window: P90D", "unimaged_window: P120D")
+    )
     old_numbness = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -268,13 +266,13 @@ def test_drafts_run_in_shadow_are_logged_and_reported_but_never_shown(make_clien
     }
     with make_client(shadow_drafts=True, rules_dir=rules) as client:
         answer = client.post(URL, json=body)
-        assert answer.json()["cards"] == []  # the active 4.0.0 looks back 90 days for a sign never imaged
+        assert answer.json()["cards"] == []  # the active version looks back 90 days for a sign never imaged
         both = client.post(URL, json=hook_request("01-mscc-breast-cancer-leg-weakness")).json()["cards"][0]
         report = {r["rule"]: r for r in client.get("/reports/rules").json()}
         store = runtime_of(client.app).store
         with store.sessions.begin() as session:
             agreed = store.decision_by_card(session, both["uuid"]).id
-    draft = report["mscc-suspected@4.1.0"]
+    draft = report[f"mscc-suspected@{trial}"]
     assert draft["shadow_fired"] == 2
     assert draft["shown"] == 0
     assert draft["shadow_evaluated"] == 2

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import hook_request, patient_bundle, runtime_of
+from tests.helpers import active_ref, active_version, hook_request, patient_bundle, runtime_of
 
 URL = "/cds-services/mscc-patient-view"
 PREFLIGHT = {  # a browser's CORS preflight for a hook call
@@ -26,8 +26,10 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
     assert answer.status_code == 200
     cards = answer.json()["cards"]
     assert [c["indicator"] for c in cards] == ["critical"]
-    assert cards[0]["source"]["label"].endswith("rule mscc-suspected 4.0.0")  # the short source line
-    assert cards[0]["extension"]["org.mscc-cds.decision"]["rules"] == ["mscc-suspected@4.0.0"]
+    assert cards[0]["source"]["label"].endswith(
+        f"rule mscc-suspected {active_version('mscc-suspected')}"
+    )  # the short source line
+    assert cards[0]["extension"]["org.mscc-cds.decision"]["rules"] == [active_ref("mscc-suspected")]
     assert "| Weakness of both legs (recognised from its words) | - | 18 Nov 2026 |" in cards[0]["detail"]
     assert "Observation/" not in cards[0]["detail"]  # ids are for machines: in the extension, never the text
     assert "revision" not in cards[0]["detail"]

@@ -10,7 +10,7 @@ from authoring.__main__ import main
 from authoring.compare import boundary_report, compare
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
-from tests.helpers import add_score_6_draft
+from tests.helpers import add_score_6_draft, score_6_draft_ref
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def draft_score_6(rules: Path) -> Path:
 
 
 def test_lowering_a_threshold_always_shows_its_effect(draft_score_6: Path) -> None:
-    changes = compare(load_ruleset(draft_score_6), None, "spinal-metastasis-pain@4.1.0")
+    changes = compare(load_ruleset(draft_score_6), None, score_6_draft_ref())
     changed = [c for c in changes if c.kind != "same"]
     assert [c.patient.name for c in changed] == [
         "spinal-metastasis-pain: severe_pain_score alone ~ severe_pain_score value 6"
@@ -48,7 +48,7 @@ def test_each_version_is_shown_at_its_own_edges() -> None:
 
 
 def test_the_cli_compares_and_can_fail_on_a_change(draft_score_6: Path, capsys) -> None:
-    args = ["rules", "diff", "--rules", str(draft_score_6), "--compare", "spinal-metastasis-pain@4.1.0"]
+    args = ["rules", "diff", "--rules", str(draft_score_6), "--compare", score_6_draft_ref()]
     assert main(args) == 0
     assert "1 of " in capsys.readouterr().out
     assert main([*args, "--fail-on-change"]) == 1

@@ -123,7 +123,11 @@ def test_an_is_a_value_set_is_refused_until_expanded_then_served(rules: Path, ca
     assert {"name": "used-server", "valueUri": url} in expansion["parameter"]
     assert {"name": "expanded-include", "valueString": "compose.include[0]"} in expansion["parameter"]
     assert any(p["name"] == "version" for p in expansion["parameter"])  # the edition the server used
-    ruleset = load_ruleset(rules)
+    with pytest.raises(RuleSetInvalid) as frozen:  # the released versions that read it must not change quietly
+        load_ruleset(rules)
+    assert all("value set(s) cancer-snomed it reads changed" in p.problem for p in frozen.value.problems)
+    assert all("rules release" in p.problem for p in frozen.value.problems)
+    ruleset = load_ruleset(rules, strict=False)  # as a draft sees it, before the new versions are released
     assert "cancer" in ruleset.codes.lookup((SNOMED, "1187332001"))  # a code no shipped list has
 
 

@@ -7,6 +7,7 @@ import pytest
 from authoring.ruletests import lint_rule_tests, run_rule_tests
 from service.config import PROJECT_ROOT
 from service.engine.loader import load_ruleset
+from tests.helpers import new_version
 
 RULESET = load_ruleset(PROJECT_ROOT / "rules")
 RESULTS = run_rule_tests(RULESET)
@@ -58,20 +59,16 @@ def test_a_case_needs_exactly_one_patient_source() -> None:
 def test_a_draft_without_cases_of_its_own_fails(tmp_path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
-    active = (rules / "mscc-suspected/4.0.0.yaml").read_text()
-    draft = active.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    (rules / "mscc-suspected/4.1.0.yaml").write_text(draft)
-    changelog = rules / "mscc-suspected/CHANGELOG.md"
-    changelog.write_text(changelog.read_text() + "\n## 4.1.0\n\n- draft\n")
+    new = new_version(rules, "mscc-suspected", "draft")
     ruleset = load_ruleset(rules)
     problems = lint_rule_tests(run_rule_tests(ruleset), ruleset)
     assert (
-        "rules/mscc-suspected/tests: the draft mscc-suspected@4.1.0 has no case where it fires (version: 4.1.0)"
+        f"rules/mscc-suspected/tests: the draft mscc-suspected@{new} has no case where it fires (version: {new})"
         in problems
     )
-    assert any("mscc-suspected@4.1.0 has no negative case" in p for p in problems)
+    assert any(f"mscc-suspected@{new} has no negative case" in p for p in problems)
     (rules / "mscc-suspected/tests/draft.yaml").write_text(
-        "now: '2026-11-20T09:00:00Z'\nversion: 4.1.0\ncases:\n"
+        f"now: '2026-11-20T09:00:00Z'\nversion: {new}\ncases:\n"
         "  - {name: fires, example: 01-mscc-breast-cancer-leg-weakness, expect: {fires: true}}\n"
         "  - {name: silent, example: 09-no-cancer-low-back-pain-only, expect: {fires: false}}\n"
     )

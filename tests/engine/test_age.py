@@ -12,7 +12,7 @@ from service.engine.evaluation import evaluate_record
 from service.engine.loader import load_ruleset
 from service.errors import RuleSetInvalid
 from service.fhir.record import build_record
-from tests.helpers import CANCER, NOW, PAIN, copy_rules, hook_request, obs
+from tests.helpers import CANCER, NOW, PAIN, copy_rules, hook_request, new_version, next_minor, obs
 
 OVER_50 = (
     "  over_50:\n    description: Aged over 50\n    age: {above: 50}\n"
@@ -21,15 +21,15 @@ OVER_50 = (
 
 
 def age_rules(tmp_path: Path, with_prefetch: bool = True) -> Path:
-    """A draft mscc-suspected 4.1.0 that also needs the patient to be over 50 (to show the criterion, not advice)."""
+    """A draft of mscc-suspected (`OVER_50_DRAFT`) that also needs the patient to be over 50 (to show the criterion,
+    not advice)."""
     rules = copy_rules(tmp_path)
-    text = (rules / "mscc-suspected/4.0.0.yaml").read_text()
-    text = text.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    text = text.replace("criteria:\n", "criteria:\n" + OVER_50, 1)
-    text = text.replace("\nwhen: suspected_mscc", "\nwhen: suspected_over_50", 1)
-    (rules / "mscc-suspected/4.1.0.yaml").write_text(text)
-    changelog = rules / "mscc-suspected/CHANGELOG.md"
-    changelog.write_text(changelog.read_text() + "\n## 4.1.0\n\n- over 50\n")
+
+    def over_50(text: str) -> str:
+        text = text.replace("criteria:\n", "criteria:\n" + OVER_50, 1)
+        return text.replace("\nwhen: suspected_mscc", "\nwhen: suspected_over_50", 1)
+
+    new_version(rules, "mscc-suspected", "draft", over_50)
     if not with_prefetch:  # the rule set prefetches the Patient (for onsetAge): take it away
         ruleset = rules / "ruleset.yaml"
         text = ruleset.read_text().replace("  patient: Patient/{{context.patientId}}\n", "").replace("[patient, ", "[")
@@ -42,7 +42,7 @@ def patient(birth: str | None) -> dict:
 
 
 def fired(ruleset, resources) -> bool:
-    rule = ruleset.version("mscc-suspected", "4.1.0")
+    rule = ruleset.version("mscc-suspected", next_minor("mscc-suspected"))
     return evaluate_record(ruleset, build_record("p", resources), NOW, rules=[rule]).decisions[0].fired
 
 
@@ -50,7 +50,10 @@ SIGNS = [CANCER, PAIN, obs("weak", "26544005", "2026-11-19", True)]
 
 
 def test_the_rule_file_uses_the_criterion(tmp_path: Path) -> None:
-    assert "when: suspected_over_50" in (age_rules(tmp_path) / "mscc-suspected/4.1.0.yaml").read_text()
+    assert (
+        "when: suspected_over_50"
+        in (age_rules(tmp_path) / f"mscc-suspected/{next_minor('mscc-suspected')}.yaml").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +76,7 @@ def test_age_is_read_from_the_birth_date(tmp_path: Path, birth, fires: bool) -> 
 
 def test_the_age_is_evidence_on_the_card(tmp_path: Path) -> None:
     ruleset = load_ruleset(age_rules(tmp_path))
-    rule = ruleset.version("mscc-suspected", "4.1.0")
+    rule = ruleset.version("mscc-suspected", next_minor("mscc-suspected"))
     evaluation = evaluate_record(ruleset, build_record("p", [*SIGNS, patient("1960-05-01")]), NOW, rules=[rule])
     assert "Age 66 (born 1960-05-01)" in [f.label for f in evaluation.decisions[0].evidence]
 
@@ -93,4 +96,4 @@ def test_the_patient_comes_from_the_prefetch_of_a_hook_call(make_app, tmp_path: 
         answer = c.post("/cds-services/mscc-patient-view", json=body)
         assert answer.status_code == 200
         report = {r["rule"]: r for r in c.get("/reports/rules").json()}
-    assert report["mscc-suspected@4.1.0"]["shadow_fired"] == 1
+    assert report[f"mscc-suspected@{next_minor('mscc-suspected')}"]["shadow_fired"] == 1

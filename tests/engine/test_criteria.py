@@ -21,7 +21,7 @@ from service.engine.ruleset import RuleSet
 from service.engine.trace import trace_decisions
 from service.fhir.codes import SNOMED
 from service.fhir.record import VALIDATED_TYPES, build_record
-from tests.helpers import NOW, cond, copy_rules
+from tests.helpers import NOW, active_file, active_ref, cond, copy_rules
 
 RULESET = load_ruleset(PROJECT_ROOT / "rules")
 READABLE_TYPES = VALIDATED_TYPES | {"Patient"}
@@ -124,7 +124,7 @@ FAILING = "Observation.component.valueQuantity.value > 5"  # type-checks at load
 
 def _ruleset_with_failing_fhirpath(tmp_path: Path) -> RuleSet:
     rules = copy_rules(tmp_path)
-    path = rules / "mscc-suspected" / "4.0.0.yaml"
+    path = rules / active_file("mscc-suspected")
     text = path.read_text(encoding="utf-8")
     text = text.replace(
         "  mscc_presentation:\n",
@@ -183,4 +183,7 @@ def test_a_fhirpath_error_fails_the_rule_test_and_is_counted(tmp_path: Path) -> 
     metrics = Metrics()
     evaluation = evaluate_record(ruleset, build_record("p", json.loads(resources)), NOW)
     assert metrics.count_criterion_errors(evaluation.decisions) == 1
-    assert b'mscc_criterion_errors_total{criterion="odd_component",rule="mscc-suspected@4.0.0"} 1.0' in metrics.render()
+    assert (
+        f'mscc_criterion_errors_total{{criterion="odd_component",rule="{active_ref("mscc-suspected")}"}} 1.0'.encode()
+        in metrics.render()
+    )

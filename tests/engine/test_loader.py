@@ -9,8 +9,10 @@ import pytest
 
 from service.engine.loader import load_ruleset, revision_of
 from service.errors import RuleSetInvalid
+from tests.helpers import active_file, active_version, new_version, next_minor
 
-RULE = "mscc-suspected/4.0.0.yaml"
+MSCC, PAIN = "mscc-suspected", "spinal-metastasis-pain"
+RULE, V = active_file(MSCC), active_version(MSCC)  # the active version: its file and number
 
 
 def edit(rules: Path, name: str, change: Callable[[str], str]) -> None:
@@ -33,11 +35,11 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("status: active", "status: activ", "rules/mscc-suspected/4.0.0.yaml:4: status: Input should be"),
+        ("status: active", "status: activ", f"rules/{RULE}:4: status: Input should be"),
         (
             "    finding: {valueset: cancer, include_resolved: true}",
             "    finding: {valueset: cancr, include_resolved: true}",
-            "rules/mscc-suspected/4.0.0.yaml:30: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
+            f"rules/{RULE}:30: criteria.cancer.finding.valueset: value set 'cancr' does not exist",
         ),
         (
             "    all_of: [cancer, mscc_presentation]",
@@ -50,7 +52,7 @@ def test_the_shipped_rule_set_loads(rules: Path) -> None:
             "    any_of: [mscc_diagnosis, suspected_mscc]",
             "criteria refer to each other in a cycle",
         ),
-        ("version: 4.0.0", "version: 3.0.1", "version: must equal the file name (4.0.0)"),
+        (f"version: {V}", "version: 0.0.1", f"version: must equal the file name ({V})"),
         (
             "  indicator: critical\n",
             "  indicator: critical\n  colour: red\n",
@@ -78,23 +80,18 @@ def test_broken_rule_files_are_refused_naming_file_field_and_problem(
 
 
 def test_two_active_versions_are_refused(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/4.1.0.yaml")
-    edit(rules, "mscc-suspected/4.1.0.yaml", lambda t: t.replace("version: 4.0.0", "version: 4.1.0"))
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 4.1.0\n\n- copy\n")
+    new = next_minor(MSCC)
+    shutil.copy(rules / RULE, rules / f"{MSCC}/{new}.yaml")
+    edit(rules, f"{MSCC}/{new}.yaml", lambda t: t.replace(f"version: {V}", f"version: {new}"))
+    edit(rules, f"{MSCC}/CHANGELOG.md", lambda t: t + f"\n## {new}\n\n- copy\n")
     assert any("at most one version may be active; found 2" in p for p in problems(rules))
 
 
 def test_a_draft_beside_the_active_version_is_fine(rules: Path) -> None:
-    shutil.copy(rules / RULE, rules / "mscc-suspected/4.1.0.yaml")
-    edit(
-        rules,
-        "mscc-suspected/4.1.0.yaml",
-        lambda t: t.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft"),
-    )
-    edit(rules, "mscc-suspected/CHANGELOG.md", lambda t: t + "\n## 4.1.0\n\n- draft\n")
+    new = new_version(rules, MSCC, "draft")
     ruleset = load_ruleset(rules)
-    assert ruleset.version("mscc-suspected").version == "4.0.0"  # type: ignore[union-attr]
-    assert ruleset.version("mscc-suspected", "4.1.0").spec.status == "draft"  # type: ignore[union-attr]
+    assert ruleset.version(MSCC).version == V  # type: ignore[union-attr]
+    assert ruleset.version(MSCC, new).spec.status == "draft"  # type: ignore[union-attr]
     assert ruleset.version("mscc-suspected", "1.0.0").spec.status == "retired"  # type: ignore[union-attr]
 
 
@@ -222,7 +219,7 @@ def test_options_naming_what_does_not_exist_are_refused(rules: Path, old: str, n
 def test_text_mentions_naming_no_value_set_is_refused(rules: Path) -> None:
     edit(
         rules,
-        "spinal-metastasis-pain/4.0.0.yaml",
+        active_file(PAIN),
         lambda t: t.replace("text_mentions: spinal-pain-night", "text_mentions: nite"),
     )
     assert any(
@@ -231,8 +228,8 @@ def test_text_mentions_naming_no_value_set_is_refused(rules: Path) -> None:
 
 
 def test_a_threshold_in_another_dimension_than_its_value_set_is_refused(rules: Path) -> None:
-    edit(rules, "spinal-metastasis-pain/4.0.0.yaml", lambda t: t.replace("at_least: 7}", "at_least: 7, unit: mmol/L}"))
-    [found] = [p for p in problems(rules) if "spinal-metastasis-pain/4.0.0.yaml" in p]
+    edit(rules, active_file(PAIN), lambda t: t.replace("at_least: 7}", "at_least: 7, unit: mmol/L}"))
+    [found] = [p for p in problems(rules) if active_file(PAIN) in p]
     assert "criteria.severe_pain_score.measurement.unit: mmol/L cannot be compared with 'pain-severity-score'" in found
     assert "measured in {score}" in found
 

@@ -14,7 +14,7 @@ from service.engine.units import UnitError, commensurable, convert
 from service.errors import RuleSetInvalid
 from service.fhir.codes import LOINC
 from service.fhir.record import build_record
-from tests.helpers import CANCER, NOW, copy_rules
+from tests.helpers import CANCER, NOW, copy_rules, new_version, next_minor
 
 
 def test_values_convert_to_the_thresholds_unit() -> None:
@@ -48,15 +48,15 @@ def calcium_rules(tmp_path: Path, unit: str) -> Path:
     (rules / "valuesets/calcium.json").write_text(
         json.dumps({**valueset, "status": "draft", "compose": {"include": [include]}})
     )
-    text = (rules / "spinal-metastasis-pain/4.0.0.yaml").read_text()
-    text = text.replace("version: 4.0.0", "version: 4.1.0").replace("status: active", "status: draft")
-    text = text.replace(
-        "measurement: {valueset: pain-severity-score, within: $severe_pain_window, at_least: 7}",
-        f"measurement: {{valueset: calcium, within: P30D, unit: '{unit}', above: 2.6}}",
+    new_version(
+        rules,
+        "spinal-metastasis-pain",
+        "draft",
+        lambda text: text.replace(
+            "measurement: {valueset: pain-severity-score, within: $severe_pain_window, at_least: 7}",
+            f"measurement: {{valueset: calcium, within: P30D, unit: '{unit}', above: 2.6}}",
+        ),
     )
-    (rules / "spinal-metastasis-pain/4.1.0.yaml").write_text(text)
-    changelog = rules / "spinal-metastasis-pain/CHANGELOG.md"
-    changelog.write_text(changelog.read_text() + "\n## 4.1.0\n\n- calcium\n")
     return rules
 
 
@@ -71,7 +71,7 @@ def calcium(value: float, unit: str) -> dict:
 
 def criterion(tmp_path: Path, observation: dict):
     ruleset = load_ruleset(calcium_rules(tmp_path, "mmol/L"))
-    rule = ruleset.version("spinal-metastasis-pain", "4.1.0")
+    rule = ruleset.version("spinal-metastasis-pain", next_minor("spinal-metastasis-pain"))
     evaluation = evaluate_record(ruleset, build_record("p", [CANCER, observation]), NOW, rules=[rule])
     [decision] = evaluation.decisions
     severe = next(r for r in decision.criteria.values() if r.kind == "measurement")

@@ -9,7 +9,7 @@ import pytest
 from service.engine.loader import load_ruleset
 from service.engine.yamlfile import field_line
 from service.errors import RuleSetInvalid
-from tests.helpers import copy_rules
+from tests.helpers import active_file, copy_rules
 
 TEXT = """\
 id: x
@@ -43,7 +43,7 @@ def test_a_field_is_found_at_its_line(tmp_path: Path, field: str, line: int) -> 
 
 def test_a_yaml_syntax_error_names_its_line_and_nothing_else_is_blamed(tmp_path: Path) -> None:
     rules = copy_rules(tmp_path)
-    path = rules / "mscc-suspected/4.0.0.yaml"
+    path = rules / active_file("mscc-suspected")
     lines = path.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("status:"))
     lines[at] = "status: [active"  # an unclosed flow sequence
@@ -51,7 +51,7 @@ def test_a_yaml_syntax_error_names_its_line_and_nothing_else_is_blamed(tmp_path:
     with pytest.raises(RuleSetInvalid) as refused:
         load_ruleset(rules)
     [problem] = refused.value.problems
-    assert problem.file == "rules/mscc-suspected/4.0.0.yaml"
+    assert problem.file == f"rules/{active_file('mscc-suspected')}"
     assert problem.line is not None
     assert at + 1 <= problem.line <= at + 2  # the parser notices on the line or the next one
-    assert str(problem).startswith(f"rules/mscc-suspected/4.0.0.yaml:{problem.line}: not valid YAML")
+    assert str(problem).startswith(f"rules/{active_file('mscc-suspected')}:{problem.line}: not valid YAML")
