@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak faults examples openapi schemas bench clean
+.PHONY: run workbench test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak faults examples openapi schemas bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Start the service on http://127.0.0.1:8080 (development mode: no JWT check, SQLite in var/).
+## Start the service on http://127.0.0.1:8080 (development mode: no JWT check, SQLite in var/). PORT=8081 make run
 run: $(STAMP)
+	$(BIN)/python -m service serve --dev --host $(HOST) --port $(PORT)
+
+## The rule authors' workbench on your checkout: the service in development mode with /workbench (never production).
+workbench: $(STAMP)
 	$(BIN)/python -m authoring workbench --host $(HOST) --port $(PORT)
 
 ## Everything CI runs: lint, rule checks, the pytest suite, the contract test, Dockerfile lint.

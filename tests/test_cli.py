@@ -200,7 +200,7 @@ def test_serve_names_a_folder_it_cannot_write_at_start(
 def test_the_workbench_runs_the_service_in_development_mode_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`python -m authoring workbench` (make run): the service with the workbench, always in development mode; its
+    """`python -m authoring workbench` (make workbench): the service with the workbench, always in development mode; its
     factory refuses production settings, so the author tooling can never be served to an EHR."""
     import uvicorn
 

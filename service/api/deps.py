@@ -12,7 +12,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.cdshooks.auth import VerifiedCaller
 from service.config import Settings
@@ -146,7 +147,20 @@ def carries_operator_token(authorization: str, expected: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
-def require_operator(request: Request, settings: SettingsDep) -> None:
+# Declared so OpenAPI names the scheme and /docs shows an Authorize button that sends the token with "Try it out";
+# the check itself reads the header below (the same one the /evaluate gate reads before the body).
+operator_bearer = HTTPBearer(
+    scheme_name="operatorToken",
+    description="MSCC_OPERATOR_TOKEN, when the service sets one (always in production): Bearer <token>",
+    auto_error=False,
+)
+
+
+def require_operator(
+    request: Request,
+    settings: SettingsDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(operator_bearer)] = None,
+) -> None:
     """With MSCC_OPERATOR_TOKEN set, the tester and operator endpoints need it (compared in constant time)."""
     expected = settings.operator_token
     if expected is None:

@@ -33,3 +33,21 @@ def test_the_docs_render_every_operation_in_a_browser_without_internet(make_app)
         "/cds-services/{service_id}/feedback",
         "/evaluate",
     } <= operations
+    assert "btn authorize" in dom  # the Authorize button, so "Try it out" can send the operator token
+
+
+def test_every_operator_endpoint_declares_the_operator_token(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["operatorToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "MSCC_OPERATOR_TOKEN, when the service sets one (always in production): Bearer <token>",
+    }
+    guarded = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if {"operatorToken": []} in operation.get("security", [])
+    }
+    assert guarded == {"POST /evaluate", "POST /rules/reload", "GET /reports/rules", "GET /metrics"}
+    assert not any(path.startswith("/cds-services") for path in (g.split(" ", 1)[1] for g in guarded))
