@@ -21,6 +21,7 @@ from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
 from service.runtime import seeded_uuids
 from tests.helpers import NOW, copy_rules
+from tests.pgserver import server_binaries, throwaway_postgres
 
 # Property tests draw the same examples on every run, so `make test` gives the same verdict each time (as the
 # schemathesis run has its fixed seed); HYPOTHESIS_PROFILE=explore draws new ones, to look for new failures.
@@ -86,3 +87,20 @@ def client(make_app: AppFactory) -> Iterator[TestClient]:
 def rules(tmp_path: Path) -> Path:
     """A copy of rules/ this test may edit."""
     return copy_rules(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server: CI's (MSCC_TEST_POSTGRES_URL), else one of our own when the server binaries are
+    installed (tests/pgserver.py); skipped without either, failed when MSCC_REQUIRE_POSTGRES says there must be one."""
+    given = os.environ.get("MSCC_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    binaries = server_binaries()
+    if binaries is None:
+        if os.environ.get("MSCC_REQUIRE_POSTGRES"):
+            pytest.fail("MSCC_REQUIRE_POSTGRES is set but no PostgreSQL server binaries are installed")
+        pytest.skip("no PostgreSQL server binaries (apt-get install postgresql): make test starts one when they are")
+    with throwaway_postgres(binaries) as url:
+        yield url

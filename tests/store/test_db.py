@@ -1,6 +1,6 @@
-"""The store against SQLite and, when MSCC_TEST_POSTGRES_URL is set (CI sets it), a real PostgreSQL server."""
+"""The store against SQLite and a real PostgreSQL server (the `postgres_url` fixture: CI's, or one the tests start
+from the installed server binaries)."""
 
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -12,24 +12,13 @@ from service.store.decisionrow import DecisionRecord
 from service.store.tables import DecisionRow
 from tests.helpers import decision_record
 
-POSTGRES = os.environ.get("MSCC_TEST_POSTGRES_URL")
-
-
-def postgres_url() -> str:
-    """The test server's URL; skip without one, but fail when CI said there must be one."""
-    if not POSTGRES:
-        if os.environ.get("MSCC_REQUIRE_POSTGRES"):
-            pytest.fail("MSCC_REQUIRE_POSTGRES is set but MSCC_TEST_POSTGRES_URL is not")
-        pytest.skip("MSCC_TEST_POSTGRES_URL is not set (make test in CI starts a server)")
-    return POSTGRES
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path) -> Store:
     if request.param == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     else:
-        engine = make_engine(postgres_url())
+        engine = make_engine(request.getfixturevalue("postgres_url"))
         with engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS feedback, decisions, seen_tokens, alembic_version"))
     migrate(engine)
@@ -91,9 +80,9 @@ def test_token_ids_are_remembered_until_they_expire(store: Store) -> None:
 
 
 @pytest.mark.postgres
-def test_the_service_end_to_end_on_postgres(make_app, tmp_path) -> None:
+def test_the_service_end_to_end_on_postgres(make_app, tmp_path, postgres_url: str) -> None:
     """Hook call, decision log, feedback and report through the app, with PostgreSQL as its store."""
-    url = postgres_url()
+    url = postgres_url
     from fastapi.testclient import TestClient
 
     from tests.helpers import hook_request
