@@ -6,6 +6,7 @@ python -m authoring rules test|diff|draft|release|lock|schema|expand
                                            (draft to active in one step), record releases, write schemas,
                                            expand value sets from a terminology server
 python -m authoring valuesets [--check]   rebuild the value sets made from published code lists
+python -m authoring token keygen|sign       development tokens: a key pair, its issuers entry, a signed JWT
 python -m authoring terminology [--check] rewrite rules/terminology/ (the ICD code lists value sets are checked against)
 python -m authoring validate               clinical validation: every rule version over examples, real records
                                            and the red-flag matrix; exit 1 on a safety failure
@@ -128,6 +129,31 @@ def cmd_rules_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_keygen(args: argparse.Namespace) -> int:
+    from authoring.devtoken import issuers_entry, keygen
+
+    try:
+        key = keygen(args.key, args.kid)
+    except FileExistsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"# private key written to {args.key} (keep it out of git); give this file as MSCC_ISSUERS_FILE:")
+    print(issuers_entry(key, args.iss, args.fhir_server), end="")
+    return 0
+
+
+def cmd_token_sign(args: argparse.Namespace) -> int:
+    from authoring.devtoken import read_key, service_url, sign
+
+    try:
+        key = read_key(args.key)
+    except (OSError, ValueError) as error:
+        print(f"cannot use {args.key}: {error} (write one with `python -m authoring token keygen`)", file=sys.stderr)
+        return 1
+    print(sign(key, args.iss, service_url(args.base_url, args.service)))
+    return 0
+
+
 def _compare_versions(args: argparse.Namespace) -> int:
     """`rules diff --compare B` (the active version against B) or `--compare A B`: every patient, drafts too."""
     from authoring.compare import compare, print_comparison
@@ -201,6 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     valuesets = commands.add_parser("valuesets", help="rebuild value sets from the published code lists")
     valuesets.add_argument("--check", action="store_true", help="only report files that are out of date")
     valuesets.set_defaults(func=lambda args: _valuesets(args.check))
+    token = commands.add_parser(
+        "token", help="development tokens: act as an EHR against production mode"
+    ).add_subparsers(dest="token_command", required=True)
+    keygen = token.add_parser("keygen", help="write an ES384 key pair and print the issuers-file entry trusting it")
+    keygen.add_argument("--key", type=Path, default=Path("var/dev-ehr-key.json"), help="where the private JWK goes")
+    keygen.add_argument("--iss", default="https://ehr.dev.example", help="the issuer the tokens will name")
+    keygen.add_argument("--kid", default="dev-ehr-key-1")
+    keygen.add_argument("--fhir-server", action="append", default=[], help="a FHIR base URL it may be fetched from")
+    keygen.set_defaults(func=cmd_token_keygen)
+    signer = token.add_parser("sign", help="print a JWT for one service, signed with the key keygen wrote")
+    signer.add_argument("--key", type=Path, default=Path("var/dev-ehr-key.json"))
+    signer.add_argument("--iss", default="https://ehr.dev.example")
+    signer.add_argument(
+        "--base-url",
+        default=os.environ.get("MSCC_PUBLIC_BASE_URL", "http://127.0.0.1:8080"),
+        help="MSCC_PUBLIC_BASE_URL",
+    )
+    signer.add_argument("--service", default="mscc-patient-view", help="the service id the token is for")
+    signer.set_defaults(func=cmd_token_sign)
     terminology = commands.add_parser("terminology", help="rewrite the ICD code lists in rules/terminology/")
     terminology.add_argument("--check", action="store_true", help="exit 1 when they differ from the packages")
     terminology.set_defaults(func=lambda args: _terminology(args.check))
