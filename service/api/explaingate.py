@@ -46,8 +46,13 @@ class TimeBudget:
         return self._balance > 0
 
     def charge(self, seconds: float) -> None:
-        self._refill()
-        self._balance -= seconds
+        """Spend `seconds` of work that just ended. Idle time before it is saved up to the burst; the call's own
+        time earns its share too, so with a share of 1 (development mode) a long call never refuses the next."""
+        now = self._clock()
+        started = max(self._at, now - seconds)
+        self._balance = min(self.burst, self._balance + (started - self._at) * self.share)
+        self._balance = min(self.burst, self._balance + (now - started) * self.share - seconds)
+        self._at = now
 
     def retry_after(self) -> int:
         """Whole seconds until the budget is positive again."""

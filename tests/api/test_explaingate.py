@@ -99,7 +99,8 @@ def test_evaluations_beyond_the_concurrency_limit_wait_for_a_retry() -> None:
 
 
 def test_evaluations_past_their_share_of_the_time_are_refused_until_it_refills(tmp_path: Path) -> None:
-    """Share 0.05, a 1 s burst: one 2-second evaluation overdraws it by 1 s, so the next waits 20 s."""
+    """Share 0.05, a 1 s burst: one 2-second evaluation (which earns 0.1 s while it runs) overdraws it by 0.9 s, so
+    the next waits 18 s."""
     clock = [0.0]
     inner = Inner(seconds=2.0, clock=clock)
     gate = EvaluateGate(inner, Settings(**production(tmp_path, operator_token=TOKEN)), clock=lambda: clock[0])
@@ -107,8 +108,8 @@ def test_evaluations_past_their_share_of_the_time_are_refused_until_it_refills(t
     assert [_post(gate, auth)[0] for _ in range(2)] == [200, 503]
     status, headers = _post(gate, auth)
     assert status == 503
-    assert headers[b"retry-after"] == b"20"  # 1 s over at 5% of the time (the burst was full: no refill counted)
-    clock[0] += 19.5
+    assert headers[b"retry-after"] == b"18"  # 0.9 s over at 5% of the time
+    clock[0] += 17.5
     assert _post(gate, auth)[0] == 503
     clock[0] += 1
     assert _post(gate, auth)[0] == 200
@@ -126,3 +127,17 @@ def test_the_budget_refills_at_its_share_and_saves_at_most_its_burst() -> None:
     clock[0] += 1_000
     budget.charge(1.5)
     assert not budget.available()  # only 1 s was saved, however long it waited
+
+
+def test_a_long_call_earns_its_share_while_it_runs() -> None:
+    """With the whole worker's time (development mode) a 5-second evaluation never refuses the next one; with 10%
+    it earns half a second of its five."""
+    clock = [100.0]
+    whole = TimeBudget(1.0, burst=1.0, clock=lambda: clock[0])
+    tenth = TimeBudget(0.1, burst=1.0, clock=lambda: clock[0])
+    clock[0] += 5  # the call ran from 100 to 105
+    whole.charge(5.0)
+    tenth.charge(5.0)
+    assert whole.available()
+    assert not tenth.available()
+    assert tenth.retry_after() == 35  # 1 + 0.5 - 5 = -3.5 s, at 0.1 s per second
