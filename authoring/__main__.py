@@ -11,6 +11,8 @@ python -m authoring terminology [--check] rewrite rules/terminology/ (the ICD co
 python -m authoring validate               clinical validation: every rule version over examples, real records
                                            and the red-flag matrix; exit 1 on a safety failure
 python -m authoring examples build         rebuild fhir_examples/requests and responses
+python -m authoring examples request ID [--at now]
+                                           an example's hook call with its dates moved (production mode)
 python -m authoring openapi [--write]      print (or write) openapi.yaml from the running app
 """
 
@@ -204,6 +206,28 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_examples_request(args: argparse.Namespace) -> int:
+    """An example's request moved in time, for a service in production mode (it evaluates at its own clock)."""
+    import json
+    from datetime import UTC, datetime
+
+    from authoring.timeshift import request_at
+
+    path = PROJECT_ROOT / "fhir_examples" / "requests" / f"{args.example}.json"
+    if not path.is_file():
+        print(f"no example {args.example!r} in fhir_examples/requests/", file=sys.stderr)
+        return 1
+    try:
+        at = datetime.now(UTC) if args.at == "now" else datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        print(f"--at {args.at!r}: now, or a date and time with a time zone (2027-01-05T09:00:00Z)", file=sys.stderr)
+        return 2
+    print(json.dumps(request_at(json.loads(path.read_text(encoding="utf-8")), at), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_examples_build(args: argparse.Namespace) -> int:
     from authoring.examples import build_all
 
@@ -254,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     examples = commands.add_parser("examples", help="fhir_examples/ maintenance").add_subparsers(
         dest="examples_command", required=True
     )
+    moved = examples.add_parser("request", help="print an example's hook call with its dates moved to --at")
+    moved.add_argument("example", help="an example id, e.g. 04-myeloma-thoracic-pain-score-8")
+    moved.add_argument("--at", default="now", help="now (default), or a date and time with a time zone")
+    moved.set_defaults(func=cmd_examples_request)
     examples.add_parser("build", help="rebuild requests/ and responses/ from patients/").set_defaults(
         func=cmd_examples_build
     )

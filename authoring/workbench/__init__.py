@@ -17,7 +17,9 @@ some other way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import datetime
 from functools import cache
 from html import escape
 from typing import Annotated, Any
@@ -25,6 +27,7 @@ from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from authoring.compare import compare, patients
 from authoring.validation import ValidationCase
@@ -70,6 +73,7 @@ def allowed(request: Request, runtime: RuntimeDep) -> Runtime:
 
 
 Workbench = Annotated[Runtime, Depends(allowed)]
+_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 router = APIRouter(prefix="/workbench", include_in_schema=False)
 
 
@@ -117,7 +121,7 @@ def index(runtime: Workbench) -> HTMLResponse:
     upload = (
         '<form method="post" action="/workbench/patients"><p>Or paste a FHIR R4 Bundle (one patient):</p>'
         '<textarea name="bundle" placeholder="{&quot;resourceType&quot;: &quot;Bundle&quot;, ...}"></textarea>'
-        "<p><button>Evaluate this Bundle</button></p></form>"
+        f"<p>{_now_field(runtime.clock())} <button>Evaluate this Bundle</button></p></form>"
     )
     body = (
         f"<p>Rule set <code>{escape(ruleset.revision)}</code>.</p>"
@@ -197,7 +201,29 @@ def _version_column(ruleset: RuleSet, record: Any, case: ValidationCase, version
     )
 
 
-def _patient_view(runtime: Runtime, title: str, case: ValidationCase) -> HTMLResponse:
+def _evaluation_time(text: str | None, default: datetime) -> datetime:
+    """The "now" an author typed (ISO 8601 with a time zone), or the default (the example's own, or the clock)."""
+    if not text or not text.strip():
+        return default
+    try:
+        return _AWARE.validate_python(text.strip())
+    except ValidationError:
+        raise BadRequest(f"now: {text!r} is not a date and time with a time zone, e.g. 2026-11-20T09:00:00Z") from None
+
+
+def _now_field(now: datetime) -> str:
+    value = escape(now.isoformat(timespec="seconds"), quote=True)
+    return (
+        f'<label>Evaluated at <input name="now" value="{value}" size="28" '
+        'title="ISO 8601 with a time zone: the time the rules are evaluated at"></label>'
+    )
+
+
+def _patient_view(
+    runtime: Runtime, title: str, case: ValidationCase, again: str = "", pasted: str | None = None
+) -> HTMLResponse:
+    """`again`: the URL that evaluates the same patient at another time; `pasted`: the Bundle's text, when it was
+    pasted (the form then posts it again, since nothing is stored)."""
     ruleset = runtime.ruleset
     record = build_record(case.patient_id, case.resources, patient_aliases=case.aliases, text=ruleset.text_path)
     combined = evaluate_record(ruleset, record, case.now, hook="patient-view")
@@ -209,8 +235,16 @@ def _patient_view(runtime: Runtime, title: str, case: ValidationCase) -> HTMLRes
         columns = [_version_column(ruleset, record, case, v) for v in versions]
         if columns:
             rows.append(f'<h3>{escape(rule_id)}</h3><div class="columns">{"".join(columns)}</div>')
+    if pasted is None:
+        form = f'<form method="get" action="{escape(again, quote=True)}" id="when">{_now_field(case.now)} '
+    else:
+        form = (
+            f'<form method="post" action="/workbench/patients" id="when">{_now_field(case.now)} '
+            f'<textarea name="bundle" hidden>{escape(pasted)}</textarea>'
+        )
     body = (
-        f"<p>Evaluated at {escape(case.now.isoformat(timespec='seconds'))}; {len(record.facts)} facts read, "
+        f"{form}<button>Evaluate again</button></form>"
+        f"<p>{len(record.facts)} facts read, "
         f"{len(record.set_aside)} set aside, {len(record.issues)} input issues.</p>"
         f'<h2>The card the EHR shows (active rules)</h2><div id="card">{shown}</div>'
         f"<h2>Each rule version on its own: active and drafts side by side</h2>{''.join(rows)}"
@@ -219,25 +253,32 @@ def _patient_view(runtime: Runtime, title: str, case: ValidationCase) -> HTMLRes
 
 
 @router.get("/patients/{key}")
-def patient(runtime: Workbench, key: str) -> HTMLResponse:
+def patient(
+    runtime: Workbench,
+    key: str,
+    now: Annotated[str | None, Query(description="evaluation time; default: the example's own")] = None,
+) -> HTMLResponse:
     case = _patients().get(key)
     if case is None:
         raise NotFound(f"no patient {key!r} (see /workbench)")
-    return _patient_view(runtime, f"{case.source}: {case.name}", case)
+    case = dataclasses.replace(case, now=_evaluation_time(now, case.now))
+    return _patient_view(runtime, f"{case.source}: {case.name}", case, f"/workbench/patients/{quote(key, safe='')}")
 
 
 @router.post("/patients")
 async def uploaded(runtime: Workbench, request: Request) -> HTMLResponse:
-    """A pasted Bundle (form field `bundle`), evaluated now; nothing is stored."""
+    """A pasted Bundle (form field `bundle`), evaluated at the form's `now` (default: the clock); nothing is
+    stored."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     text = (form.get("bundle") or [""])[0]
+    now = _evaluation_time((form.get("now") or [""])[0], runtime.clock())
     try:
         bundle = read_patient_bundle(json.loads(text))
     except ValueError as error:
         raise BadRequest(f"not a JSON Bundle: {error}") from None
-    case = ValidationCase("uploaded", "uploaded Bundle", bundle.patient_id, bundle.resources, runtime.clock(), "none",
+    case = ValidationCase("uploaded", "uploaded Bundle", bundle.patient_id, bundle.resources, now, "none",
                 frozenset(), None, frozenset(bundle.aliases))  # fmt: skip
-    return _patient_view(runtime, f"Uploaded Bundle (patient {bundle.patient_id})", case)
+    return _patient_view(runtime, f"Uploaded Bundle (patient {bundle.patient_id})", case, pasted=text)
 
 
 @router.get("/diff")

@@ -50,7 +50,7 @@ def bars(title: str, groups: list[tuple[str, dict[str, int]]], series: list[str]
 
 
 def timeline(title: str, days: list[str], lines: dict[str, list[int]], width: int = 640, height: int = 180) -> str:
-    """One polyline per series over the days."""
+    """One polyline per series over the days, with a dot on each day (so a single day shows)."""
     if not days:
         return _figure(title, '<p class="empty">No data yet.</p>')
     peak = max([1, *(v for values in lines.values() for v in values)])
@@ -64,6 +64,10 @@ def timeline(title: str, days: list[str], lines: dict[str, list[int]], width: in
         colour = COLOURS.get(name, _DEFAULT)
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2">')
         parts.append(f"<title>{escape(name)}</title></polyline>")
+        for i, v in enumerate(values):  # a dot per day: one day of data is a point a line cannot draw
+            x, y = left + i * step, bottom - (bottom - 10) * v / peak
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">')
+            parts.append(f"<title>{escape(name)} {escape(days[i])}: {v}</title></circle>")
     parts.append(f'<text x="{left}" y="{height - 8}" class="label">{escape(days[0])}</text>')
     if len(days) > 1:
         parts.append(f'<text x="{width - 10}" y="{height - 8}" class="label" text-anchor="end">')

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from authoring.workbench import install_workbench
+from authoring.workbench.charts import timeline
 from service.config import PROJECT_ROOT
 from tests.browser import dump_dom, require_chromium
 from tests.helpers import active_ref, add_score_6_draft, hook_request, score_6_draft_ref
@@ -76,3 +77,38 @@ def test_an_uploaded_bundle_is_evaluated_and_bad_input_is_a_clear_400(make_app) 
     assert page.status_code == 200
     assert 'data-indicator="warning"' in page.text
     assert bad.status_code == 400
+
+
+def test_the_report_draws_one_day_of_data_as_points() -> None:
+    drawn = timeline("cards per day", ["2026-11-20"], {"shown": [3], "accepted": [1]})
+    assert drawn.count("<circle") == 2
+    assert "<title>shown 2026-11-20: 3</title>" in drawn
+
+
+def test_an_example_is_evaluated_at_its_own_time_and_the_author_may_set_another(make_app) -> None:
+    key = quote("example:04-myeloma-thoracic-pain-score-8", safe="")
+    with TestClient(install_workbench(make_app())) as client:
+        own = client.get(f"/workbench/patients/{key}").text
+        later = client.get(f"/workbench/patients/{key}", params={"now": "2027-06-01T09:00:00Z"}).text
+        bad = client.get(f"/workbench/patients/{key}", params={"now": "next tuesday"})
+    assert 'name="now" value="2026-11-20T09:00:00+00:00"' in own  # filled from the example
+    assert 'data-indicator="warning"' in own
+    assert 'name="now" value="2027-06-01T09:00:00+00:00"' in later
+    assert 'data-indicator="warning"' not in later  # six months on, the pain and its score are old
+    assert bad.status_code == 400
+    assert "not a date and time with a time zone" in bad.json()["message"]
+
+
+def test_a_pasted_bundle_is_evaluated_at_the_time_given_and_can_be_evaluated_again(make_app) -> None:
+    bundle = (PROJECT_ROOT / "fhir_examples/patients/04-myeloma-thoracic-pain-score-8.json").read_text()
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with TestClient(install_workbench(make_app())) as client:
+        at = client.post(
+            "/workbench/patients", content=f"bundle={quote(bundle)}&now=2026-11-20T09:00:00Z", headers=form
+        ).text
+        late = client.post(
+            "/workbench/patients", content=f"bundle={quote(bundle)}&now=2027-06-01T09:00:00Z", headers=form
+        ).text
+    assert 'data-indicator="warning"' in at
+    assert 'data-indicator="warning"' not in late
+    assert '<textarea name="bundle" hidden>' in at  # posted again with the next time, nothing stored
