@@ -35,6 +35,12 @@ class ErrorBody(BaseModel):
     details: list[str] | None = Field(default=None, min_length=1)
 
 
+OPERATOR_REFUSED: dict[str, Any] = {  # the 401 of every endpoint behind require_operator (api/deps.py)
+    "model": ErrorBody,
+    "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it",
+}
+
+
 def error_response(status: int, code: str, message: str, details: list[str] | None = None) -> JSONResponse:
     body = ErrorBody(error=code, message=message, details=details or None)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from service.api.deps import OperatorOnly, RuleSetDep, RuleSourceDep, RuntimeDep
-from service.api.errors import FHIR_JSON, ErrorBody
+from service.api.errors import FHIR_JSON, OPERATOR_REFUSED, ErrorBody
 from service.api.examples import bundle_examples
 from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.cards import CardContext, render_card
@@ -24,10 +24,6 @@ from service.errors import InvalidFhir, RuleSetRefused, UnknownRule
 from service.fhir.bundle import BundleType
 from service.runtime import Runtime
 
-OPERATOR_REFUSED: dict[str, Any] = {
-    "model": ErrorBody,
-    "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it",
-}
 EVALUATE_REFUSED: dict[str, Any] = {
     "model": ErrorBody,
     "description": "MSCC_OPERATOR_TOKEN is set and the request does not carry it, or (production) it is not set",

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from service import __version__
 from service.api.deps import MetricsDep, OperatorOnly, RuleSetDep, RuleSourceDep, RuntimeDep, SpoolDep, StoreDep
+from service.api.errors import OPERATOR_REFUSED
 
 router = APIRouter(tags=["Operations"])
 
@@ -64,7 +65,10 @@ async def readyz(
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"},
+        401: OPERATOR_REFUSED,
+    },
     summary="Prometheus metrics",
     dependencies=[OperatorOnly],
 )

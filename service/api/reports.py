@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from service.api.deps import CaughtUpStoreDep, OperatorOnly
+from service.api.errors import OPERATOR_REFUSED
 from service.store.db import report_csv
 
 router = APIRouter(tags=["Rules"])
@@ -38,7 +39,7 @@ class RuleReportRow(BaseModel):
 @router.get(
     "/reports/rules",
     response_model=list[RuleReportRow],
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, 401: OPERATOR_REFUSED},
     summary="Cards shown, accepted and overridden per rule version",
     dependencies=[OperatorOnly],
 )
