@@ -24,6 +24,7 @@ from service.api.docs import install_docs
 from service.api.errors import CatchAll, install_error_handlers
 from service.api.explaingate import EvaluateGate
 from service.api.limits import BodySizeLimit
+from service.api.mediatype import JsonBodiesOnly
 from service.api.openapi import install_openapi
 from service.api.paths import TolerantPaths
 from service.api.security import AuthenticateFirst
@@ -173,6 +174,7 @@ def middleware(settings: Settings) -> list[Middleware]:
             max_age=600,
         ),
         Middleware(AuthenticateFirst),  # behind CORS (refusals carry its headers), before the routes
+        Middleware(JsonBodiesOnly),  # after the caller is known: 404, 401, then 415
     ]
 
 

@@ -46,8 +46,16 @@ class BadRequest(ServiceError):
 
 
 class Unauthorized(ServiceError):
+    """`reason` is a fixed word (a metric label: never anything a caller chose); `message` says which check failed
+    and goes to the log. A CDS Hooks caller is told neither (security best practice: a bare 401)."""
+
     status_code = 401
     code = "unauthorized"
+    public_message = "the request could not be authenticated"
+
+    def __init__(self, message: str, details: list[str] | None = None, *, reason: str = "invalid_token") -> None:
+        super().__init__(message, details)
+        self.reason = reason
 
 
 class UnknownRule(BadRequest):

@@ -69,9 +69,11 @@ def hash_patient_id(patient_id: str, salt: str = "") -> str:
     return hashlib.sha256(f"{salt}:{patient_id}".encode()).hexdigest()[:16]
 
 
-def log_refusal(service_id: str, status: int, reason: str, *, feedback: bool = False) -> None:
+def log_refusal(service_id: str, status: int, reason: str, *, feedback: bool = False, check: str | None = None) -> None:
     """A refused hook call or feedback is logged with its reason: EHRs such as the CDS Hooks Sandbox show a 401 or
     412 as "no recommendations", so the log is where an integrator learns why. Reasons name settings, prefetch keys
     and token fields, never patient data."""
     fields = {"service": service_id, "status": status, "reason": reason, "feedback": feedback}
+    if check is not None:  # the refused check's fixed word, as the metric labels it
+        fields["check"] = check
     logging.getLogger("service.hooks").warning("call refused", extra={"fields": fields})

@@ -40,6 +40,14 @@ class Metrics:
             ["rule", "indicator"],
             registry=self.registry,
         )
+        self.auth_refusals = Counter(
+            "mscc_auth_refusals",
+            "Calls and feedback refused 401, by service and the check that failed (missing_token, malformed_token, "
+            "algorithm, unknown_issuer, unknown_key, key_set, signature, audience, claims, tenant, replayed): the "
+            "caller is told only 401",
+            ["service", "check"],
+            registry=self.registry,
+        )
         self.fetch_failures = Counter(
             "mscc_fhir_fetch_failures", "FHIR server fetches that failed, by reason", ["reason"], registry=self.registry
         )

@@ -181,3 +181,24 @@ def new_version(
     changelog = folder / "CHANGELOG.md"
     changelog.write_text(changelog.read_text(encoding="utf-8") + f"\n## {new}\n\n- a test's change\n", encoding="utf-8")
     return new
+
+
+def outcome_code(answer: Any) -> str:
+    """The service's error code in a CDS Hooks error (an OperationOutcome: `issue[0].details.coding[0].code`)."""
+    body = answer.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    return str(body["issue"][0]["details"]["coding"][0]["code"])
+
+
+def outcome_message(answer: Any) -> str:
+    """The message of a CDS Hooks error (`issue[0].details.text`)."""
+    body = answer.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    return str(body["issue"][0]["details"]["text"])
+
+
+def outcome_details(answer: Any) -> list[str]:
+    """The details of a CDS Hooks error: the diagnostics of every issue after the first."""
+    body = answer.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    return [str(issue["diagnostics"]) for issue in body["issue"][1:]]

@@ -66,8 +66,11 @@ def issuers_file(
     jku: Sequence[str] = (),
     inline: bool = True,
     jwks_url: str | None = None,
+    tenants: Sequence[str] = (),
 ) -> Path:
     issuer: dict[str, Any] = {"iss": ISS, "fhir_servers": list(fhir_servers), "allowed_jku": list(jku)}
+    if tenants:
+        issuer["tenants"] = list(tenants)
     if inline:
         issuer["jwks"] = signer.jwks()
     if jwks_url:

@@ -166,7 +166,10 @@ def require_operator(
     if expected is None:
         return
     if not carries_operator_token(request.headers.get("authorization", ""), expected):
-        raise Unauthorized("this endpoint needs the operator token: Authorization: Bearer <MSCC_OPERATOR_TOKEN>")
+        raise Unauthorized(
+            "this endpoint needs the operator token: Authorization: Bearer <MSCC_OPERATOR_TOKEN>",
+            reason="operator_token",
+        )
 
 
 OperatorOnly = Depends(require_operator)

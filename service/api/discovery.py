@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.api.deps import RuleSetDep, SettingsDep
-from service.cdshooks.models import Discovery, DiscoveryService
+from service.cdshooks.models import HOOK_VERSIONS, SPEC_VERSION, Discovery, DiscoveryService
 from service.engine.ruleset import RuleSet
 
 router = APIRouter(tags=["CDS Hooks"])
@@ -20,6 +20,7 @@ def discovery_document(ruleset: RuleSet, *, minimal_prefetch: bool = True) -> Di
         services.append(
             DiscoveryService(
                 hook=entry.hook,
+                hookVersion=HOOK_VERSIONS.get(entry.hook),
                 title=entry.title,
                 description=entry.description,
                 id=entry.id,
@@ -38,7 +39,7 @@ def discovery_document(ruleset: RuleSet, *, minimal_prefetch: bool = True) -> Di
                 },
             )
         )
-    return Discovery(services=services)
+    return Discovery(version=SPEC_VERSION, services=services)
 
 
 @router.get("/cds-services", response_model=Discovery, summary="Discover the CDS Services")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from service.api.deps import OperatorOnly, RuleSetDep, RuleSourceDep, RuntimeDep
-from service.api.errors import FHIR_JSON, OPERATOR_REFUSED, ErrorBody
+from service.api.errors import OPERATOR_REFUSED, ErrorBody, outcome_response
 from service.api.examples import bundle_examples
 from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.cards import CardContext, render_card
@@ -39,18 +39,6 @@ class BundleIn(BaseModel):
     resourceType: Literal["Bundle"]  # noqa: N815
     type: BundleType
     entry: list[dict[str, Any]] | None = None
-
-
-class OperationOutcomeIssue(BaseModel):
-    severity: str
-    code: str
-    diagnostics: str
-    expression: list[str]
-
-
-class OperationOutcome(BaseModel):
-    resourceType: Literal["OperationOutcome"]  # noqa: N815
-    issue: list[OperationOutcomeIssue]
 
 
 class EvaluateResponse(BaseModel):
@@ -120,10 +108,7 @@ def _chosen_rules(ruleset: RuleSet, wanted: list[str]) -> list[CompiledRule] | N
             "(hook calls come first): try again after Retry-After seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
         },
-        422: {
-            "description": "Not valid FHIR R4: an OperationOutcome with one issue per problem",
-            "content": {FHIR_JSON: {"schema": OperationOutcome.model_json_schema()}},
-        },
+        422: outcome_response("Not valid FHIR R4: an OperationOutcome with one issue per problem"),
     },
     summary="Evaluate a FHIR Bundle and explain the result",
 )

@@ -20,7 +20,7 @@ from service.api.deps import (
     SettingsDep,
     SpoolDep,
 )
-from service.api.errors import ErrorBody
+from service.api.errors import cds_error_responses
 from service.api.strictjson import StrictJsonRoute
 from service.cdshooks.models import FeedbackRequest
 from service.errors import BadRequest, ServiceUnavailable, UnknownCards
@@ -64,25 +64,19 @@ def _is_uuid(text: str) -> bool:
 @router.post(
     "/cds-services/{service_id}/feedback",
     response_model=FeedbackStored,
-    responses={
-        400: {
-            "model": ErrorBody,
-            "description": "Malformed feedback, feedback no database can store (NUL, lone surrogate, over-long "
-            "value), or a suggestion the card did not offer",
-        },
-        401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
-        404: {
-            "model": ErrorBody,
-            "description": "No such service, or a card this service did not return (after waiting briefly for a "
-            "decision row still being written)",
-        },
-        413: {"model": ErrorBody, "description": "Request body over the size limit"},
-        503: {
-            "model": ErrorBody,
-            "description": "Storage unavailable, or the card's decision still waiting to be stored: nothing was "
-            "stored, send it again",
-        },
-    },
+    responses=cds_error_responses(
+        {
+            400: "Malformed feedback, feedback no database can store (NUL, lone surrogate, over-long value), or a "
+            "suggestion the card did not offer",
+            401: "Missing or invalid JWT (bare: the check that failed is in the log and the metrics)",
+            404: "No such service, or a card this service did not return (after waiting briefly for a decision row "
+            "still being written)",
+            413: "Request body over the size limit",
+            415: "The body is not JSON (Content-Type)",
+            503: "Storage unavailable, or the card's decision still waiting to be stored: nothing was stored, send it "
+            "again",
+        }
+    ),
     summary="Send feedback on cards",
 )
 async def send_feedback(

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 from starlette.background import BackgroundTask
 
 from service.api.deps import HookCallDep
-from service.api.errors import ErrorBody
+from service.api.errors import cds_error_responses
 from service.api.examples import hook_request_examples
 from service.api.hookroute import HookCallRoute
 from service.cdshooks.models import CdsResponse, HookRequest
 
 router = APIRouter(tags=["CDS Hooks"], route_class=HookCallRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Malformed JSON, or a request that breaks CDS Hooks 2.0"},
-    401: {"model": ErrorBody, "description": "Missing or invalid JWT"},
-    404: {"model": ErrorBody, "description": "No such service"},
-    412: {"model": ErrorBody, "description": "Required FHIR data was neither prefetched nor fetchable"},
-    413: {"model": ErrorBody, "description": "Request body over the size limit"},
-}
+ERRORS = cds_error_responses(
+    {
+        400: "Malformed JSON, or a request that breaks CDS Hooks",
+        401: "Missing or invalid JWT (bare: the check that failed is in the log and the metrics)",
+        404: "No such service",
+        412: "Required FHIR data was neither prefetched nor fetchable: names each prefetch key and its search",
+        413: "Request body over the size limit",
+        415: "The body is not JSON (Content-Type)",
+    }
+)
 
 
 @router.post(

@@ -1,7 +1,8 @@
 """The OpenAPI document as we serve it (`authoring/openapi.py` writes the same document to `openapi.yaml`).
 
 FastAPI documents a 422 for every body or query validation error; outside the FHIR endpoints we answer those with
-400 and an ErrorBody, so the generic 422 is replaced by that 400 in the document.
+400 and an ErrorBody, so the generic 422 is replaced by that 400 in the document. Errors answered as FHIR JSON
+(OperationOutcome) are documented with that media type alone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             responses = operation.get("responses", {})
+            for response in responses.values():  # a response answered as FHIR JSON only (FastAPI adds a JSON twin)
+                content = response.get("content", {})
+                if "application/fhir+json" in content:
+                    content.pop("application/json", None)
             generic = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
             if generic.get("$ref", "").endswith("/HTTPValidationError"):
                 del responses["422"]

@@ -2,8 +2,10 @@
 
 Checked, in order: a Bearer token is present; `alg` is ES384 or RS384 (never `none` or HMAC); `iss` is a trusted
 issuer; the key comes from that issuer's inline JWKS, its JWKS URL, or a `jku` on its allow-list; the signature;
-`aud` is this service's URL; `exp` is in the future, `iat` not in the future; `jti` is present and not seen before
-within the token's lifetime. Every refusal is a 401 whose message says which check failed.
+`aud` is this service's URL; `exp` is in the future, `iat` not in the future; the `tenant` is one the issuer lists
+(when it lists any); `jti` is present and not seen before within the token's lifetime. Every refusal is an
+`Unauthorized` whose message says which check failed (for the log) and whose `reason` is a fixed word (for the
+metric); the caller gets a bare 401 (`api/security.py`).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class JwtVerifier:
         Otherwise a `jku` is fetched only when it is on the issuer's allow-list (its configured spelling)."""
         issuer = self.issuers.get(iss)
         if issuer is None:
-            raise Unauthorized(f"the token's issuer {_shown(iss)} is not in MSCC_ISSUERS_FILE")
+            raise Unauthorized(f"the token's issuer {_shown(iss)} is not in MSCC_ISSUERS_FILE", reason="unknown_issuer")
         kid = header.get("kid")
         jku = header.get("jku")
         if issuer.keys is not None and (issuer.has_key(kid) or (kid is None and jku is None)):
@@ -82,7 +84,8 @@ class JwtVerifier:
             if configured is None:
                 raise Unauthorized(
                     f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}, and the token's "
-                    f"jku {_shown(jku)} is not on the issuer's allowed_jku list"
+                    f"jku {_shown(jku)} is not on the issuer's allowed_jku list",
+                    reason="unknown_key",
                 )
             # The configured URL is fetched, never the token's spelling of it: a query string or other variation
             # added by a caller cannot make us fetch again, nor grow the cache.
@@ -90,8 +93,10 @@ class JwtVerifier:
         if issuer.jwks_url:
             return await self.jwks.keys(issuer.jwks_url, kid=kid)
         if issuer.keys is not None:
-            raise Unauthorized(f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}")
-        raise Unauthorized(f"no keys are configured for issuer {_shown(iss)}")
+            raise Unauthorized(
+                f"no key configured for issuer {_shown(iss)} has the token's kid {_shown(kid)}", reason="unknown_key"
+            )
+        raise Unauthorized(f"no keys are configured for issuer {_shown(iss)}", reason="unknown_key")
 
     def _audiences(self, service_id: str, feedback: bool) -> tuple[list[str], frozenset[str]]:
         """The audiences a token may name for this service, spelled out and compared (worked out once)."""
@@ -112,7 +117,21 @@ class JwtVerifier:
         if not any(isinstance(v, str) and _same_url(v) in wanted for v in values):
             raise Unauthorized(
                 f"the token's aud {_shown(given)} is not this service: expected {expected[0]} "
-                "(MSCC_PUBLIC_BASE_URL + /cds-services/<service id>)"
+                "(MSCC_PUBLIC_BASE_URL + /cds-services/<service id>)",
+                reason="audience",
+            )
+
+    def _check_tenant(self, claims: dict[str, Any]) -> None:
+        """An issuer that lists its tenants vouches for those only: a token naming another tenant, or none, is refused
+        (one EHR vendor's key would otherwise speak for every organisation it hosts)."""
+        issuer = self.issuers.get(claims["iss"])
+        if issuer is None or not issuer.tenants:
+            return
+        tenant = claims.get("tenant")
+        if not isinstance(tenant, str) or tenant not in issuer.tenants:
+            raise Unauthorized(
+                f"the token's tenant {_shown(tenant)} is not one of the issuer's tenants in MSCC_ISSUERS_FILE",
+                reason="tenant",
             )
 
     async def verify(self, authorization: str | None, service_id: str, *, feedback: bool = False) -> VerifiedCaller:
@@ -120,25 +139,27 @@ class JwtVerifier:
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:  # auth schemes are case-insensitive (RFC 9110)
-            raise Unauthorized("a Bearer JWT is required in the Authorization header")
+            raise Unauthorized("a Bearer JWT is required in the Authorization header", reason="missing_token")
         try:
             unverified = jws.extract_compact(token.encode())
             header = dict(unverified.protected)
             claims = json.loads(unverified.payload)
         except (JoseError, ValueError):
-            raise Unauthorized("the token is not a compact JWS") from None
+            raise Unauthorized("the token is not a compact JWS", reason="malformed_token") from None
         if header.get("alg") not in ALGORITHMS:
-            raise Unauthorized("the token's alg must be ES384 or RS384")
+            raise Unauthorized("the token's alg must be ES384 or RS384", reason="algorithm")
         if "crit" in header:  # RFC 7515 4.1.11: extensions the recipient does not understand make the token invalid
-            raise Unauthorized("the token's crit header names extensions this service does not support")
+            raise Unauthorized(
+                "the token's crit header names extensions this service does not support", reason="malformed_token"
+            )
         if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
-            raise Unauthorized("the token has no iss claim")
+            raise Unauthorized("the token has no iss claim", reason="claims")
         keys = await self._keys(header, claims["iss"])
         try:  # the signature of the very bytes read above: the token is parsed once
             if not jws.validate_compact(unverified, keys, algorithms=ALGORITHMS):
                 raise BadSignatureError()
         except JoseError as error:
-            raise Unauthorized(f"the token's signature does not verify ({error.error})") from None
+            raise Unauthorized(f"the token's signature does not verify ({error.error})", reason="signature") from None
         now = int(self.clock())
         self._check_audience(claims, service_id, feedback)
         registry = JWTClaimsRegistry(
@@ -152,16 +173,19 @@ class JwtVerifier:
         try:
             registry.validate(claims)
         except JoseError as error:
-            raise Unauthorized(f"the token's claims are not acceptable ({error.error}: {error.description})") from None
+            raise Unauthorized(
+                f"the token's claims are not acceptable ({error.error}: {error.description})", reason="claims"
+            ) from None
         if int(claims["exp"]) - now > MAX_LIFETIME_SECONDS:
-            raise Unauthorized("the token lives too long (over an hour)")
+            raise Unauthorized("the token lives too long (over an hour)", reason="claims")
+        self._check_tenant(claims)
         jti_key = f"{claims['iss']}|{claims['jti']}"
         if jti_key in self._seen_jti:
-            raise Unauthorized("the token's jti was already used")
+            raise Unauthorized("the token's jti was already used", reason="replayed")
         self._seen_jti[jti_key] = True
         expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
         if self.remember is not None and not await self.remember(_token_key(jti_key), expires):
-            raise Unauthorized("the token's jti was already used")
+            raise Unauthorized("the token's jti was already used", reason="replayed")
         return VerifiedCaller(claims["iss"], claims.get("sub"), claims.get("tenant"), jti_key)
 
 

@@ -32,6 +32,11 @@ class Issuer(BaseModel):
     jwks_url: str | None = Field(default=None, description="where to fetch the EHR's public keys")
     allowed_jku: list[str] = Field(default_factory=list, description="JWKS URLs a token's `jku` may name")
     fhir_servers: list[str] = Field(default_factory=list, description="FHIR base URLs we may fetch from")
+    tenants: list[str] = Field(
+        default_factory=list,
+        description="the `tenant` claims this issuer's tokens may carry (CDS Hooks: one EHR serving several "
+        "organisations); when listed, a token naming another tenant, or none, is refused",
+    )
 
     _keys: KeySet | None = PrivateAttr(default=None)
     _kids: frozenset[str] = PrivateAttr(default=frozenset())

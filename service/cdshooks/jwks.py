@@ -43,16 +43,18 @@ class JwksCache:
         try:
             answer = await self.client.get(url, timeout=3.0, headers={"Accept": "application/json"})
         except httpx.HTTPError as error:
-            raise Unauthorized(f"could not fetch the issuer's keys ({type(error).__name__})") from None
+            raise Unauthorized(
+                f"could not fetch the issuer's keys ({type(error).__name__})", reason="key_set"
+            ) from None
         if answer.status_code != 200 or len(answer.content) > MAX_JWKS_BYTES:
-            raise Unauthorized(f"could not fetch the issuer's keys (HTTP {answer.status_code})")
+            raise Unauthorized(f"could not fetch the issuer's keys (HTTP {answer.status_code})", reason="key_set")
         try:
             keys = KeySet.import_key_set(answer.json())
         except (JoseError, ValueError, KeyError, TypeError, AttributeError):
-            raise Unauthorized("the issuer's JWKS is not a valid key set") from None
+            raise Unauthorized("the issuer's JWKS is not a valid key set", reason="key_set") from None
         usable = [key for key in keys.keys if _usable(key)]
         if not usable:
-            raise Unauthorized("the issuer's JWKS holds no key usable for ES384 or RS384")
+            raise Unauthorized("the issuer's JWKS holds no key usable for ES384 or RS384", reason="key_set")
         return KeySet(usable)
 
     async def keys(self, url: str, *, kid: str | None) -> KeySet:
@@ -98,7 +100,7 @@ def _holds(keys: KeySet, kid: str | None) -> bool:
 
 def _keys_of(entry: _Entry) -> KeySet:
     if entry.keys is None:
-        raise Unauthorized(entry.failure)
+        raise Unauthorized(entry.failure, reason="key_set")
     return entry.keys
 
 

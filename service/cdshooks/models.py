@@ -114,6 +114,17 @@ CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
     "order-select": OrderSelectContext,
 }
 
+# The CDS Hooks version this service implements, as 3.0 discovery advertises it (a field only 3.0 defines; every
+# 2.0 shape is kept, so 2.0 clients are served as before), and the `hookVersion` of each hook definition it follows
+# (HL7 CDS Hooks Library 1.0.1: each hook's metadata table).
+SPEC_VERSION = "3.0.0"
+HOOK_VERSIONS: dict[str, str] = {
+    "patient-view": "1.0",
+    "encounter-start": "1.0",
+    "order-sign": "1.0",
+    "order-select": "1.0",
+}
+
 
 # Feedback is stored: its text must be text every database stores (no NUL, no lone surrogate) and fit its column
 # (store/tables.py). The schema says what JSON Schema can say portably (no NUL, the lengths); a lone surrogate
@@ -237,6 +248,7 @@ class CdsResponse(Strict):
 
 class DiscoveryService(Strict):
     hook: str
+    hookVersion: str | None = None  # noqa: N815
     title: str | None = None
     description: str
     id: str
@@ -246,4 +258,5 @@ class DiscoveryService(Strict):
 
 
 class Discovery(Strict):
+    version: str | None = None
     services: list[DiscoveryService]

@@ -1,3 +1,5 @@
+import re
+
 from fastapi.testclient import TestClient
 
 from service.cdshooks.models import Discovery
@@ -52,3 +54,12 @@ def test_the_base_queries_are_offered_for_an_ehr_that_cannot_run_filters(make_ap
         body = hook_request("01-mscc-breast-cancer-leg-weakness")
         del body["prefetch"]["observations_laboratory"]
         assert client.post("/cds-services/mscc-patient-view", json=body).json()["cards"][0]["indicator"] == "critical"
+
+
+def test_discovery_says_which_cds_hooks_version_and_hook_versions_it_implements(client: TestClient) -> None:
+    """CDS Hooks 3.0 discovery: `version` (semantic) and each service's `hookVersion`, which must be the version in
+    the hook's published definition (HL7 CDS Hooks Library 1.0.1: 1.0 for each hook served here)."""
+    document = client.get("/cds-services").json()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", document["version"])
+    published = {"patient-view": "1.0", "encounter-start": "1.0", "order-select": "1.0", "order-sign": "1.0"}
+    assert {s["hook"]: s["hookVersion"] for s in document["services"]} == published

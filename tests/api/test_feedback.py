@@ -12,7 +12,17 @@ from sqlalchemy.exc import OperationalError
 
 from service.config import PROJECT_ROOT
 from service.store.decisionrow import DecisionRecord
-from tests.helpers import CDSHOOKS, active_ref, decision_record, hook_request, load_json, new_version, runtime_of
+from tests.helpers import (
+    CDSHOOKS,
+    active_ref,
+    decision_record,
+    hook_request,
+    load_json,
+    new_version,
+    outcome_details,
+    outcome_message,
+    runtime_of,
+)
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -95,7 +105,7 @@ def test_unknown_card_is_404_and_nothing_is_stored(make_client) -> None:
         ghost = {**accepted(card), "card": "00000000-0000-0000-0000-000000000000"}
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card), ghost]})
         assert answer.status_code == 404
-        assert answer.json()["details"] == ["00000000-0000-0000-0000-000000000000"]
+        assert outcome_details(answer) == ["00000000-0000-0000-0000-000000000000"]
         assert runtime_of(client.app).store.count()["feedback"] == 0
 
 
@@ -210,7 +220,7 @@ def test_storage_down_makes_readyz_503_and_feedback_503(make_client, monkeypatch
         assert ready.json()["checks"]["database"] == "failing"
         answer = client.post(f"{URL}/feedback", json={"feedback": [accepted(card)]})
         assert answer.status_code == 503
-        assert "send it again" in answer.json()["message"]
+        assert "send it again" in outcome_message(answer)
 
 
 def test_metrics_count_calls_cards_and_feedback(make_client) -> None:
@@ -292,7 +302,7 @@ def test_feedback_no_database_can_store_is_400_never_send_it_again(make_client, 
         body = body.replace('"COMMENT"', raw_comment)  # raw JSON escapes: json.dumps would not write them
         answer = client.post(f"{URL}/feedback", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400
-        assert any("overrideReason.userComment" in d for d in answer.json()["details"])
+        assert any("overrideReason.userComment" in d for d in outcome_details(answer))
         assert runtime_of(client.app).store.count()["feedback"] == 0
 
 
@@ -307,7 +317,7 @@ def test_an_over_long_code_is_400(make_client) -> None:
         }
         answer = client.post(f"{URL}/feedback", json={"feedback": [item]})
         assert answer.status_code == 400
-        assert any("overrideReason.reason.code" in d for d in answer.json()["details"])
+        assert any("overrideReason.reason.code" in d for d in outcome_details(answer))
 
 
 def test_values_the_database_refuses_are_400(make_client, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -360,4 +370,4 @@ def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(ma
         body = {"feedback": [{"card": "c-spooled", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}
         answer = client.post(f"{URL}/feedback", json=body)
     assert answer.status_code == 503
-    assert "send it again" in answer.json()["message"]
+    assert "send it again" in outcome_message(answer)

@@ -6,7 +6,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import active_ref, active_version, hook_request, patient_bundle, runtime_of
+from tests.helpers import (
+    active_ref,
+    active_version,
+    hook_request,
+    outcome_code,
+    outcome_details,
+    outcome_message,
+    patient_bundle,
+    runtime_of,
+)
 
 URL = "/cds-services/mscc-patient-view"
 PREFLIGHT = {  # a browser's CORS preflight for a hook call
@@ -44,7 +53,7 @@ def test_no_card_is_an_empty_array(client: TestClient) -> None:
 def test_unknown_service_is_404(client: TestClient, request_body: dict[str, Any]) -> None:
     answer = client.post("/cds-services/nope", json=request_body)
     assert answer.status_code == 404
-    assert answer.json()["error"] == "not_found"
+    assert outcome_code(answer) == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +106,7 @@ def test_missing_prefetch_without_fhir_server_is_412(client: TestClient, request
     body = {**request_body, "prefetch": {"conditions": request_body["prefetch"]["conditions"]}}
     answer = client.post(URL, json=body)
     assert answer.status_code == 412
-    assert "observations" in answer.json()["message"]
+    assert "observations" in outcome_message(answer)
     no_prefetch = {k: v for k, v in request_body.items() if k != "prefetch"}
     assert client.post(URL, json=no_prefetch).status_code == 412
 
@@ -216,7 +225,7 @@ def test_a_key_written_twice_is_refused_never_the_last_one_silently(client: Test
     assert twice != text
     answer = client.post(URL, content=twice, headers={"content-type": "application/json"})
     assert answer.status_code == 400
-    assert "'patientId' appears twice" in answer.json()["details"][0]
+    assert "'patientId' appears twice" in outcome_details(answer)[0]
     nested = text.replace('"status": "final"', '"status": "final", "status": "entered-in-error"', 1)
     assert client.post(URL, content=nested, headers={"content-type": "application/json"}).status_code == 400
     feedback = (

@@ -1,5 +1,7 @@
 from fastapi.testclient import TestClient
 
+from tests.helpers import outcome_code
+
 
 def test_huge_bodies_are_413_by_header_and_by_stream(make_app) -> None:
     app = make_app(max_body_bytes=2_000)
@@ -9,7 +11,9 @@ def test_huge_bodies_are_413_by_header_and_by_stream(make_app) -> None:
             "/cds-services/mscc-patient-view", content=big, headers={"content-type": "application/json"}
         )
         assert answer.status_code == 413
-        assert answer.json()["error"] == "payload_too_large"
+        assert answer.headers["content-type"] == "application/fhir+json"
+        assert outcome_code(answer) == "payload_too_large"
+        assert answer.json()["issue"][0]["code"] == "too-long"
 
         def chunks():
             for _ in range(10):

@@ -14,7 +14,13 @@ def test_openapi_yaml_equals_the_served_document(client: TestClient) -> None:
 
 def test_every_operation_documents_its_errors(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert set(paths["/cds-services/{service_id}"]["post"]["responses"]) == {"200", "400", "401", "404", "412", "413"}
+    hook_call = paths["/cds-services/{service_id}"]["post"]["responses"]
+    assert set(hook_call) == {"200", "400", "401", "404", "412", "413", "415"}
+    feedback = paths["/cds-services/{service_id}/feedback"]["post"]["responses"]
+    for status, response in [*hook_call.items(), *feedback.items()]:
+        if status != "200":  # CDS Hooks 3.0: every error of a CDS endpoint is an OperationOutcome
+            assert list(response["content"]) == ["application/fhir+json"], status
+            assert response["content"]["application/fhir+json"]["schema"]["$ref"].endswith("/OperationOutcome")
     assert set(paths["/evaluate"]["post"]["responses"]) == {"200", "400", "401", "413", "422", "503"}
     assert "application/fhir+json" in paths["/evaluate"]["post"]["responses"]["422"]["content"]
     assert paths["/cds-services/{service_id}"]["post"]["requestBody"]["content"]["application/json"]["examples"]

@@ -1,5 +1,7 @@
-"""JWT verification as CDS Hooks 2.0 asks: every refusal is a 401 that says which check failed."""
+"""JWT verification as CDS Hooks asks: every refusal is a bare 401; the log line says which check failed and the
+metric labels it."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -36,10 +38,30 @@ def client(secure_client, tmp_path: Path, signer: Signer) -> TestClient:
         yield test_client
 
 
+class _Refusals(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "call refused":
+            self.reasons.append(record.fields["reason"])  # type: ignore[attr-defined]
+
+
 def call(client: TestClient, token: str | None, body: dict | None = None) -> tuple[int, str]:
+    """(status, the logged reason of a refusal: the caller is told nothing of it)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    answer = client.post(URL, json=body or hook_request("09-no-cancer-low-back-pain-only"), headers=headers)
-    return answer.status_code, answer.json().get("message", "")
+    refusals = _Refusals()
+    logger = logging.getLogger("service.hooks")
+    logger.addHandler(refusals)
+    try:
+        answer = client.post(URL, json=body or hook_request("09-no-cancer-low-back-pain-only"), headers=headers)
+    finally:
+        logger.removeHandler(refusals)
+    if answer.status_code == 401:
+        assert answer.json()["issue"][0]["details"]["text"] == "the request could not be authenticated"
+        return answer.status_code, refusals.reasons[-1]
+    return answer.status_code, ""
 
 
 def test_a_valid_token_is_accepted(client: TestClient, signer: Signer) -> None:
@@ -445,3 +467,36 @@ def test_a_host_table_that_cannot_be_opened_does_not_stop_the_worker(
         assert call(client, token, body) == (401, "the token's jti was already used")
         metrics = client.get("/metrics").text
         assert 'mscc_replay_check_fallbacks_total{reason="host-table-unavailable"} 2.0' in metrics
+
+
+def test_a_401_tells_the_caller_nothing_and_the_metric_names_the_check(client: TestClient, signer: Signer) -> None:
+    answer = client.post(
+        URL, json=hook_request("09-no-cancer-low-back-pain-only"), headers={"Authorization": "Bearer x"}
+    )
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/fhir+json"
+    [issue] = answer.json()["issue"]
+    assert issue["code"] == "login"
+    assert issue["details"]["text"] == "the request could not be authenticated"
+    assert "JWS" not in answer.text
+    assert "diagnostics" not in issue
+    assert call(client, signer.token(aud="https://elsewhere.example/x"))[0] == 401
+    metrics = client.get("/metrics").text
+    assert 'mscc_auth_refusals_total{check="malformed_token",service="mscc-patient-view"} 1.0' in metrics
+    assert 'mscc_auth_refusals_total{check="audience",service="mscc-patient-view"} 1.0' in metrics
+
+
+def test_an_issuer_that_lists_its_tenants_vouches_for_those_only(secure_client, tmp_path: Path) -> None:
+    signer = Signer()
+    with secure_client(issuers_file(tmp_path / "i.yaml", signer, tenants=["st-mary", "st-luke"])) as client:
+        assert call(client, signer.token(tenant="st-luke"))[0] == 200
+        assert call(client, signer.token(tenant="elsewhere")) == (
+            401,
+            "the token's tenant \"elsewhere\" is not one of the issuer's tenants in MSCC_ISSUERS_FILE",
+        )
+        assert call(client, signer.token())[1].startswith("the token's tenant null")
+        assert 'check="tenant"' in client.get("/metrics").text
+
+
+def test_an_issuer_without_tenants_accepts_any_tenant_claim(client: TestClient, signer: Signer) -> None:
+    assert call(client, signer.token(tenant="anyone"))[0] == 200

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import CDSHOOKS, hook_request, load_json
+from tests.helpers import CDSHOOKS, hook_request, load_json, outcome_message
 
 
 def request_for(example: str) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def test_inferno_fixtures_are_understood(client: TestClient, fixture: str, servi
     body = load_json(CDSHOOKS / "fixtures-inferno" / fixture)
     answer = client.post(f"/cds-services/{service}", json=body)
     assert answer.status_code == 412
-    assert "not on the allow-list" in answer.json()["message"]
+    assert "not on the allow-list" in outcome_message(answer)
     body["prefetch"] = {"conditions": None, "observations": None, "imaging_orders": None, "imaging_studies": None}
     answer = client.post(f"/cds-services/{service}", json=body)
     assert answer.status_code == 200
