@@ -8,6 +8,8 @@ ServiceError
 ├── NotFound (404)              unknown service
 │   └── UnknownCards            feedback names cards this service did not return
 ├── PreconditionFailed (412)    required FHIR data neither prefetched nor fetchable
+│   └── FetchFailed             the FHIR server's answer to named prefetch keys could not be used
+│       └── SearchRefused       the FHIR server refused a search as asked (a filter it does not support)
 ├── PayloadTooLarge (413)       body over the configured limit
 ├── InvalidFhir (422)           /evaluate input that is not valid FHIR (answered as an OperationOutcome)
 ├── RuleSetRefused (422)        POST /rules/reload: the changed rule set does not validate (the old one serves on)
@@ -84,7 +86,16 @@ class PreconditionFailed(ServiceError):
     code = "precondition_failed"
 
 
-class SearchRefused(PreconditionFailed):
+class FetchFailed(PreconditionFailed):
+    """A fetch from the EHR's FHIR server that failed; `keys`: the prefetch keys whose searches failed (all of the
+    call's when the server timed out), named in the 412 with their search templates."""
+
+    def __init__(self, message: str, details: list[str] | None = None, *, keys: list[str] | None = None) -> None:
+        super().__init__(message, details)
+        self.keys = keys or []
+
+
+class SearchRefused(FetchFailed):
     """The FHIR server refused a search as asked (HTTP 400, 422 or 501: a filter it does not support)."""
 
 

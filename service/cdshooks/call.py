@@ -21,7 +21,7 @@ from service.cdshooks.prefetch import Keep, PrefetchResult, Unreadable, read_pre
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
-from service.errors import BadRequest, PreconditionFailed, SearchRefused, field_errors
+from service.errors import BadRequest, FetchFailed, PreconditionFailed, SearchRefused, field_errors
 from service.fhir.dates import parse_fhir_time
 from service.fhir.record import build_record, read_kind
 from service.fhir.validate import InputIssue, ValidateOnce
@@ -148,6 +148,14 @@ def _distinct(resources: list[dict[str, Any]], templates: dict[str, str]) -> lis
     return kept
 
 
+def _naming_searches(failed: FetchFailed, service: ServiceEntry) -> PreconditionFailed:
+    """The 412 of a failed fetch: which prefetch keys, and each one's search as discovery offers it (the template,
+    never the rendered query: the message is logged, and the query holds the patient's id)."""
+    keys = [k for k in failed.keys if k in service.prefetch] or list(service.prefetch)
+    searches = [f"{k}: {service.prefetch[k]}" for k in keys]
+    return PreconditionFailed(f"prefetch keys {keys} could not be fetched from fhirServer: {failed.message}", searches)
+
+
 async def _complete_prefetch(
     service: ServiceEntry,
     request: HookRequest,
@@ -176,6 +184,10 @@ async def _complete_prefetch(
     wide = {k: b for k in rendered if (b := render_query(bases.get(k, service.prefetch[k]), request.context))}
     try:
         fetched = await _fetch_or_fall_back(request, rendered, wide, fetch)
+    except FetchFailed as failed:
+        if required:
+            raise _naming_searches(failed, service) from None
+        return [], list(prefetch.missing)
     except PreconditionFailed:
         if required:
             raise

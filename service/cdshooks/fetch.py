@@ -15,7 +15,7 @@ import httpx
 
 from service.cdshooks.issuers import IssuerRegistry, normalise_base
 from service.cdshooks.models import HookRequest
-from service.errors import PreconditionFailed, SearchRefused
+from service.errors import FetchFailed, PreconditionFailed, SearchRefused
 
 MAX_RESPONSE_BYTES = 20_000_000
 FHIR_JSON = "application/fhir+json"
@@ -43,17 +43,17 @@ class FhirFetcher:
         if answer.status_code in (400, 422, 501):
             raise SearchRefused(f"the FHIR server refused the search (HTTP {answer.status_code})")
         if answer.status_code != 200:
-            raise PreconditionFailed(f"the FHIR server answered HTTP {answer.status_code}")
+            raise FetchFailed(f"the FHIR server answered HTTP {answer.status_code}")
         if len(answer.content) > MAX_RESPONSE_BYTES:
-            raise PreconditionFailed("the FHIR server's answer is too large")
+            raise FetchFailed("the FHIR server's answer is too large")
         try:
             body = answer.json()
         except ValueError:
-            raise PreconditionFailed("the FHIR server's answer is not JSON") from None
+            raise FetchFailed("the FHIR server's answer is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
-            raise PreconditionFailed("the FHIR server's answer is not a FHIR resource")
+            raise FetchFailed("the FHIR server's answer is not a FHIR resource")
         if body["resourceType"] == "OperationOutcome":
-            raise PreconditionFailed("the FHIR server answered with an OperationOutcome")
+            raise FetchFailed("the FHIR server answered with an OperationOutcome")
         return body
 
     async def _search(self, base: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -67,11 +67,11 @@ class FhirFetcher:
                 break
             inside = normalise_base(next_url).startswith(base + "/") or next_url.startswith(base + "?")
             if not inside or _has_dot_segments(next_url):
-                raise PreconditionFailed("the FHIR server's next link leaves the allowed server")
+                raise FetchFailed("the FHIR server's next link leaves the allowed server")
             body = await self._get(next_url, headers)
             entries.extend(_entries(body))
         else:
-            raise PreconditionFailed(f"the search needs more than {self.max_pages} pages")
+            raise FetchFailed(f"the search needs more than {self.max_pages} pages")
         return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
 
     async def fetch(self, request: HookRequest, queries: dict[str, str], issuer: str | None) -> dict[str, Any]:
@@ -86,17 +86,27 @@ class FhirFetcher:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
         try:
             async with asyncio.timeout(self.timeout):
-                results = await asyncio.gather(*(self._search(base, q, headers) for q in queries.values()))
+                results = await asyncio.gather(*(self._keyed(key, base, q, headers) for key, q in queries.items()))
         except TimeoutError:
             self.fail("timeout")
-            raise PreconditionFailed(f"the FHIR server did not answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as error:
-            self.fail("unreachable")
-            raise PreconditionFailed(f"the FHIR server could not be reached ({type(error).__name__})") from None
-        except PreconditionFailed:
-            self.fail("bad_answer")
-            raise
+            reason = f"the FHIR server did not answer within {self.timeout:g} s"
+            raise FetchFailed(reason, keys=list(queries)) from None
+        except FetchFailed as failed:
+            self.fail("unreachable" if isinstance(failed.__cause__, httpx.HTTPError) else "bad_answer")
+            raise failed from None
         return dict(zip(queries, results, strict=True))
+
+    async def _keyed(self, key: str, base: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
+        """One prefetch key's search; a failure names the key (the caller names its search template)."""
+        try:
+            return await self._search(base, query, headers)
+        except httpx.HTTPError as error:
+            reason = f"the FHIR server could not be reached ({type(error).__name__})"
+            raise FetchFailed(reason, keys=[key]) from error
+        except SearchRefused as refused:
+            raise SearchRefused(refused.message, keys=[key]) from None
+        except FetchFailed as failed:
+            raise FetchFailed(failed.message, keys=[key]) from None
 
 
 def _entries(page: dict[str, Any]) -> list[Any]:
@@ -105,7 +115,7 @@ def _entries(page: dict[str, Any]) -> list[Any]:
     if entries is None:
         return []
     if not isinstance(entries, list):
-        raise PreconditionFailed("the FHIR server's Bundle.entry is not an array")
+        raise FetchFailed("the FHIR server's Bundle.entry is not an array")
     return entries
 
 
@@ -116,10 +126,10 @@ def _next_url(page: dict[str, Any]) -> str | None:
     if links is None:
         return None
     if not isinstance(links, list) or not all(isinstance(link, dict) for link in links):
-        raise PreconditionFailed("the FHIR server's Bundle.link is not an array of objects")
+        raise FetchFailed("the FHIR server's Bundle.link is not an array of objects")
     url = next((link.get("url") for link in links if link.get("relation") == "next"), None)
     if url is not None and not isinstance(url, str):
-        raise PreconditionFailed("the FHIR server's next link has no URL")
+        raise FetchFailed("the FHIR server's next link has no URL")
     return url
 
 

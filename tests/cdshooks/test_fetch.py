@@ -9,7 +9,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.fhirserver import Behaviour, running_fhir_server
-from tests.helpers import hook_request, outcome_message
+from tests.helpers import hook_request, outcome_details, outcome_message
 
 URL = "/cds-services/mscc-patient-view"
 
@@ -137,9 +137,24 @@ def test_a_slow_server_is_412_within_the_time_limit(app_for) -> None:
         assert "did not answer within 0.5 s" in outcome_message(answer)
 
 
-def test_a_failing_server_is_412(app_for) -> None:
+def test_a_failing_server_is_412_naming_the_key_and_its_search(app_for, caplog) -> None:
+    """The 412 names the prefetch key whose search failed and that search as discovery offers it (its template:
+    the rendered query holds the patient's id, and the message is logged too)."""
+    kept = ("patient", "imaging_orders", "imaging_studies", "imaging_reports", "observations")
+    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", keep=kept)
     with running_fhir_server(Behaviour(status=500)) as (base, _), app_for([base + "/fhir"]) as client:
-        assert client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base)).status_code == 412
+        body["fhirServer"] = base + "/fhir"
+        answer = client.post(URL, json=body)
+        template = client.get("/cds-services").json()["services"][0]["prefetch"]["conditions"]
+    assert answer.status_code == 412
+    assert outcome_message(answer) == (
+        "prefetch keys ['conditions'] could not be fetched from fhirServer: the FHIR server answered HTTP 500"
+    )
+    assert outcome_details(answer) == [f"conditions: {template}"]
+    assert "{{context.patientId}}" in template
+    patient_id = body["context"]["patientId"]
+    assert patient_id not in answer.text
+    assert patient_id not in caplog.text
 
 
 @pytest.mark.parametrize("evil", ["http://169.254.169.254", "http://127.0.0.1:1"])
