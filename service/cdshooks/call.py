@@ -18,6 +18,7 @@ from service.cdshooks.display import UTC_ZONE
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
 from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts, order_notes
 from service.cdshooks.prefetch import Keep, PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
+from service.cdshooks.scopes import coverage
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.model import ServiceEntry
 from service.engine.ruleset import RuleSet
@@ -148,6 +149,15 @@ def _distinct(resources: list[dict[str, Any]], templates: dict[str, str]) -> lis
     return kept
 
 
+def _token_for_another_patient(request: HookRequest) -> bool:
+    """A token restricted to a patient other than the call's is never used (CDS Hooks: `fhirAuthorization.patient`
+    names the patient the token is for; data fetched with it would be another patient's)."""
+    authorization = request.fhirAuthorization
+    if authorization is None or authorization.patient is None:
+        return False
+    return authorization.patient != request.context.get("patientId")
+
+
 def _naming_searches(failed: FetchFailed, service: ServiceEntry) -> PreconditionFailed:
     """The 412 of a failed fetch: which prefetch keys, and each one's search as discovery offers it (the template,
     never the rendered query: the message is logged, and the query holds the patient's id)."""
@@ -180,7 +190,28 @@ async def _complete_prefetch(
                 [f"{k}: {service.prefetch[k]}" for k in required],
             )
         return [], list(prefetch.missing)
+    if _token_for_another_patient(request):
+        if required:
+            raise PreconditionFailed(
+                f"prefetch keys {required} were not sent, and fhirAuthorization is for another patient than "
+                "context.patientId: it is not used",
+                [f"{k}: {service.prefetch[k]}" for k in required],
+            )
+        return [], list(prefetch.missing)
     rendered = {k: q for k, q in queries.items() if q is not None}
+    if request.fhirAuthorization is not None:
+        covered = coverage(request.fhirAuthorization.scope, rendered)
+        uncovered = [k for k in covered.missing if k in required]
+        if uncovered:
+            raise PreconditionFailed(
+                f"prefetch keys {uncovered} were not sent, and fhirAuthorization.scope does not allow fetching them",
+                [f"{k}: {service.prefetch[k]} needs {covered.missing[k]}" for k in uncovered],
+            )
+        rendered = {k: q for k, q in rendered.items() if k not in covered.missing}
+        prefetch.problems.extend(
+            InputIssue(f"prefetch.{k}", "fhirAuthorization.scope", f"the scope limits this search to {q}", "counted")
+            for k, q in covered.narrowed.items()
+        )
     wide = {k: b for k in rendered if (b := render_query(bases.get(k, service.prefetch[k]), request.context))}
     try:
         fetched = await _fetch_or_fall_back(request, rendered, wide, fetch)

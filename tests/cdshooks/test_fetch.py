@@ -289,3 +289,48 @@ def test_a_search_answer_of_odd_shape_is_a_412_never_a_500_nor_no_data(app_for, 
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert answer.status_code == 412, answer.text
         assert "the FHIR server's" in outcome_message(answer)
+
+
+def test_a_token_for_another_patient_is_never_used(app_for) -> None:
+    """`fhirAuthorization.patient` names the patient the token is for: another one's token fetches nothing."""
+    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
+    with running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour), app_for([base + "/fhir"]) as client:
+        body["fhirServer"] = base + "/fhir"
+        body["fhirAuthorization"]["patient"] = "someone-else"
+        answer = client.post(URL, json=body)
+        assert behaviour.seen == []
+    assert answer.status_code == 412
+    assert "fhirAuthorization is for another patient than context.patientId" in outcome_message(answer)
+
+
+def test_the_token_for_the_calls_patient_is_used(app_for) -> None:
+    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
+    with running_fhir_server(Behaviour(token="s3cret")) as (base, _), app_for([base + "/fhir"]) as client:
+        body["fhirServer"] = base + "/fhir"
+        body["fhirAuthorization"]["patient"] = body["context"]["patientId"]
+        assert client.post(URL, json=body).status_code == 200
+
+
+@pytest.mark.parametrize("scope", ["patient/*.rs", "patient/Patient.r patient/*.s", "user/*.read"])
+def test_smart_v1_and_v2_scopes_are_understood(app_for, scope: str) -> None:
+    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
+    with running_fhir_server(Behaviour(token="s3cret")) as (base, _), app_for([base + "/fhir"]) as client:
+        body["fhirServer"] = base + "/fhir"
+        body["fhirAuthorization"]["scope"] = scope
+        answer = client.post(URL, json=body)
+    assert answer.status_code == 200
+    assert answer.json()["cards"][0]["indicator"] == "critical"
+
+
+def test_a_scope_that_does_not_cover_a_required_key_is_412_before_any_fetch(app_for) -> None:
+    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
+    with running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour), app_for([base + "/fhir"]) as client:
+        body["fhirServer"] = base + "/fhir"
+        body["fhirAuthorization"]["scope"] = "patient/Observation.rs patient/Patient.r"
+        answer = client.post(URL, json=body)
+        assert behaviour.seen == []
+    assert answer.status_code == 412
+    assert "fhirAuthorization.scope does not allow fetching them" in outcome_message(answer)
+    [detail] = outcome_details(answer)
+    assert detail.startswith("conditions: Condition?patient={{context.patientId}}")
+    assert detail.endswith("needs search of Condition (patient/Condition.s or .read)")
