@@ -1,8 +1,9 @@
 """The FHIR R4 search an EHR runs for a prefetch query, for the parameters our prefetch queries use.
 
 Used where we play the EHR: building example requests, the loopback FHIR server of the tests, and the benchmark
-that measures what the filters save on the real records. Parameters: `patient` (or `subject`), `code` and
-`category` as tokens (`system|code`, `code`, comma for "or"), and `category:not`. An unknown parameter is
+that measures what the filters save on the real records. Parameters: `patient` (or `subject`), `code`,
+`combo-code` (an Observation's code or a component's) and `category` as tokens (`system|code`, `code`, comma for
+"or"), and `:not` on them. An unknown parameter is
 refused (a strict server's 400): a query we generate must never be answered as if it were another.
 """
 
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl
 from service.cdshooks.prefetch import render_query
 from service.fhir.codes import canonical_system, normalise_code
 
-_TOKEN_PARAMETERS = {"code": ("code",), "category": ("category",)}
+_TOKEN_PARAMETERS = {"code": ("code",), "category": ("category",), "combo-code": ("code", "component.code")}
 
 
 class UnsupportedSearch(ValueError):
@@ -40,6 +41,15 @@ def _matches_token(codings: list[dict[str, Any]], wanted: str) -> bool:
     return False
 
 
+def _at(resource: dict[str, Any], path: str) -> Any:
+    """The values at a dotted path (`component.code`: the code of every component)."""
+    values: list[Any] = [resource]
+    for step in path.split("."):
+        values = [v.get(step) for v in values if isinstance(v, dict)]
+        values = [x for v in values for x in (v if isinstance(v, list) else [v]) if x is not None]
+    return values
+
+
 def matches(resource: dict[str, Any], query: str, *, check_patient: bool = True) -> bool:
     """Whether `resource` is in the result of `Type?params` (`check_patient` False: whoever its subject is, for
     example Bundles that hold another patient's resource on purpose)."""
@@ -55,7 +65,7 @@ def matches(resource: dict[str, Any], query: str, *, check_patient: bool = True)
             if reference not in (f"Patient/{value}", value):
                 return False
         elif field in _TOKEN_PARAMETERS and modifier in ("", "not"):
-            codings = [c for path in _TOKEN_PARAMETERS[field] for c in _codings(resource.get(path))]
+            codings = [c for path in _TOKEN_PARAMETERS[field] for c in _codings(_at(resource, path))]
             if _matches_token(codings, value) == (modifier == "not"):
                 return False
         else:

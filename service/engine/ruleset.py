@@ -11,6 +11,7 @@ from service.engine.criteria import CriterionNode
 from service.engine.model import RuleSetConfig, RuleVersion, ServiceEntry
 from service.engine.prefetchplan import PlannedKey, ReadCodes, codes_read, plan_service
 from service.engine.site import Site
+from service.engine.terminology import load_editions
 from service.engine.valuesets import CodeIndex
 from service.fhir.codes import READ_IN_FULL, canonical_system
 from service.fhir.record import TextPath, profile_keys, raw_keys, raw_systemless_codes, readable_words
@@ -206,7 +207,8 @@ class RuleSet:
     def codes_read(self) -> dict[str, ReadCodes]:
         """Per resource type, the codes any rule version (active or draft) reads."""
         criteria = (c for versions in self.rules.values() for rule in versions.values() for c in rule.criteria.values())
-        return codes_read(criteria, self.codes.valuesets)
+        editions, _ = load_editions(self.root)  # ICD ranges of small value sets are spelt out (read once per file)
+        return codes_read(criteria, self.codes.valuesets, editions)
 
     @cached_property
     def prefetch_plan(self) -> dict[str, tuple[ServiceEntry, dict[str, PlannedKey]]]:

@@ -28,6 +28,15 @@ class CodeList:
         at = bisect.bisect_left(self.codes, code)
         return at < len(self.codes) and self.codes[at] == code
 
+    def starting_with(self, prefix: str) -> list[str]:
+        """Every code of the edition under a prefix (`M541` gives M541, M5410 ... M5418)."""
+        at = bisect.bisect_left(self.codes, prefix)
+        found = []
+        while at < len(self.codes) and self.codes[at].startswith(prefix):
+            found.append(self.codes[at])
+            at += 1
+        return found
+
 
 def read_code_list(path: Path) -> CodeList:
     """Raise OSError or ValueError when the file cannot be used. Read once per file version (every reload and
@@ -65,6 +74,11 @@ class IcdEditions:
     def holds(self, system: str, code: str) -> bool:
         found = self.lists.get(system)
         return found is not None and found.holds(code)
+
+    def under(self, system: str, prefix: str) -> list[str] | None:
+        """The codes of this system's edition under a prefix; None when there is no list for the system."""
+        found = self.lists.get(system)
+        return found.starting_with(prefix) if found is not None else None
 
     def edition(self, system: str) -> str:
         found = self.lists.get(system)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -13,7 +14,7 @@ from authoring.fhirsearch import UnsupportedSearch, matches, prefetch_as_ehr, se
 from authoring.validation import ValidationCase, all_cases
 from service.cdshooks.cards import CardContext, render_card
 from service.engine.evaluation import evaluate_record
-from service.engine.prefetchplan import MAX_LISTED, ReadCodes, plan_key
+from service.engine.prefetchplan import MAX_LISTED, NOT_LABORATORY, ReadCodes, plan_key
 from service.engine.ruleset import RuleSet
 from service.fhir.codes import LOINC, SNOMED
 from service.fhir.record import build_record
@@ -59,10 +60,20 @@ def test_codes_that_can_be_listed_become_a_code_filter() -> None:
     assert plan_key("conditions", "Condition?patient=x", prefixes)[0].query == "Condition?patient=x"
 
 
-def test_observations_that_cannot_be_listed_are_split_by_category() -> None:
-    read = {"Observation": ReadCodes(frozenset({CANCER, (LOINC, "72514-3")}), False)}
-    rest, lab = plan_key("observations", "Observation?patient=x", read)
-    assert rest.query == "Observation?patient=x&category:not=laboratory"
+def test_observations_that_cannot_be_listed_are_split_inside_the_query_subset() -> None:
+    """CDS Hooks 3.0 query subset: token equality and `:in` only (no `:not`). Every category but laboratory;
+    the findings read by code whatever their category (bare codes, in the code or a component's); and the
+    laboratory results a rule reads."""
+    listed = frozenset({(LOINC, "72514-3"), ("http://hl7.org/fhir/sid/icd-10-cm", "R201")})
+    read = {"Observation": ReadCodes(frozenset({CANCER, (LOINC, "72514-3")}), False, listed)}
+    rest, coded, lab = plan_key("observations", "Observation?patient=x", read)
+    assert rest.query == f"Observation?patient=x&category={NOT_LABORATORY}"
+    assert "laboratory" not in NOT_LABORATORY.split(",")
+    assert {"exam", "survey", "vital-signs", "social-history"} <= set(NOT_LABORATORY.split(","))
+    assert coded.key == "observations_coded"
+    assert coded.query == "Observation?patient=x&combo-code=72514-3,R20.1"  # ICD codes as EHRs write them
+    for planned in (rest, coded, lab):  # no modifier on any parameter
+        assert all(":" not in name for name, _ in parse_qsl(planned.query.split("?", 1)[1]))
     assert lab.key == "observations_laboratory"
     assert lab.query == "Observation?patient=x&category=laboratory&code=http://loinc.org|72514-3"
     no_loinc = {"Observation": ReadCodes(frozenset({CANCER}), False)}
@@ -102,6 +113,11 @@ def test_the_search_an_ehr_runs() -> None:
     uncategorised = {**lab, "category": None}
     assert not matches(lab, "Observation?patient=p&category:not=laboratory")
     assert matches(uncategorised, "Observation?patient=p&category:not=laboratory")  # no category: not a lab
+    assert not matches(uncategorised, f"Observation?patient=p&category={NOT_LABORATORY}")
+    panel = {**uncategorised, "component": [{"code": {"coding": [{"code": "26544005"}]}}]}
+    assert matches(panel, "Observation?patient=p&combo-code=1-1,26544005")  # a component's code
+    assert matches(lab, "Observation?patient=p&combo-code=2345-7")
+    assert not matches(lab, "Observation?patient=p&combo-code=26544005")
     assert matches(lab, "Observation?patient=p&code=http://loinc.org|2345-7,http://loinc.org|1-1")
     assert matches(lab, "Observation?patient=p&code=2345-7")
     assert not matches(lab, "Observation?patient=q")

@@ -54,8 +54,9 @@ def test_missing_prefetch_is_fetched_and_gives_the_same_card(app_for) -> None:
             "/fhir/Condition",
             "/fhir/DiagnosticReport",
             "/fhir/ImagingStudy",
-            "/fhir/Observation",
-            "/fhir/Observation",  # everything but laboratory results, and laboratory results a rule reads
+            "/fhir/Observation",  # every category but laboratory,
+            "/fhir/Observation",  # the findings read by code whatever their category,
+            "/fhir/Observation",  # and the laboratory results a rule reads
             "/fhir/Patient/p01",  # the birth date, for an onsetAge
             "/fhir/ServiceRequest",
         ]
@@ -71,10 +72,12 @@ def test_only_the_missing_keys_are_fetched(app_for) -> None:
         )
         assert client.post(URL, json=body).status_code == 200
         # The searches run concurrently: they may reach the server in either order.
-        assert sorted(s["path"].split("&")[:2] for s in behaviour.seen) == [
-            ["/fhir/Observation?patient=p01", "category:not=laboratory"],
-            ["/fhir/Observation?patient=p01", "category=laboratory"],
+        assert sorted(s["path"].split("&")[1].split("=")[0] for s in behaviour.seen) == [
+            "category",
+            "category",
+            "combo-code",
         ]
+        assert all(s["path"].startswith("/fhir/Observation?patient=p01&") for s in behaviour.seen)
 
 
 def test_paging_follows_next_links(app_for) -> None:
@@ -85,11 +88,12 @@ def test_paging_follows_next_links(app_for) -> None:
         answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
         assert [c["indicator"] for c in answer.json()["cards"]] == ["critical"]
         paths = sorted(s["path"].split("?")[0] + ("&_offset" in s["path"]) * " page 2" for s in behaviour.seen)
-        assert paths == [  # two Conditions at one per page, one non-laboratory Observation, no laboratory one
+        assert paths == [  # two Conditions at one per page; the uncategorised weakness, found by its code
             "/fhir/Condition",
             "/fhir/Condition page 2",
             "/fhir/DiagnosticReport",
             "/fhir/ImagingStudy",
+            "/fhir/Observation",
             "/fhir/Observation",
             "/fhir/Observation",
             "/fhir/Patient/p01",
