@@ -90,9 +90,17 @@ class FetchFailed(PreconditionFailed):
     """A fetch from the EHR's FHIR server that failed; `keys`: the prefetch keys whose searches failed (all of the
     call's when the server timed out), named in the 412 with their search templates."""
 
-    def __init__(self, message: str, details: list[str] | None = None, *, keys: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: list[str] | None = None,
+        *,
+        keys: list[str] | None = None,
+        partial: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message, details)
         self.keys = keys or []
+        self.partial = partial or {}  # what the other keys' searches found
 
 
 class SearchRefused(FetchFailed):

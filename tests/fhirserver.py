@@ -26,6 +26,7 @@ class Behaviour:
     token: str | None = None
     delay: float = 0.0
     status: int = 200
+    failing: str | None = None  # `status` only for requests whose path holds this text (None: every request)
     page_size: int = 50
     evil_next: str | None = None
     jwks: dict[str, Any] | None = None
@@ -74,7 +75,7 @@ class _Handler(FhirJsonHandler):
         if behaviour.token and self.headers.get("Authorization") != f"Bearer {behaviour.token}":
             self._send(401, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]})
             return
-        if behaviour.status != 200:
+        if behaviour.status != 200 and (behaviour.failing is None or behaviour.failing in self.path):
             self._send(
                 behaviour.status,
                 {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]},

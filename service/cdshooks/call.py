@@ -158,10 +158,10 @@ def _token_for_another_patient(request: HookRequest) -> bool:
     return authorization.patient != request.context.get("patientId")
 
 
-def _naming_searches(failed: FetchFailed, service: ServiceEntry) -> PreconditionFailed:
-    """The 412 of a failed fetch: which prefetch keys, and each one's search as discovery offers it (the template,
-    never the rendered query: the message is logged, and the query holds the patient's id)."""
-    keys = [k for k in failed.keys if k in service.prefetch] or list(service.prefetch)
+def _naming_searches(failed: FetchFailed, service: ServiceEntry, required: list[str]) -> PreconditionFailed:
+    """The 412 of a failed fetch: which required prefetch keys, and each one's search as discovery offers it (the
+    template, never the rendered query: the message is logged, and the query holds the patient's id)."""
+    keys = [k for k in failed.keys if k in required] or required
     searches = [f"{k}: {service.prefetch[k]}" for k in keys]
     return PreconditionFailed(f"prefetch keys {keys} could not be fetched from fhirServer: {failed.message}", searches)
 
@@ -192,6 +192,7 @@ async def _complete_prefetch(
         return [], list(prefetch.missing)
     if _token_for_another_patient(request):
         if required:
+            await fetch(request, {})  # nothing is fetched: a server off the allow-list is still the first refusal
             raise PreconditionFailed(
                 f"prefetch keys {required} were not sent, and fhirAuthorization is for another patient than "
                 "context.patientId: it is not used",
@@ -203,6 +204,7 @@ async def _complete_prefetch(
         covered = coverage(request.fhirAuthorization.scope, rendered)
         uncovered = [k for k in covered.missing if k in required]
         if uncovered:
+            await fetch(request, {})  # nothing is fetched: a server off the allow-list is still the first refusal
             raise PreconditionFailed(
                 f"prefetch keys {uncovered} were not sent, and fhirAuthorization.scope does not allow fetching them",
                 [f"{k}: {service.prefetch[k]} needs {covered.missing[k]}" for k in uncovered],
@@ -216,9 +218,11 @@ async def _complete_prefetch(
     try:
         fetched = await _fetch_or_fall_back(request, rendered, wide, fetch)
     except FetchFailed as failed:
-        if required:
-            raise _naming_searches(failed, service) from None
-        return [], list(prefetch.missing)
+        if any(k in required for k in failed.keys) or not failed.partial:
+            if required:
+                raise _naming_searches(failed, service, required) from None
+            return [], list(prefetch.missing)
+        fetched = failed.partial  # only optional keys failed: they are named unavailable
     except PreconditionFailed:
         if required:
             raise

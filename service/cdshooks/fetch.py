@@ -86,15 +86,30 @@ class FhirFetcher:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token}"
         try:
             async with asyncio.timeout(self.timeout):
-                results = await asyncio.gather(*(self._keyed(key, base, q, headers) for key, q in queries.items()))
+                results = await asyncio.gather(
+                    *(self._keyed(key, base, q, headers) for key, q in queries.items()), return_exceptions=True
+                )
         except TimeoutError:
             self.fail("timeout")
             reason = f"the FHIR server did not answer within {self.timeout:g} s"
             raise FetchFailed(reason, keys=list(queries)) from None
-        except FetchFailed as failed:
-            self.fail("unreachable" if isinstance(failed.__cause__, httpx.HTTPError) else "bad_answer")
-            raise failed from None
-        return dict(zip(queries, results, strict=True))
+        found: dict[str, Any] = {}
+        failures: dict[str, FetchFailed] = {}
+        for key, result in zip(queries, results, strict=True):
+            if isinstance(result, FetchFailed):
+                failures[key] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found[key] = result
+        if not failures:
+            return found
+        first = next(iter(failures.values()))
+        self.fail("unreachable" if isinstance(first.__cause__, httpx.HTTPError) else "bad_answer")
+        refused = [k for k, f in failures.items() if isinstance(f, SearchRefused)]
+        if refused:  # a filter the server does not support: the caller asks again with the base queries
+            raise SearchRefused(failures[refused[0]].message, keys=refused)
+        raise FetchFailed(first.message, keys=list(failures), partial=found)
 
     async def _keyed(self, key: str, base: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
         """One prefetch key's search; a failure names the key (the caller names its search template)."""

@@ -3,6 +3,7 @@ import re
 from fastapi.testclient import TestClient
 
 from service.cdshooks.models import Discovery
+from service.engine.prefetchplan import NOT_LABORATORY
 
 
 def test_discovery_lists_the_patient_view_service_with_rules(client: TestClient) -> None:
@@ -14,7 +15,10 @@ def test_discovery_lists_the_patient_view_service_with_rules(client: TestClient)
     assert service.prefetch is not None
     whole_spine_mri = "http://loinc.org|30854-4"
     assert service.prefetch["conditions"] == "Condition?patient={{context.patientId}}"  # cancer codes: thousands
-    assert service.prefetch["observations"] == "Observation?patient={{context.patientId}}&category:not=laboratory"
+    assert (
+        service.prefetch["observations"] == f"Observation?patient={{{{context.patientId}}}}&category={NOT_LABORATORY}"
+    )
+    assert service.prefetch["observations_coded"].startswith("Observation?patient={{context.patientId}}&combo-code=")
     assert service.prefetch["observations_laboratory"].startswith(
         "Observation?patient={{context.patientId}}&category=laboratory&code=http://loinc.org|38208-5,"
     )

@@ -125,6 +125,7 @@ def test_invalid_resource_is_reported_in_the_extension_not_fatal(
     entries = request_body["prefetch"]["observations"]["entry"]
     broken = {**entries[0]["resource"], "effectiveDateTime": "last tuesday"}
     request_body["prefetch"]["observations"]["entry"] = [{"resource": broken}]
+    request_body["prefetch"]["observations_coded"]["entry"] = [{"resource": broken}]  # the same finding, by code
     answer = client.post(URL, json=request_body)
     assert answer.status_code == 200
     issues = answer.json()["extension"]["org.mscc-cds.evaluation"]["inputIssues"]

@@ -178,6 +178,16 @@ def test_fetch_failures_are_counted_in_metrics(app_for) -> None:
         assert 'mscc_fhir_fetch_failures_total{reason="bad_answer"} 1.0' in client.get("/metrics").text
 
 
+def test_an_optional_key_whose_search_fails_costs_the_call_nothing_else(app_for) -> None:
+    """The laboratory search fails; the other keys' results are used, and the failed key is named unavailable."""
+    behaviour = Behaviour(status=500, failing="category=laboratory")
+    with running_fhir_server(behaviour) as (base, _), app_for([base + "/fhir"]) as client:
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base))
+    assert answer.status_code == 200
+    assert answer.json()["cards"][0]["indicator"] == "critical"
+    assert answer.json()["extension"]["org.mscc-cds.evaluation"]["unavailable"] == ["observations_laboratory"]
+
+
 def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(app_for) -> None:
     with app_for([]) as client:
         body = hook_request("01-mscc-breast-cancer-leg-weakness")
@@ -186,6 +196,7 @@ def test_optional_keys_that_cannot_be_had_do_not_block_the_answer(app_for) -> No
         assert answer.status_code == 200
         assert answer.json()["extension"]["org.mscc-cds.evaluation"]["unavailable"] == [
             "patient",
+            "observations_coded",
             "observations_laboratory",
             "imaging_orders",
             "imaging_studies",
@@ -208,7 +219,7 @@ def test_every_hook_gives_the_same_card_with_or_without_prefetch(app_for, exampl
         prefetched = client.post(f"/cds-services/{service}", json=hook_request(example)).json()["cards"]
         assert behaviour.seen == []
         fetched = client.post(f"/cds-services/{service}", json=without_prefetch(example, base)).json()["cards"]
-        assert len(behaviour.seen) == 7  # one search or read per prefetch key
+        assert len(behaviour.seen) == 8  # one search or read per prefetch key
 
     def essence(cards: list[dict]) -> list[tuple]:
         return [(c["indicator"], c["summary"], tuple(s["label"] for s in c.get("suggestions", []))) for c in cards]
