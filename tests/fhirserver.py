@@ -130,6 +130,7 @@ class _Handler(FhirJsonHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # the default 5 drops a burst of 8 concurrent searches into a 1 s SYN retry
 
     def __init__(self, behaviour: Behaviour) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
