@@ -3,6 +3,7 @@
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -306,44 +307,39 @@ def test_a_search_answer_of_odd_shape_is_a_412_never_a_500_nor_no_data(app_for, 
         assert "the FHIR server's" in outcome_message(answer)
 
 
-def test_a_token_for_another_patient_is_never_used(app_for) -> None:
-    """`fhirAuthorization.patient` names the patient the token is for: another one's token fetches nothing."""
+def call_with_token(app_for, **authorization: str) -> tuple[Any, list[dict[str, str]]]:
+    """Example 01 without prefetch, its FHIR server reached with a token whose fields are changed as given:
+    (the answer, what the FHIR server saw)."""
     body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
     with running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour), app_for([base + "/fhir"]) as client:
         body["fhirServer"] = base + "/fhir"
-        body["fhirAuthorization"]["patient"] = "someone-else"
-        answer = client.post(URL, json=body)
-        assert behaviour.seen == []
+        body["fhirAuthorization"].update(authorization)
+        return client.post(URL, json=body), behaviour.seen
+
+
+def test_a_token_for_another_patient_is_never_used(app_for) -> None:
+    """`fhirAuthorization.patient` names the patient the token is for: another one's token fetches nothing."""
+    answer, seen = call_with_token(app_for, patient="someone-else")
+    assert seen == []
     assert answer.status_code == 412
     assert "fhirAuthorization is for another patient than context.patientId" in outcome_message(answer)
 
 
 def test_the_token_for_the_calls_patient_is_used(app_for) -> None:
-    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
-    with running_fhir_server(Behaviour(token="s3cret")) as (base, _), app_for([base + "/fhir"]) as client:
-        body["fhirServer"] = base + "/fhir"
-        body["fhirAuthorization"]["patient"] = body["context"]["patientId"]
-        assert client.post(URL, json=body).status_code == 200
+    patient_id = hook_request("01-mscc-breast-cancer-leg-weakness")["context"]["patientId"]
+    assert call_with_token(app_for, patient=patient_id)[0].status_code == 200
 
 
 @pytest.mark.parametrize("scope", ["patient/*.rs", "patient/Patient.r patient/*.s", "user/*.read"])
 def test_smart_v1_and_v2_scopes_are_understood(app_for, scope: str) -> None:
-    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
-    with running_fhir_server(Behaviour(token="s3cret")) as (base, _), app_for([base + "/fhir"]) as client:
-        body["fhirServer"] = base + "/fhir"
-        body["fhirAuthorization"]["scope"] = scope
-        answer = client.post(URL, json=body)
+    answer, _ = call_with_token(app_for, scope=scope)
     assert answer.status_code == 200
     assert answer.json()["cards"][0]["indicator"] == "critical"
 
 
 def test_a_scope_that_does_not_cover_a_required_key_is_412_before_any_fetch(app_for) -> None:
-    body = without_prefetch("01-mscc-breast-cancer-leg-weakness", "", token="s3cret")
-    with running_fhir_server(Behaviour(token="s3cret")) as (base, behaviour), app_for([base + "/fhir"]) as client:
-        body["fhirServer"] = base + "/fhir"
-        body["fhirAuthorization"]["scope"] = "patient/Observation.rs patient/Patient.r"
-        answer = client.post(URL, json=body)
-        assert behaviour.seen == []
+    answer, seen = call_with_token(app_for, scope="patient/Observation.rs patient/Patient.r")
+    assert seen == []
     assert answer.status_code == 412
     assert "fhirAuthorization.scope does not allow fetching them" in outcome_message(answer)
     [detail] = outcome_details(answer)
