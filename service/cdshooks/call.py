@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.display import UTC_ZONE
 from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
-from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts, order_notes
+from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts
 from service.cdshooks.prefetch import Keep, PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
 from service.cdshooks.scopes import coverage
 from service.engine.evaluation import Evaluation, evaluate_record
@@ -282,7 +282,7 @@ async def answer_call(
         matched, draft_issues = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
     card = None
     if service.draft_orders is None or matched:
-        card_context = CardContext(new_uuid, context.userId, context.encounterId, order_notes(matched), options.zone)
+        card_context = CardContext(new_uuid, context.userId, context.encounterId, tuple(matched), options.zone)
         card = render_card(evaluation, card_context)
     extension: dict[str, Any] = {
         "rulesetRevision": ruleset.revision,

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from service.cdshooks.display import UTC_ZONE, clinical_date, finding, readable_value
+from service.cdshooks.display import UTC_ZONE, clinical_date, finding, shown_value
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
+from service.cdshooks.ordercard import delete_actions, order_headline, swap_label, swapped_drafts
+from service.cdshooks.orders import MatchedDraft
 from service.engine.criteria import CriterionResult
 from service.engine.decide import Decision
 from service.engine.evaluation import Evaluation
@@ -34,7 +36,7 @@ class CardContext:
     new_uuid: Callable[[], str]
     user_id: str | None = None
     encounter_id: str | None = None
-    notes: tuple[str, ...] = ()
+    drafts: tuple[MatchedDraft, ...] = ()  # order hooks: the draft orders that made the service answer
     zone: ZoneInfo = UTC_ZONE  # the hospital's time zone, for the dates a clinician reads (MSCC_TIMEZONE)
 
 
@@ -43,7 +45,8 @@ def _cell(text: str) -> str:
 
 
 def _fact_line(fact: Fact, zone: ZoneInfo) -> str:
-    return f"| {_cell(finding(fact))} | {_cell(readable_value(fact))} | {clinical_date(fact.time, zone)} |"
+    name = finding(fact, with_status=False)
+    return f"| {_cell(name)} | {_cell(shown_value(fact))} | {clinical_date(fact.time, zone)} |"
 
 
 def _held_leaves(decision: Decision) -> list[CriterionResult]:
@@ -93,8 +96,8 @@ def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardC
     spec = lead.rule.spec
     others = evaluation.fired[1:]
     lines = [spec.card.detail.strip(), ""]
-    for note in ctx.notes:
-        lines += [note, ""]
+    for draft in ctx.drafts:
+        lines += [f"**About the order {draft.label}:** {draft.advice}", ""]
     lines += [f"**Why:** {spec.title}."]
     lines += [f"- {r.description}" for r in _held_leaves(lead)]
     lines += ["", "**Patient data behind this card:**", "", *_evidence_table(lead.evidence, ctx.zone)]
@@ -161,6 +164,12 @@ def _unreadable_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext)
     )
 
 
+def _links(links: list[Any], source_url: str) -> list[Link] | None:
+    """The rule's links, but not the guideline the source line already cites: a card cites it once."""
+    kept = [Link(label=link.label, url=str(link.url), type="absolute") for link in links if str(link.url) != source_url]
+    return kept or None
+
+
 def _unreadable_refs(signs: tuple[UnreadableSign, ...]) -> list[dict[str, str]]:
     return [{"reference": s.reference, "problem": s.problem} for s in signs]
 
@@ -174,28 +183,29 @@ def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
     if lead is None:
         return _unreadable_card(evaluation, ruleset, ctx) if evaluation.unreadable else None
     template = lead.rule.spec.card
-    suggestions = [
-        Suggestion(
-            label=s.label,
-            uuid=ctx.new_uuid(),
-            isRecommended=s.recommended,
-            actions=[
-                Action(
-                    type="create",
-                    description=ruleset.config.orders[s.order].description,
-                    resource=_service_request(
-                        ruleset.config.orders[s.order].resource, s.priority, lead, evaluation, ctx
-                    ),
-                )
-            ],
+    suggestions = []
+    for s in template.suggestions:
+        if s.order in lead.dropped_suggestions:
+            continue
+        order = ruleset.config.orders[s.order]
+        swapped = swapped_drafts(s.order, ctx.drafts)
+        create = Action(
+            type="create",
+            description=order.description,
+            resource=_service_request(order.resource, s.priority, lead, evaluation, ctx),
         )
-        for s in template.suggestions
-        if s.order not in lead.dropped_suggestions
-    ]
+        suggestions.append(
+            Suggestion(
+                label=swap_label(s.label, swapped),
+                uuid=ctx.new_uuid(),
+                isRecommended=s.recommended,
+                actions=[*delete_actions(swapped), create],
+            )
+        )
     config = ruleset.config
     return Card(
         uuid=ctx.new_uuid(),
-        summary=template.summary,
+        summary=order_headline(lead, ctx.drafts) if ctx.drafts else template.summary,
         indicator=template.indicator,
         detail=_detail(evaluation, lead, ruleset, ctx),
         source=Source(
@@ -210,7 +220,7 @@ def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
             for code in template.override_reasons
         ]
         or None,
-        links=[Link(label=link.label, url=str(link.url), type="absolute") for link in template.links] or None,
+        links=_links(template.links, str(lead.rule.spec.source.url)),
         extension={
             EXTENSION_KEY: {
                 "rules": [d.ref for d in evaluation.fired],

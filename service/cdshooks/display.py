@@ -56,15 +56,36 @@ def readable_value(fact: Fact) -> str:
     return f"{number} {unit}".strip()
 
 
-def finding(fact: Fact) -> str:
-    """The finding's name, with a Condition's clinical status when it is not simply active."""
+def system_name(system: str) -> str:
+    """`RxNorm` for the RxNorm URI: what a reader calls a code system."""
+    return _SYSTEM_NAMES.get(system, system)
+
+
+_STATUS_WORDS = {"history": "past history", "remission": "in remission"}
+
+
+def shown_value(fact: Fact) -> str:
+    """The evidence table's value: a measurement (`8/10`), else what the record says of the finding: a
+    Condition's clinical status (`active`, `in remission`, `past history`), an order's or study's status, or
+    `present` for an observed finding (only present findings are evidence)."""
+    measured = readable_value(fact)
+    if measured:
+        return measured
+    if fact.status and fact.resource_type != "Observation":
+        return _STATUS_WORDS.get(fact.status, fact.status)
+    return fact.presence
+
+
+def finding(fact: Fact, *, with_status: bool = True) -> str:
+    """The finding's name, with a Condition's clinical status when it is not simply active (unless the status is
+    shown beside it, as in the evidence table)."""
     label = fact.label
     if not label or label == NO_DISPLAY:  # a coding without a display: name the code, so it can be looked up
         system, code = fact.keys[0] if fact.keys else ("", "")
         label = f"{_SYSTEM_NAMES.get(system, system)} {code}".strip() or fact.resource_type
-    if fact.status == "history":
+    if with_status and fact.status == "history":
         label += " (past history)"
-    elif fact.resource_type == "Condition" and fact.status and fact.status != "active":
+    elif with_status and fact.resource_type == "Condition" and fact.status and fact.status != "active":
         label += f" ({fact.status})"
     if fact.from_text:  # no code said it: the clinician should know the service read it from words
         label += " (recognised from its words)"

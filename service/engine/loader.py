@@ -144,6 +144,15 @@ def _check_triggers(root: Path, config: RuleSetConfig, valuesets: dict[str, Valu
                 if wanted is not None and wanted not in valuesets:
                     where = f"services.{i}.draft_orders.{j}.{field_name}"
                     problems.add(root / RULESET_FILE, where, f"value set {wanted!r} does not exist")
+            where = f"services.{i}.draft_orders.{j}"
+            if trigger.offers is not None and trigger.offers not in config.orders:
+                problems.add(root / RULESET_FILE, f"{where}.offers", f"no order {trigger.offers!r} in orders")
+            if trigger.headline is not None:
+                try:
+                    trigger.headline.format(order="order", priority="urgent")
+                except (KeyError, IndexError, ValueError) as error:
+                    message = f"only {{order}} and {{priority}} may be used: {error}"
+                    problems.add(root / RULESET_FILE, f"{where}.headline", message)
 
 
 @lru_cache(maxsize=64)

@@ -212,6 +212,14 @@ class TopicCoding(StrictModel):
     display: str
 
 
+class OrderKind(StrictModel):
+    """A kind of order within a trigger (spine X-ray, CT, regional MRI), told apart by words in its name."""
+
+    name: str = Field(min_length=1, description="how the headline calls it: 'Spine X-ray'")
+    words: list[str] = Field(min_length=1, description="words, any of them in its name: [x-ray, xr]")
+    advice: str = Field(min_length=1, description="markdown shown in the card about an order of this kind")
+
+
 class DraftOrderTrigger(StrictModel):
     """A kind of draft order that makes an order hook answer, and what the card says about it."""
 
@@ -222,11 +230,36 @@ class DraftOrderTrigger(StrictModel):
     )
     reason_valueset: Slug | None = Field(default=None, description="one of the order's reasonCode is in this set")
     advice: str = Field(min_length=1, description="markdown shown in the card about this order")
+    headline: str | None = Field(
+        default=None,
+        max_length=120,
+        description="the card's summary on an order hook (so it does not repeat patient-view's): `{order}` is the "
+        "kind of order (a `kinds` name, else `order_name`), `{priority}` the priority of the suggestion of `offers`",
+    )
+    order_name: str = Field(default="order", min_length=1, description="what to call such an order in the headline")
+    kinds: list[OrderKind] = Field(
+        default_factory=list,
+        description="wording by kind of order, chosen by the words of the order's name (first kind that matches)",
+    )
+    offers: Slug | None = Field(
+        default=None,
+        description="the order of `orders` the headline is about (the whole-spine MRI): when the rule does not offer "
+        "it (already done or booked), the card keeps the rule's own summary; `{priority}` is its priority",
+    )
+    replace: bool = Field(
+        default=False,
+        description="the suggestion of `offers` also deletes the draft (`delete` then `create`, one suggestion), so "
+        "the clinician swaps the draft for it in one step",
+    )
 
     @model_validator(mode="after")
     def _needs_a_test(self) -> DraftOrderTrigger:
         if self.code_valueset is None and self.reason_valueset is None:
             raise ValueError("a draft-order trigger needs code_valueset, reason_valueset or both")
+        if self.replace and self.offers is None:
+            raise ValueError("replace needs offers: the order that takes the draft's place")
+        if self.headline and "{priority}" in self.headline and self.offers is None:
+            raise ValueError("{priority} in the headline needs offers: the order whose priority it is")
         return self
 
 

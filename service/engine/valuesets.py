@@ -5,6 +5,10 @@ ICD-10-CM (a prefix: `C50` holds `C50.911`; a block `C00-C96` holds every catego
 `compose.include.valueSet` naming other value sets of the rule set (their union), and `expansion.contains`.
 `is-a` on SNOMED CT or LOINC needs a terminology server: it is accepted only with an `expansion` (written by
 `python -m authoring rules expand --server URL`), and refused at load without one.
+
+A medication value set may also name RxNorm ingredients (extension `valueset-rxnorm-ingredient`): RxNorm names
+every clinical and branded drug by its ingredients, so an order whose RxNorm code is not listed is still known by
+its RxNorm name ("naproxen 500 MG Oral Tablet"). Only order hooks read names, and the answer says when one did.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ TEXT_PATTERN = EXTENSION_BASE + "valueset-text-pattern"  # valueString: a spaCy 
 TEXT_NOT = EXTENSION_BASE + "valueset-text-not"  # valueString: words that look like a member but are not one
 MEMBER_PROFILE = EXTENSION_BASE + "valueset-member-profile"  # valueCanonical: a resource declaring it is a member
 UNIT = EXTENSION_BASE + "valueset-unit"  # valueCode: the UCUM unit its members are measured in (`{score}`, `mmol/L`)
+RXNORM_INGREDIENT = EXTENSION_BASE + "valueset-rxnorm-ingredient"  # valueString: "naproxen", "mefenamic acid"
+RXNORM_NAME_NOT = EXTENSION_BASE + "valueset-rxnorm-name-not"  # valueString: a word that takes it out: "Ophthalmic"
 EXPAND_HINT = "run `python -m authoring rules expand --server URL` to fill ValueSet.expansion from a terminology server"
 
 
@@ -52,9 +58,11 @@ class ValueSetDef:
     profiles: list[str] = field(default_factory=list)  # a resource declaring one of these is a member
     written: tuple[WrittenCode, ...] = ()  # the codes as written, with their locations (engine/codecheck.py)
     unit: str | None = None  # UCUM: what its members are measured in; a measurement's thresholds must agree
+    ingredients: list[str] = field(default_factory=list)  # RxNorm ingredient names: a drug named with one is a member
+    name_not: list[str] = field(default_factory=list)  # words in an RxNorm name that take the drug out
 
     def size(self) -> int:
-        return len(self.codes) + len(self.prefixes) + len(self.includes)
+        return len(self.codes) + len(self.prefixes) + len(self.includes) + len(self.ingredients)
 
 
 def _icd_prefixes(system: str, value: str, location: str) -> list[Key]:
@@ -157,6 +165,11 @@ def _read_extensions(raw: dict[str, Any], definition: ValueSetDef) -> None:
             except UnitError as error:
                 raise ValueSetError(f"{where}.valueCode", str(error)) from None
             definition.unit = unit.strip()
+        elif url in (RXNORM_INGREDIENT, RXNORM_NAME_NOT):
+            value = extension.get("valueString")
+            if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z \-]*[A-Za-z]", value.strip()):
+                raise ValueSetError(f"{where}.valueString", "an RxNorm ingredient name or word is required")
+            (definition.ingredients if url == RXNORM_INGREDIENT else definition.name_not).append(value.strip().lower())
         elif url == MEMBER_PROFILE:
             profile = extension.get("valueCanonical")
             if not isinstance(profile, str) or not profile.strip():
@@ -223,6 +236,19 @@ def resolve_includes(valuesets: dict[str, ValueSetDef]) -> dict[str, str]:
     return problems
 
 
+def _words(words: list[str]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b", re.IGNORECASE)
+
+
+def _name_patterns(vs: ValueSetDef) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    wanted = _words(vs.ingredients)
+    assert wanted is not None
+    return wanted, _words(vs.name_not)
+
+
 def _prefixes_of(key: Key) -> list[Key]:
     system, code = key
     return [(system, code[:n]) for n in range(1, len(code) + 1)] if system in ICD_SYSTEMS else []
@@ -248,6 +274,16 @@ class CodeIndex:
                 if url in by_url:
                     self._parents.setdefault(by_url[url], set()).add(vs.id)
         self._cache: dict[Key, frozenset[str]] = {}
+        self._names = {vs.id: _name_patterns(vs) for vs in valuesets.values() if vs.ingredients}
+
+    def by_rxnorm_name(self, name: str) -> dict[str, str]:
+        """{value set id: the ingredient} for each value set that names an ingredient of this RxNorm drug name."""
+        found: dict[str, str] = {}
+        for vs_id, (wanted, unwanted) in self._names.items():
+            hit = wanted.search(name)
+            if hit and not (unwanted and unwanted.search(name)):
+                found[vs_id] = hit.group(0).lower()
+        return found
 
     def _excluded(self, vs_id: str, key: Key) -> bool:
         vs = self.valuesets[vs_id]

@@ -39,7 +39,7 @@ def test_critical_card_for_suspected_mscc(client: TestClient, request_body: dict
         f"rule mscc-suspected {active_version('mscc-suspected')}"
     )  # the short source line
     assert cards[0]["extension"]["org.mscc-cds.decision"]["rules"] == [active_ref("mscc-suspected")]
-    assert "| Weakness of both legs (recognised from its words) | - | 18 Nov 2026 |" in cards[0]["detail"]
+    assert "| Weakness of both legs (recognised from its words) | present | 18 Nov 2026 |" in cards[0]["detail"]
     assert "Observation/" not in cards[0]["detail"]  # ids are for machines: in the extension, never the text
     assert "revision" not in cards[0]["detail"]
 

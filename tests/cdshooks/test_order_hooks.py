@@ -37,7 +37,15 @@ def test_a_spine_xray_draft_gets_an_mri_instead(client: TestClient) -> None:
     card = client.post("/cds-services/mscc-order-sign", json=request_for("14-order-sign-lumbar-xray-in-myeloma"))
     card_body = card.json()["cards"][0]
     assert len(mri_suggestions(card_body)) == 1
-    assert "plain X-ray and CT miss early metastases" in card_body["detail"]
+    assert "a plain X-ray misses early metastases" in card_body["detail"]  # the wording fits an X-ray
+    assert "regional MRI" not in card_body["detail"]
+    assert "CT shows" not in card_body["detail"]
+    assert card_body["summary"].startswith("Spine X-ray ordered with MSCC warning signs: swap it for an MRI")
+    [swap] = [s for s in card_body["suggestions"] if len(s["actions"]) > 1]
+    # one suggestion swaps the draft for the MRI: the delete names the draft, then the MRI is created
+    assert [a["type"] for a in swap["actions"]] == ["delete", "create"]
+    assert swap["actions"][0]["resourceId"] == "ServiceRequest/p14-draft-xray"
+    assert swap["label"].endswith("instead of this spine X-ray")
 
 
 def test_a_draft_for_another_patient_does_not_trigger(client: TestClient) -> None:

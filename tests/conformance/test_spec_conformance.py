@@ -1,5 +1,6 @@
 """CDS Hooks 2.0 requirements that no other test states on its own, checked over every example response."""
 
+import re
 from typing import Any
 
 import pytest
@@ -49,10 +50,18 @@ def test_every_card_meets_the_card_rules() -> None:
             assert isinstance(suggestion["uuid"], str)
             assert isinstance(suggestion["isRecommended"], bool)
             for action in suggestion["actions"]:
-                assert action["type"] == "create"
                 assert action["description"]
+                if action["type"] == "delete":  # the draft the suggestion takes the place of, by reference
+                    assert re.fullmatch(
+                        r"(ServiceRequest|MedicationRequest)/[A-Za-z0-9\-.]{1,64}", action["resourceId"]
+                    )
+                    assert "resource" not in action  # the deprecated way to name it
+                    continue
+                assert action["type"] == "create"
                 assert action["resource"]["resourceType"] == "ServiceRequest"
                 assert "id" not in action["resource"]  # a new resource: the EHR assigns the id
+            kinds = [a["type"] for a in suggestion["actions"]]
+            assert kinds == sorted(kinds, key=lambda k: k != "delete")  # deletes first, as a transaction runs them
         for reason in card.get("overrideReasons", []):
             assert reason["system"]
             assert reason["code"]

@@ -274,3 +274,33 @@ def test_a_value_set_unit_that_is_not_ucum_is_refused(rules: Path) -> None:
     path = rules / "valuesets" / "pain-severity-score.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"{score}"', '"points out of ten"'), encoding="utf-8")
     assert any("pain-severity-score.json" in p and "is not a UCUM unit" in p for p in problems(rules))
+
+
+def test_a_draft_order_trigger_must_name_a_known_order_and_only_known_placeholders(rules: Path) -> None:
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace("    offers: whole-spine-mri\n    replace: true", "    offers: mri\n    replace: true", 1),
+    )
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace("swap it for an MRI of the whole spine ({priority})", "swap it ({when})", 1),
+    )
+    found = problems(rules)
+    assert any("draft_orders.0.offers: no order 'mri' in orders" in p for p in found), found
+    assert any("draft_orders.0.headline: only {order} and {priority} may be used" in p for p in found), found
+
+
+def test_replace_without_offers_is_refused(rules: Path) -> None:
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace("    offers: whole-spine-mri\n    replace: true", "    replace: true", 1),
+    )
+    edit(
+        rules,
+        "ruleset.yaml",
+        lambda t: t.replace(' ({priority})"\n    order_name: Spine imaging', '"\n    order_name: Spine imaging', 1),
+    )
+    assert any("replace needs offers" in p for p in problems(rules))

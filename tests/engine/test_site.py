@@ -34,7 +34,7 @@ def test_the_example_site_adds_its_codes_and_changes_the_revision(ruleset) -> No
     with_site = load_ruleset(RULES, EXAMPLE_SITE)
     assert with_site.site is not None
     assert with_site.site.name == "Example General Hospital"
-    assert with_site.site.additions == {"spine-imaging-not-whole-spine-mri": 9, "analgesics-rxnorm": 1}
+    assert with_site.site.additions == {"spine-imaging-not-whole-spine-mri": 43, "analgesics-rxnorm": 1}
     assert with_site.revision != ruleset.revision
     assert "spine-imaging-not-whole-spine-mri" in with_site.codes.lookup((CPT, "72131"))
     # the shipped rule set is untouched (the parsed value sets are cached and shared)
@@ -53,10 +53,11 @@ def test_a_cpt_coded_ct_order_gets_the_card_only_with_the_site(make_app) -> None
         assert plain.post("/cds-services/mscc-order-sign", json=cpt_ct_lumbar_order()).json()["cards"] == []
     with TestClient(make_app(site_dir=EXAMPLE_SITE)) as client:
         [card] = client.post("/cds-services/mscc-order-sign", json=cpt_ct_lumbar_order()).json()["cards"]
-        assert "plain X-ray and CT miss early metastases" in card["detail"]
+        assert "CT shows the bone but not the spinal cord" in card["detail"]
+        assert card["summary"].startswith("Spine CT ordered")
         site = client.get("/rules").json()["site"]
         assert site["name"] == "Example General Hospital"
-        assert site["additions"]["spine-imaging-not-whole-spine-mri"] == 9
+        assert site["additions"]["spine-imaging-not-whole-spine-mri"] == 43
         discovery = client.get("/cds-services").json()["services"][0]["extension"]["org.mscc-cds.rules"]
         assert discovery["site"].startswith("Example General Hospital@")
         store = caught_up_store(client.app)
