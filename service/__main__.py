@@ -112,6 +112,8 @@ def _fork_workers(factory: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.site is not None:  # the workers read settings from the environment: the flag sets it for them
+        os.environ["MSCC_SITE_DIR"] = str(args.site.resolve())
     return serve(args.host, args.port, workers=args.workers, forwarded_allow_ips=args.forwarded_allow_ips, dev=args.dev)
 
 
@@ -238,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     serve.add_argument("--dev", action="store_true", help="development mode: no JWT check (prints a warning)")
+    serve.add_argument("--site", type=Path, default=None, help="site folder of local codes (default: MSCC_SITE_DIR)")
     serve.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="validate the rule set").add_subparsers(dest="rules_command", required=True)

@@ -224,3 +224,19 @@ def test_the_workbench_runs_the_service_in_development_mode_only(
     monkeypatch.setenv("MSCC_PUBLIC_BASE_URL", BASE_URL)
     with pytest.raises(RuntimeError, match="development mode only"):
         workbench_app()
+
+
+def test_serve_takes_the_site_folder_and_checks_it_before_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`serve --site` (the integration guide's word) sets the workers' MSCC_SITE_DIR; a folder without site.yaml
+    stops it before any worker starts."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    monkeypatch.setenv("MSCC_SITE_DIR", "")  # recorded, so the value serve sets is undone after the test
+    monkeypatch.delenv("MSCC_SITE_DIR")
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--dev", "--site", str(tmp_path), "--port", "1"])
+    assert stopped.value.code == 1
+    said = capsys.readouterr()
+    assert f"{tmp_path}/site.yaml: missing: the site folder needs site.yaml" in said.out + said.err
+    assert os.environ["MSCC_SITE_DIR"] == str(tmp_path.resolve())

@@ -35,6 +35,7 @@ from authoring.workbench.charts import bars, timeline
 from service.api.deps import RuntimeDep, require_operator
 from service.cdshooks.cards import CardContext, render_card
 from service.cdshooks.cardview import STYLE, card_html, render_markdown
+from service.cdshooks.overrides import reason_reader
 from service.engine.evaluation import evaluate_record
 from service.engine.ruleset import CompiledRule, RuleSet
 from service.engine.trace import trace_decisions
@@ -325,7 +326,7 @@ def diff(
 @router.get("/report")
 def report(runtime: Workbench) -> HTMLResponse:
     runtime.hooks.decisions.flush()  # every call this worker answered is in the report
-    rows = runtime.store.rule_report()
+    rows = runtime.store.rule_report(classify=reason_reader(runtime.ruleset.config))
     shown = [(r["rule"], {k: r[k] for k in ("shown", "accepted", "overridden")}) for r in rows if r["shown"]]
     reasons: dict[str, int] = {}
     for row in rows:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from service.api.deps import CaughtUpStoreDep, OperatorOnly
+from service.api.deps import CaughtUpStoreDep, OperatorOnly, RuleSetDep
 from service.api.errors import OPERATOR_REFUSED
+from service.cdshooks.overrides import reason_reader
 from service.store.db import report_csv
 
 router = APIRouter(tags=["Rules"])
@@ -22,7 +23,14 @@ class RuleReportRow(BaseModel):
     accepted: int
     overridden: int
     acceptance_rate: float
-    override_reasons: dict[str, int]
+    override_reasons: dict[str, int] = Field(
+        description="overrides by the service's own reason (ruleset.yaml override_reasons); `(category only)` when "
+        "the client sent an HL7 category whose display named none of them, `(none given)` without a reason"
+    )
+    override_categories: dict[str, int] = Field(
+        description="overrides by HL7 non-adherence reason category "
+        "(http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes): comparable across sites"
+    )
     shadow_fired: int | None = Field(
         default=None, description="draft versions in shadow (MSCC_SHADOW_DRAFTS): calls on which it would have fired"
     )
@@ -45,10 +53,11 @@ class RuleReportRow(BaseModel):
 )
 async def rule_report(
     store: CaughtUpStoreDep,
+    ruleset: RuleSetDep,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
     since: Annotated[AwareDatetime | None, Query(description="only cards shown from this time")] = None,
 ) -> Response:
-    rows = await asyncio.to_thread(store.rule_report, since)
+    rows = await asyncio.to_thread(store.rule_report, since, reason_reader(ruleset.config))
     if format == "csv":
         return PlainTextResponse(report_csv(rows), media_type="text/csv")
     return JSONResponse(rows)

@@ -17,6 +17,7 @@ from service.cdshooks.display import UTC_ZONE, clinical_date, finding, shown_val
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.cdshooks.ordercard import delete_actions, order_headline, swap_label, swapped_drafts
 from service.cdshooks.orders import MatchedDraft
+from service.cdshooks.overrides import offered
 from service.engine.criteria import CriterionResult
 from service.engine.decide import Decision
 from service.engine.evaluation import Evaluation
@@ -215,11 +216,7 @@ def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
         ),
         suggestions=suggestions or None,
         selectionBehavior="any" if suggestions else None,
-        overrideReasons=[
-            Coding(system=config.override_reason_system, code=code, display=config.override_reasons[code])
-            for code in template.override_reasons
-        ]
-        or None,
+        overrideReasons=offered(config, template.override_reasons) or None,
         links=_links(template.links, str(lead.rule.spec.source.url)),
         extension={
             EXTENSION_KEY: {

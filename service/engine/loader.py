@@ -133,6 +133,12 @@ def _load_config(root: Path, problems: _Problems) -> RuleSetConfig | None:
     ids = [s.id for s in config.services]
     if len(ids) != len(set(ids)):
         problems.add(path, "services", "service ids must be unique")
+    shown: dict[tuple[str, str], str] = {}
+    for code, reason in config.override_reasons.items():
+        seen = shown.setdefault((reason.category, reason.display.casefold()), code)
+        if seen != code:  # feedback echoes category and display: two reasons alike could not be told apart
+            message = f"same category and display as {seen!r}: feedback could not tell them apart"
+            problems.add(path, f"override_reasons.{code}.display", message)
     return config
 
 

@@ -283,6 +283,25 @@ class ServiceEntry(StrictModel):
     )
 
 
+NonAdherenceCategory = Literal[
+    "cds-not-applicable",
+    "cds-suboptimal-context",
+    "recipient-disagrees-evidence",
+    "recipient-concerns-outcomes",
+    "does-not-align-preferences",
+    "not-convenient-feasible",
+]
+
+
+class OverrideReason(StrictModel):
+    """A reason a clinician may give for dismissing a card, and the category of the HL7 non-adherence reason
+    code system (CDS Hooks 3.0) it belongs to: cards offer the category's code with this display, so overrides
+    compare across sites and this service still tells its own reasons apart."""
+
+    display: str = Field(min_length=1, max_length=120)
+    category: NonAdherenceCategory
+
+
 class OrderTemplate(StrictModel):
     """A FHIR ServiceRequest the card offers; the service fills subject, priority, dates and reasons."""
 
@@ -313,8 +332,13 @@ class RuleSetConfig(StrictModel):
         "a new rule must be placed here explicitly",
     )
     topic: TopicCoding
-    override_reason_system: str
-    override_reasons: dict[Slug, str] = Field(description="code: display")
+    override_reason_system: str = Field(
+        description="the service's own code system for its reasons (reports, and feedback from clients that were "
+        "offered these codes before the HL7 categories)"
+    )
+    override_reasons: dict[Slug, OverrideReason] = Field(
+        description="code: what the clinician reads, and its HL7 non-adherence category (the code cards offer)"
+    )
     orders: dict[Slug, OrderTemplate]
     unreadable_card: NoticeCard = Field(
         description="shown when no rule fired but a possible warning sign in the record could not be read"

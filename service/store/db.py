@@ -11,6 +11,7 @@ import io
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -264,8 +265,11 @@ class Store:
                 query = query.where(DecisionRow.created_at >= since)
             return _shadow_tally(list(session.execute(query)))
 
-    def rule_report(self, since: datetime | None = None) -> list[dict[str, Any]]:
-        """Per rule version: cards shown, cards accepted / overridden (each card counted once), reasons."""
+    def rule_report(self, since: datetime | None = None, classify: ReasonReader | None = None) -> list[dict[str, Any]]:
+        """Per rule version: cards shown, cards accepted / overridden (each card counted once), and the override
+        reasons, by the service's own reason and by category (`classify` maps a stored Coding to both; without
+        it, the code as sent)."""
+        read = classify or _as_sent
         with self.sessions() as session:
             decisions = select(DecisionRow.lead_rule, DecisionRow.card_uuid).where(DecisionRow.card_uuid.is_not(None))
             if since is not None:
@@ -280,15 +284,25 @@ class Store:
             accepted: dict[str, set[str]] = {}
             overridden: dict[str, set[str]] = {}
             reasons: dict[str, Counter[str]] = {}
-            feedback = select(FeedbackRow.card_uuid, FeedbackRow.outcome, FeedbackRow.override_code)
-            for card, outcome, code in session.execute(feedback):
+            categories: dict[str, Counter[str]] = {}
+            feedback = select(
+                FeedbackRow.card_uuid,
+                FeedbackRow.outcome,
+                FeedbackRow.override_system,
+                FeedbackRow.override_code,
+                FeedbackRow.override_display,
+            )
+            for card, outcome, system, code, display in session.execute(feedback):
                 rule = cards.get(card)
                 if rule is None:
                     continue
                 target = accepted if outcome == "accepted" else overridden
                 target.setdefault(rule, set()).add(card)
                 if outcome == "overridden":
-                    reasons.setdefault(rule, Counter())[code or "(none given)"] += 1
+                    category, reason = read(system, code, display)
+                    fallback = "(none given)" if code is None else "(category only)" if category else code
+                    reasons.setdefault(rule, Counter())[reason or fallback] += 1
+                    categories.setdefault(rule, Counter())[category or "(none)"] += 1
         shadow = self._shadow_report(since)
         report = [
             {
@@ -298,6 +312,7 @@ class Store:
                 "overridden": 0,
                 "acceptance_rate": 0.0,
                 "override_reasons": {},
+                "override_categories": {},
                 **shadow[rule],
             }
             for rule in sorted(shadow)
@@ -312,6 +327,7 @@ class Store:
                     "overridden": len(overridden.get(rule, ())),
                     "acceptance_rate": round(n_accepted / shown[rule], 3),
                     "override_reasons": dict(reasons.get(rule, Counter()).most_common()),
+                    "override_categories": dict(categories.get(rule, Counter()).most_common()),
                 }
             )
         return report
@@ -345,13 +361,22 @@ def _shadow_tally(rows: list[Any]) -> dict[str, dict[str, Any]]:
     return tally
 
 
+ReasonReader = Callable[[str | None, str | None, str | None], tuple[str | None, str | None]]
+
+
+def _as_sent(system: str | None, code: str | None, display: str | None) -> tuple[str | None, str | None]:
+    """No rule set to read reasons with: the code as the client sent it, no category."""
+    return None, code
+
+
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     shadow = ["shadow_evaluated", "shadow_fired", "shadow_agreements", "shadow_disagreements"]
-    columns = ["rule", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons", *shadow]
+    tallies = ["override_reasons", "override_categories"]
+    columns = ["rule", "shown", "accepted", "overridden", "acceptance_rate", *tallies, *shadow]
     writer.writerow(columns)
     for row in rows:
-        reasons = ";".join(f"{k}={v}" for k, v in row["override_reasons"].items())
-        writer.writerow([*(row[c] for c in columns[:5]), reasons, *(row.get(c, "") for c in shadow)])
+        counted = [";".join(f"{k}={v}" for k, v in row[t].items()) for t in tallies]
+        writer.writerow([*(row[c] for c in columns[:5]), *counted, *(row.get(c, "") for c in shadow)])
     return out.getvalue()

@@ -82,8 +82,41 @@ def test_feedback_is_stored_and_survives_a_restart(make_client) -> None:
         "overridden": 0,
         "acceptance_rate": 1.0,
         "override_reasons": {},
+        "override_categories": {},
     }
+    # the service's own code, as clients offered it before the HL7 categories, is still read, and categorised
     assert report[active_ref("spinal-metastasis-pain")]["override_reasons"] == {"mri-done-or-booked": 1}
+    assert report[active_ref("spinal-metastasis-pain")]["override_categories"] == {"cds-not-applicable": 1}
+
+
+def test_cards_offer_hl7_categories_and_feedback_maps_them_back(make_client) -> None:
+    hl7 = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
+    with make_client() as client:
+        cards = [card_from(client) for _ in range(4)]
+        offered = cards[0]["overrideReasons"]
+        assert {r["system"] for r in offered} == {hl7}
+        assert [r["code"] for r in offered] == [
+            "cds-not-applicable",
+            "cds-not-applicable",
+            "cds-not-applicable",
+            "does-not-align-preferences",
+            "recipient-concerns-outcomes",
+        ]
+        assert len({r["display"] for r in offered}) == len(offered)  # the display tells the three apart
+        echoed = [
+            offered[1],  # as offered: category and the service's reason
+            offered[3],  # a category only one reason has: known without the display
+            {"system": hl7, "code": "cds-not-applicable", "display": "Not relevant"},  # a client's own words
+            {"system": "urn:example:ehr-reasons", "code": "busy"},  # another system: kept as sent
+        ]
+        feedback = [
+            {**overridden(card), "overrideReason": {"reason": reason}}
+            for card, reason in zip(cards, echoed, strict=True)
+        ]
+        assert client.post(f"{URL}/feedback", json={"feedback": feedback}).status_code == 200
+        [row] = [r for r in client.get("/reports/rules").json() if r["rule"] == active_ref("mscc-suspected")]
+    assert row["override_reasons"] == {"under-spinal-team": 1, "patient-declines": 1, "(category only)": 1, "busy": 1}
+    assert row["override_categories"] == {"cds-not-applicable": 2, "does-not-align-preferences": 1, "(none)": 1}
 
 
 def test_report_as_csv(make_client) -> None:
@@ -93,9 +126,9 @@ def test_report_as_csv(make_client) -> None:
         answer = client.get("/reports/rules", params={"format": "csv"})
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
-        "rule,shown,accepted,overridden,acceptance_rate,override_reasons,"
+        "rule,shown,accepted,overridden,acceptance_rate,override_reasons,override_categories,"
         "shadow_evaluated,shadow_fired,shadow_agreements,shadow_disagreements",
-        f"{active_ref('mscc-suspected')},1,0,1,0.0,other-cause-known=1,,,,",
+        f"{active_ref('mscc-suspected')},1,0,1,0.0,other-cause-known=1,cds-not-applicable=1,,,,",
     ]
 
 

@@ -304,3 +304,17 @@ def test_replace_without_offers_is_refused(rules: Path) -> None:
         lambda t: t.replace(' ({priority})"\n    order_name: Spine imaging', '"\n    order_name: Spine imaging', 1),
     )
     assert any("replace needs offers" in p for p in problems(rules))
+
+
+def test_an_override_reason_needs_an_hl7_category(rules: Path) -> None:
+    edit(rules, "ruleset.yaml", lambda t: t.replace("category: does-not-align-preferences", "category: declined", 1))
+    found = problems(rules)
+    assert any("override_reasons.patient-declines.category: Input should be 'cds-not-applicable'" in p for p in found)
+
+
+def test_override_reasons_of_one_category_need_displays_feedback_can_tell_apart(rules: Path) -> None:
+    same = "MRI of the spine already done or booked"
+    edit(rules, "ruleset.yaml", lambda t: t.replace("Already under the MSCC coordinator or spinal team", same))
+    found = problems(rules)
+    expected = "override_reasons.under-spinal-team.display: same category and display as 'mri-done-or-booked'"
+    assert any(expected in p for p in found), found

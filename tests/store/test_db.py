@@ -62,8 +62,9 @@ def test_decisions_feedback_and_report(store: Store) -> None:
         "overridden": 1,
         "acceptance_rate": 0.5,
         "override_reasons": {"patient-declines": 1},
+        "override_categories": {"(none)": 1},  # no rule set to categorise with: as sent
     }
-    assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1,,,,"
+    assert report_csv([row]).splitlines()[1] == "r@1.0.0,2,1,1,0.5,patient-declines=1,(none)=1,,,,"
     assert store.count() == {"decisions": 3, "feedback": 2}  # ... but stored once
     assert store.rule_report(since=datetime(2027, 1, 1, tzinfo=UTC)) == []
 
