@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from service.config import PROJECT_ROOT, Settings
 from service.engine.loader import load_ruleset
 from service.engine.ruleset import RuleSet
 from service.runtime import seeded_uuids
+from tests.conformance.invariants import check_exchange
 from tests.helpers import NOW, copy_rules
 from tests.pgserver import server_binaries, throwaway_postgres
 
@@ -28,6 +30,69 @@ from tests.pgserver import server_binaries, throwaway_postgres
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
 hypothesis_settings.register_profile("explore", database=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+CHECKED = {"exchanges": 0}  # CDS Hooks exchanges the invariants were checked on, in this process
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _check(request: Any, response: Any) -> None:
+    if request.method != "POST" or "/cds-services/" not in request.url.path:
+        return
+    CHECKED["exchanges"] += 1
+    broken = check_exchange(
+        request.method, request.url.path, _json(request.content), response.status_code, _json(response.content)
+    )
+    assert not broken, f"{request.url.path} broke the CDS Hooks 3.0 invariants: {broken}"
+
+
+def _http_clients() -> list[Any]:
+    """The client classes the suite sends with: httpx (live servers, the service's own fetches) and the httpx fork
+    Starlette's TestClient is built on."""
+    modules: list[Any] = [httpx]
+    try:
+        import httpx2  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        modules.append(httpx2)
+    return modules
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cds_hooks_invariants_hold_on_every_exchange() -> Iterator[None]:
+    """Every CDS Hooks call and feedback the suite makes, in process or to a live server, is checked against the
+    3.0 logical models' invariants (tests/conformance/invariants.py): a test whose exchange breaks one fails."""
+    originals: list[tuple[Any, Any, Any]] = []
+    for module in _http_clients():
+        plain, asynchronous = module.Client.send, module.AsyncClient.send
+        originals.append((module, plain, asynchronous))
+
+        def send(self: Any, request: Any, *args: Any, _plain: Any = plain, **kwargs: Any) -> Any:
+            response = _plain(self, request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                _check(request, response)
+            return response
+
+        async def send_async(
+            self: Any, request: Any, *args: Any, _asynchronous: Any = asynchronous, **kwargs: Any
+        ) -> Any:
+            response = await _asynchronous(self, request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                _check(request, response)
+            return response
+
+        module.Client.send = send
+        module.AsyncClient.send = send_async
+    yield
+    for module, plain, asynchronous in originals:
+        module.Client.send, module.AsyncClient.send = plain, asynchronous
 
 
 class AppFactory(Protocol):

@@ -162,6 +162,12 @@ class OverrideReasonChoice(_Storable):
     reason: FeedbackCoding | None = None
     userComment: str | None = Field(default=None, max_length=10_000, pattern=STORABLE)  # noqa: N815
 
+    @model_validator(mode="after")
+    def _says_something(self) -> OverrideReasonChoice:
+        if self.reason is None and self.userComment is None:  # CDS Hooks 3.0 cds-fb-3
+            raise ValueError("an overrideReason needs a reason, a userComment, or both")
+        return self
+
 
 class AcceptedSuggestion(_Storable):
     id: str = Field(min_length=1, max_length=200, pattern=STORABLE)
@@ -175,6 +181,12 @@ class FeedbackItem(_Storable):
     outcomeTimestamp: str = Field(  # noqa: N815
         max_length=40, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
     )
+
+    @model_validator(mode="after")
+    def _accepted_names_its_suggestions(self) -> FeedbackItem:
+        if self.outcome == "accepted" and not self.acceptedSuggestions:  # CDS Hooks 2.0 / 3.0 cds-fb-2
+            raise ValueError("an accepted card needs acceptedSuggestions: the suggestions the user accepted")
+        return self
 
 
 class FeedbackRequest(_Storable):

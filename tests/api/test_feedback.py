@@ -400,7 +400,8 @@ def test_feedback_for_a_card_whose_decision_waits_in_the_spool_is_503_not_404(ma
 
         monkeypatch.setattr(runtime.store, "write_decision_rows", down)  # the row cannot leave the journal
         runtime.spool.put(decision_record("c-spooled"))
-        body = {"feedback": [{"card": "c-spooled", "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}]}
+        item = {"card": "c-spooled", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        body = {"feedback": [item]}
         answer = client.post(f"{URL}/feedback", json=body)
     assert answer.status_code == 503
     assert "send it again" in outcome_message(answer)

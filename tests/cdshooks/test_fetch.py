@@ -345,3 +345,27 @@ def test_a_scope_that_does_not_cover_a_required_key_is_412_before_any_fetch(app_
     [detail] = outcome_details(answer)
     assert detail.startswith("conditions: Condition?patient={{context.patientId}}")
     assert detail.endswith("needs search of Condition (patient/Condition.s or .read)")
+
+
+def test_the_access_token_is_transient_never_logged_or_stored(app_for, caplog) -> None:
+    """CDS Hooks: the access token SHALL be treated as transient by the CDS Service. It is used for the fetch and
+    then forgotten: not in the log, not in the decision row."""
+    from sqlalchemy import select
+
+    from service.store.tables import DecisionRow
+    from tests.helpers import caught_up_store
+
+    token = "tok-7f3a9c-transient"
+    with (
+        running_fhir_server(Behaviour(token=token)) as (base, behaviour),
+        app_for([base + "/fhir"]) as client,
+    ):
+        caplog.set_level("DEBUG")
+        answer = client.post(URL, json=without_prefetch("01-mscc-breast-cancer-leg-weakness", base, token))
+        assert answer.status_code == 200
+        assert behaviour.seen  # the token was used for the fetch
+        with caught_up_store(client.app).sessions() as session:
+            rows = [repr(vars(row)) for row in session.scalars(select(DecisionRow))]
+    assert rows
+    assert all(token not in row for row in rows)
+    assert token not in caplog.text

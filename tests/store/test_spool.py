@@ -273,7 +273,12 @@ def test_the_database_down_during_a_hook_call_loses_no_decision_row(make_app, tm
         assert "mscc_decision_log_spool_pending 1.0" in client.get("/metrics").text
         assert client.get("/readyz").json()["checks"]["decisionSpool"] == "1 rows waiting"
         monkeypatch.setattr(runtime.store, "write_decision_rows", real_write)
-        feedback = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        feedback = {
+            "card": card["uuid"],
+            "outcome": "accepted",
+            "outcomeTimestamp": "2026-11-20T09:05:00Z",
+            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        }
         assert client.post(f"{URL}/feedback", json={"feedback": [feedback]}).json() == {"stored": 1}
         assert runtime.spool.pending() == 0
     assert runtime_of(app).settings.decision_spool_dir == tmp_path / "test.sqlite3.spool"
