@@ -240,7 +240,8 @@ def cmd_workbench(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, dev=True, factory="authoring.workbench:workbench_app")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """Every authoring command (a function, so that the docs can be checked against it: tests/test_guides.py)."""
     parser = argparse.ArgumentParser(prog="python -m authoring", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     workbench = commands.add_parser("workbench", help="the service in development mode with the rule workbench")
@@ -288,7 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     openapi = commands.add_parser("openapi", help="print the OpenAPI document (or --write openapi.yaml)")
     openapi.add_argument("--write", action="store_true")
     openapi.set_defaults(func=cmd_openapi)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     return int(args.func(args))
 
 
