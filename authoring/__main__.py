@@ -240,7 +240,7 @@ def cmd_workbench(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, dev=True, factory="authoring.workbench:workbench_app")
 
 
-def parser() -> argparse.ArgumentParser:
+def command_line() -> argparse.ArgumentParser:
     """Every authoring command (a function, so that the docs can be checked against it: tests/test_guides.py)."""
     parser = argparse.ArgumentParser(prog="python -m authoring", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -293,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = command_line().parse_args(argv)
     return int(args.func(args))
 
 

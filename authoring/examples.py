@@ -62,6 +62,11 @@ def build_request(
         if service.hook == "order-select":
             refs = [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in drafts["entry"]]
             context["selections"] = example.get("selections") or refs
+    context_file = examples_dir / "contexts" / f"{example['id']}.json"
+    if context_file.is_file():  # the rest of the hook's context: appointment-book's Appointments, order-dispatch's
+        context.update(json.loads(context_file.read_text(encoding="utf-8")))
+    if service.hook == "order-dispatch":
+        context.pop("userId", None)  # the hook names no user
     prefetch = {}
     for key, template in service.prefetch.items():
         query = render_query(template, context) or template

@@ -1,7 +1,8 @@
 """Rule tests: cases beside each rule (`rules/<id>/tests/*.yaml`) that say whether a version fires on a patient.
 
 A case gives a patient (inline resources, or a Bundle file such as one in fhir_examples/), an evaluation time
-and what must happen: fires or not, and optionally which criteria held and which resources are evidence.
+and what must happen: fires or not, and optionally which criteria held and which resources are evidence. A case
+with a deadline `hook` also gives the appointments or the dispatch, and whether the hook gives a card.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.cdshooks.deadline import DeadlineCheck, check_appointments, check_discharge, check_dispatch
 from service.config import PROJECT_ROOT
-from service.engine.evaluation import evaluate_record
+from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.ruleset import RuleSet
 from service.engine.yamlfile import load_yaml
 from service.errors import InvalidFhir
@@ -23,6 +25,7 @@ from service.fhir.bundle import read_patient_bundle
 from service.fhir.record import build_record
 
 EXAMPLES_DIR = PROJECT_ROOT / "fhir_examples"
+MIN_DEADLINE_CASES = 10  # per deadline hook, each way, across the rules: a clock is tested both ways
 
 
 class _Strict(BaseModel):
@@ -31,6 +34,10 @@ class _Strict(BaseModel):
 
 class Expectation(_Strict):
     fires: bool
+    deadline_card: bool | None = Field(
+        default=None,
+        description="with `hook`: whether the deadline hook gives a card (the MRI misses the rule's deadline)",
+    )
     criteria: dict[str, bool] = Field(default_factory=dict, description="criterion name: whether it must hold")
     evidence: list[str] = Field(default_factory=list, description="references (Type/id) that must be evidence")
     input_issues: list[str] = Field(
@@ -52,6 +59,15 @@ class RuleTestCase(_Strict):
     encounter: str | None = Field(
         default=None, description="the hook's encounter id (context.encounterId): its Conditions are current, undated"
     )
+    hook: Literal["appointment-book", "encounter-discharge", "order-dispatch"] | None = Field(
+        default=None, description="a deadline hook: the case checks the MRI's timing against the rule's deadline"
+    )
+    appointments: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="appointment-book: the proposed Appointments; encounter-discharge: the patient's Appointments",
+    )
+    dispatched: list[str] | None = Field(default=None, description="order-dispatch: the orders sent (Type/id)")
+    tasks: list[dict[str, Any]] | None = Field(default=None, description="order-dispatch: the fulfilment Tasks")
     expect: Expectation
 
     @model_validator(mode="after")
@@ -59,6 +75,8 @@ class RuleTestCase(_Strict):
         given = [name for name in ("resources", "example", "bundle") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError("a case needs exactly one of `resources`, `example` or `bundle`")
+        if (self.hook is None) != (self.expect.deadline_card is None):
+            raise ValueError("`hook` and `expect.deadline_card` go together")
         return self
 
 
@@ -78,6 +96,8 @@ class CaseResult:
     passed: bool
     message: str = ""
     expects_fire: bool = False
+    hook: str | None = None  # a deadline case's hook
+    expects_card: bool | None = None  # a deadline case: whether the hook must card
 
 
 def _example_bundle(example_id: str) -> Path:
@@ -122,10 +142,18 @@ def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFil
     if unexpected:
         listing = "; ".join(f"{i.reference} {i.location}: {i.message}" for i in unexpected)
         return CaseResult(rule_id, rule.version, label, case.name, False, f"invalid FHIR in the case: {listing}")
-    decision = evaluate_record(ruleset, record, now, rules=[rule]).decisions[0]
+    evaluation = evaluate_record(ruleset, record, now, rules=[rule])
+    decision = evaluation.decisions[0]
     failures: list[str] = []
     if decision.fired != case.expect.fires:
         failures.append(f"expected fires={case.expect.fires}, got {decision.fired}")
+    if case.hook is not None:
+        checked = deadline_check(
+            case.hook, evaluation, case.appointments or [], case.dispatched or [], case.tasks or []
+        )
+        if (checked.late is not None) != case.expect.deadline_card:
+            when = f" ({checked.late.event}, due {checked.late.clock.due.isoformat()})" if checked.late else ""
+            failures.append(f"expected deadline_card={case.expect.deadline_card}, got {checked.late is not None}{when}")
     for name, expected in case.expect.criteria.items():
         result = decision.criteria.get(name)
         if result is None:
@@ -137,7 +165,33 @@ def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFil
     failures += [f"{ref} is not in the evidence" for ref in case.expect.evidence if ref not in evidence]
     found = {i.location for i in record.issues}
     failures += [f"no input issue at {loc}" for loc in case.expect.input_issues if loc not in found]
-    return CaseResult(rule_id, rule.version, label, case.name, not failures, "; ".join(failures), case.expect.fires)
+    return CaseResult(
+        rule_id,
+        rule.version,
+        label,
+        case.name,
+        not failures,
+        "; ".join(failures),
+        case.expect.fires,
+        case.hook,
+        case.expect.deadline_card,
+    )
+
+
+def deadline_check(
+    hook: str,
+    evaluation: Evaluation,
+    appointments: list[dict[str, Any]],
+    dispatched: list[str],
+    tasks: list[dict[str, Any]],
+) -> DeadlineCheck:
+    """The deadline hook's check, as the service runs it, on the case's appointments or dispatch."""
+    codes, mri = evaluation.ruleset.codes, evaluation.ruleset.config.whole_spine_mri
+    if hook == "appointment-book":
+        return check_appointments(evaluation, codes, mri, appointments)
+    if hook == "encounter-discharge":
+        return check_discharge(evaluation, codes, mri, appointments)
+    return check_dispatch(evaluation, codes, mri, dispatched, tasks)
 
 
 def load_case_file(path: Path) -> CaseFile:
@@ -174,6 +228,12 @@ def lint_rule_tests(results: list[CaseResult], ruleset: RuleSet | None = None) -
             problems.append(f"rules/{rule_id}/tests: no case where the rule fires")
         if not any(not r.expects_fire for r in mine if r.name != "(file)"):
             problems.append(f"rules/{rule_id}/tests: no negative case (where the rule must not fire)")
+    for hook in ("appointment-book", "encounter-discharge", "order-dispatch"):
+        mine = [r for r in results if r.hook == hook]
+        for wanted, word in ((True, "positive (a card)"), (False, "negative (no card)")):
+            found = sum(1 for r in mine if r.expects_card is wanted)
+            if found < MIN_DEADLINE_CASES:
+                problems.append(f"rules/*/tests: {found} {word} {hook} case(s); at least {MIN_DEADLINE_CASES} needed")
     for draft in ruleset.drafts() if ruleset is not None else []:
         cases = [r for r in results if r.rule_id == draft.id and r.version == draft.version and r.name != "(file)"]
         if not any(r.expects_fire for r in cases):

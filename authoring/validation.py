@@ -14,11 +14,12 @@ import gzip
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from authoring.deadlinecheck import DeadlineCase, DeadlineTally, check_case
 from service.cdshooks.cards import CardContext, render_card
 from service.config import PROJECT_ROOT
 from service.engine.decide import decide_rule
@@ -85,6 +86,7 @@ class Report:
     statuses: dict[str, str] = field(default_factory=dict)
     disagreements: list[str] = field(default_factory=list)  # any rule version vs the table
     safety_failures: list[str] = field(default_factory=list)  # the active rules' card vs the table
+    deadlines: DeadlineTally = field(default_factory=DeadlineTally)  # the deadline hooks, late and in time
 
 
 # --- the matrix ---------------------------------------------------------------------------------------------------
@@ -336,6 +338,7 @@ def validate_cases(ruleset: RuleSet, cases: list[ValidationCase]) -> Report:
             report.safety_failures.append(f"UNEXPECTED {indicator.upper()} CARD ({lead}): {case.source}: {case.name}")
         elif case.card not in ("critical", "none") and indicator != case.card:
             report.safety_failures.append(f"WRONG CARD ({indicator}, expected {case.card}): {case.source}: {case.name}")
+        check_deadlines(case, ruleset, report.deadlines)
         if case.invasive_cancer is not None:
             cancer = ruleset.version(CRITICAL_RULE)
             held = cancer is not None and decide_rule(cancer, index, case.now).criteria["cancer"].held
@@ -344,7 +347,18 @@ def validate_cases(ruleset: RuleSet, cases: list[ValidationCase]) -> Report:
                     "invasive cancer NOT RECOGNISED" if case.invasive_cancer else "non-invasive neoplasm read as cancer"
                 )
                 report.safety_failures.append(f"{what}: {case.source}: {case.name}")
+    report.safety_failures += report.deadlines.failures
     return report
+
+
+def check_deadlines(case: ValidationCase, ruleset: RuleSet, tally: DeadlineTally) -> None:
+    def build(resources: list[dict[str, Any]]) -> PatientRecord:
+        return _record(replace(case, resources=resources), ruleset)
+
+    seen = DeadlineCase(
+        f"{case.source}: {case.name}", bool(case.expected_rules), case.resources, case.patient_id, case.now
+    )
+    check_case(seen, build, ruleset, tally)
 
 
 def all_cases(table: dict[str, Any] | None = None) -> list[ValidationCase]:
@@ -371,6 +385,7 @@ def render_report(report: Report, ruleset: RuleSet, shown: int = 40) -> str:
         lines += [f"  {d}" for d in items[:shown]]
         if len(items) > shown:
             lines.append(f"  ... and {len(items) - shown} more")
+    lines += report.deadlines.lines()
     lines += [
         "",
         f"Safety gate (active rules, as the clinician sees the card): {len(report.safety_failures)} failure(s)",

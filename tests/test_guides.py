@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from authoring.__main__ import parser as authoring_parser
+from authoring.__main__ import command_line as authoring_parser
 from service.__main__ import parser as service_parser
 from service.config import PROJECT_ROOT, Settings
 from service.engine.ruleset import RuleSet

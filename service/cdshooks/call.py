@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from service.cdshooks.cards import CardContext, render_card
+from service.cdshooks.deadline import DEADLINE_HOOKS
+from service.cdshooks.deadlinehook import check_hook_deadline
 from service.cdshooks.display import UTC_ZONE
-from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookRequest, PatientViewContext
+from service.cdshooks.models import CONTEXT_MODELS, CdsResponse, HookContext, HookRequest
 from service.cdshooks.orders import MatchedDraft, considered_drafts, match_drafts
 from service.cdshooks.prefetch import Keep, PrefetchResult, Unreadable, read_prefetch, render_query, resources_of
 from service.cdshooks.scopes import coverage
@@ -59,7 +61,7 @@ class CallOutcome:
         ]
 
 
-def read_context(request: HookRequest) -> PatientViewContext:
+def read_context(request: HookRequest) -> HookContext:
     model = CONTEXT_MODELS.get(request.hook)
     if model is None:
         raise BadRequest(f"hook {request.hook!r} is not supported")
@@ -78,7 +80,7 @@ def evaluation_time(options: CallOptions, clock: Callable[[], datetime], request
     return clock()
 
 
-def _draft_order_resources(context: PatientViewContext) -> tuple[list[dict[str, Any]], list[InputIssue]]:
+def _draft_order_resources(context: HookContext) -> tuple[list[dict[str, Any]], list[InputIssue]]:
     """The draft orders of an order hook, and the entries that could not be read (named in the answer: an order
     that cannot be read cannot be matched, and the clinician must not take the silence for an all clear)."""
     draft = getattr(context, "draftOrders", None)
@@ -112,12 +114,18 @@ async def _fetch_or_fall_back(
     return fetched | {k: {"resourceType": "Bundle", "type": "searchset"} for k in queries if k not in wide}
 
 
-def readable_by_rules(ruleset: RuleSet) -> Keep:
-    """What build_record would read of a raw resource: a validated type whose codes a rule reads. Applied as the
-    prefetch is read, it keeps the rest out of every list (the same test, only earlier)."""
+_DEADLINE_INPUTS = frozenset({"Appointment"})
+
+
+def readable_by_rules(ruleset: RuleSet, also: frozenset[str] = frozenset()) -> Keep:
+    """What build_record would read of a raw resource: a validated type whose codes a rule reads (and the types in
+    `also`, which a hook reads itself: a deadline hook's Appointments). Applied as the prefetch is read, it keeps
+    the rest out of every list (the same test, only earlier)."""
     relevant = ruleset.relevant
 
     def keep(resource: dict[str, Any]) -> bool:
+        if resource.get("resourceType") in also:
+            return True
         return read_kind(resource) is not None and relevant(resource)
 
     return keep
@@ -254,7 +262,7 @@ async def answer_call(
     if request.hook != service.hook:
         raise BadRequest(f"service {service.id!r} answers the {service.hook} hook, not {request.hook!r}")
     context = read_context(request)
-    keep = readable_by_rules(ruleset)
+    keep = readable_by_rules(ruleset, also=_DEADLINE_INPUTS if service.hook in DEADLINE_HOOKS else frozenset())
     prefetch = read_prefetch(service.prefetch, request.prefetch, keep)
     bases = ruleset.prefetch_bases.get(service.id, {})
     fetched_keys, unavailable = await _complete_prefetch(service, request, prefetch, fetch, bases, keep)
@@ -281,8 +289,16 @@ async def answer_call(
         considered = considered_drafts(request.hook, drafts, getattr(context, "selections", None))
         matched, draft_issues = match_drafts(service, ruleset.codes, considered, context.patientId, validator)
     card = None
-    if service.draft_orders is None or matched:
-        card_context = CardContext(new_uuid, context.userId, context.encounterId, tuple(matched), options.zone)
+    if service.hook in DEADLINE_HOOKS:
+        checked = check_hook_deadline(request.hook, evaluation, context, prefetch.resources)
+        draft_issues += checked.issues
+        if checked.late is not None:
+            card_context = CardContext(
+                new_uuid, context.userId, context.encounterId, late=checked.late, zone=options.zone
+            )
+            card = render_card(evaluation, card_context)
+    elif service.draft_orders is None or matched:
+        card_context = CardContext(new_uuid, context.userId, context.encounterId, tuple(matched), zone=options.zone)
         card = render_card(evaluation, card_context)
     extension: dict[str, Any] = {
         "rulesetRevision": ruleset.revision,

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from service.cdshooks.deadline import Late
+from service.cdshooks.deadlinecard import detail_lines, headline
 from service.cdshooks.display import UTC_ZONE, clinical_date, finding, shown_value
 from service.cdshooks.models import Action, Card, Coding, Link, Source, Suggestion
 from service.cdshooks.ordercard import delete_actions, order_headline, swap_label, swapped_drafts
@@ -38,6 +40,7 @@ class CardContext:
     user_id: str | None = None
     encounter_id: str | None = None
     drafts: tuple[MatchedDraft, ...] = ()  # order hooks: the draft orders that made the service answer
+    late: Late | None = None  # deadline hooks: the MRI that misses the rule's deadline
     zone: ZoneInfo = UTC_ZONE  # the hospital's time zone, for the dates a clinician reads (MSCC_TIMEZONE)
 
 
@@ -96,7 +99,8 @@ def _unreadable_table(signs: tuple[UnreadableSign, ...], zone: ZoneInfo) -> list
 def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardContext) -> str:
     spec = lead.rule.spec
     others = evaluation.fired[1:]
-    lines = [spec.card.detail.strip(), ""]
+    lines = detail_lines(ctx.late, ctx.zone) if ctx.late else []
+    lines += [spec.card.detail.strip(), ""]
     for draft in ctx.drafts:
         lines += [f"**About the order {draft.label}:** {draft.advice}", ""]
     lines += [f"**Why:** {spec.title}."]
@@ -105,7 +109,7 @@ def _detail(evaluation: Evaluation, lead: Decision, ruleset: RuleSet, ctx: CardC
     for other in others:
         lines += ["", f"**Also met:** {other.rule.spec.title}.", ""]
         lines += _evidence_table(other.evidence, ctx.zone)
-    for order in lead.dropped_suggestions:
+    for order in [] if ctx.late else lead.dropped_suggestions:
         unless = next(s.unless for s in spec.card.suggestions if s.order == order)
         reason = lead.criteria[unless] if unless else None
         if reason is not None:
@@ -165,6 +169,12 @@ def _unreadable_card(evaluation: Evaluation, ruleset: RuleSet, ctx: CardContext)
     )
 
 
+def _summary(lead: Decision, ctx: CardContext) -> str:
+    if ctx.late is not None:
+        return headline(ctx.late, ctx.zone)
+    return order_headline(lead, ctx.drafts) if ctx.drafts else lead.rule.spec.card.summary
+
+
 def _links(links: list[Any], source_url: str) -> list[Link] | None:
     """The rule's links, but not the guideline the source line already cites: a card cites it once."""
     kept = [Link(label=link.label, url=str(link.url), type="absolute") for link in links if str(link.url) != source_url]
@@ -186,7 +196,7 @@ def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
     template = lead.rule.spec.card
     suggestions = []
     for s in template.suggestions:
-        if s.order in lead.dropped_suggestions:
+        if s.order in lead.dropped_suggestions and ctx.late is None:  # late: the MRI is offered again, at urgency
             continue
         order = ruleset.config.orders[s.order]
         swapped = swapped_drafts(s.order, ctx.drafts)
@@ -206,7 +216,7 @@ def render_card(evaluation: Evaluation, ctx: CardContext) -> Card | None:
     config = ruleset.config
     return Card(
         uuid=ctx.new_uuid(),
-        summary=order_headline(lead, ctx.drafts) if ctx.drafts else template.summary,
+        summary=_summary(lead, ctx),
         indicator=template.indicator,
         detail=_detail(evaluation, lead, ruleset, ctx),
         source=Source(

@@ -66,9 +66,15 @@ class HookRequest(Tolerant):
         extra="allow", json_schema_extra={"dependentRequired": {"fhirAuthorization": ["fhirServer"]}}
     )
 
-    hook: Literal["patient-view", "order-select", "order-sign", "encounter-start"] = Field(
-        description="the hooks this service answers; each service id answers one of them"
-    )
+    hook: Literal[
+        "patient-view",
+        "order-select",
+        "order-sign",
+        "encounter-start",
+        "appointment-book",
+        "encounter-discharge",
+        "order-dispatch",
+    ] = Field(description="the hooks this service answers; each service id answers one of them")
     hookInstance: str = Field(pattern=UUID_PATTERN, description="a UUID for this hook call")  # noqa: N815
     fhirServer: HttpUrl | None = None  # noqa: N815
     fhirAuthorization: FhirAuthorization | None = None  # noqa: N815
@@ -83,10 +89,16 @@ class HookRequest(Tolerant):
         return self
 
 
-class PatientViewContext(Tolerant):
-    userId: str = Field(pattern=RESOURCE_REF)  # noqa: N815
+class HookContext(Tolerant):
+    """What every hook context this service reads holds: the patient, and the user and encounter when given."""
+
+    userId: str | None = Field(default=None, pattern=RESOURCE_REF)  # noqa: N815
     patientId: str = Field(pattern=FHIR_ID)  # noqa: N815
     encounterId: str | None = Field(default=None, pattern=FHIR_ID)  # noqa: N815
+
+
+class PatientViewContext(HookContext):
+    userId: str = Field(pattern=RESOURCE_REF)  # noqa: N815
 
 
 class EncounterStartContext(PatientViewContext):
@@ -107,11 +119,38 @@ class OrderSelectContext(OrderSignContext):
     selections: NonEmpty[str]
 
 
-CONTEXT_MODELS: dict[str, type[PatientViewContext]] = {
+class AppointmentBookContext(PatientViewContext):
+    """The proposed Appointments: a Bundle, as the hook defines; a plain array is read too (and named)."""
+
+    appointments: dict[str, Any] | list[Any]
+
+    @model_validator(mode="after")
+    def _appointments_are_a_bundle_or_a_list(self) -> AppointmentBookContext:
+        if isinstance(self.appointments, dict) and self.appointments.get("resourceType") != "Bundle":
+            raise ValueError("appointments must be a FHIR Bundle of Appointments")
+        return self
+
+
+class EncounterDischargeContext(PatientViewContext):
+    encounterId: str = Field(pattern=FHIR_ID)  # noqa: N815
+
+
+class OrderDispatchContext(HookContext):
+    """order-dispatch names no user; the orders sent, to whom, and the fulfilment Tasks with their timing."""
+
+    dispatchedOrders: NonEmpty[str] = Field()  # noqa: N815
+    performer: str = Field(min_length=1)
+    fulfillmentTasks: list[dict[str, Any]] | None = None  # noqa: N815
+
+
+CONTEXT_MODELS: dict[str, type[HookContext]] = {
     "patient-view": PatientViewContext,
     "encounter-start": EncounterStartContext,
     "order-sign": OrderSignContext,
     "order-select": OrderSelectContext,
+    "appointment-book": AppointmentBookContext,
+    "encounter-discharge": EncounterDischargeContext,
+    "order-dispatch": OrderDispatchContext,
 }
 
 # The CDS Hooks version this service implements, as 3.0 discovery advertises it (a field only 3.0 defines; every
@@ -123,6 +162,10 @@ HOOK_VERSIONS: dict[str, str] = {
     "encounter-start": "1.0",
     "order-sign": "1.0",
     "order-select": "1.0",
+    # HL7 CDS Hooks Library (main): appointment-book 1.0, encounter-discharge 1.0, order-dispatch 1.1
+    "appointment-book": "1.0",
+    "encounter-discharge": "1.0",
+    "order-dispatch": "1.1",
 }
 
 

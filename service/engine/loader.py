@@ -295,6 +295,14 @@ def _check_card(rule: RuleVersion, config: RuleSetConfig, path: Path, problems: 
     for i, hook in enumerate(rule.hooks or []):
         if hook not in hooks:
             problems.add(path, f"hooks.{i}", f"no service in ruleset.yaml answers hook {hook!r}")
+    if rule.deadline is not None:
+        if rule.deadline.counted_from is not None and rule.deadline.counted_from not in rule.criteria:
+            message = f"criterion {rule.deadline.counted_from!r} is not defined"
+            problems.add(path, "deadline.counted_from", message)
+        if rule.deadline.duration() is None:
+            problems.add(
+                path, "deadline.mri_within", f"{rule.deadline.mri_within!r} is not an ISO 8601 duration, e.g. PT24H"
+            )
 
 
 def _load_rule_folder(

@@ -5,9 +5,10 @@ Every model forbids unknown keys, so a typo in a rule file is an error at load, 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, model_validator
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case name")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="kebab-case id")]
@@ -20,6 +21,7 @@ Window = Annotated[
         examples=["P30D", "$current_window"],
     ),
 ]
+_DURATION = TypeAdapter(timedelta)
 Priority = Literal["routine", "urgent", "asap", "stat"]
 
 
@@ -188,6 +190,28 @@ class NoticeCard(StrictModel):
     source: GuidelineSource = Field(description="the guideline behind the advice in `detail`")
 
 
+class Deadline(StrictModel):
+    """How soon the whole-spine MRI is due once the rule fires (NICE NG234: 24 hours for suspected MSCC, a week for
+    spinal pain suggesting metastases), for the hooks that keep the clock (appointment-book, encounter-discharge,
+    order-dispatch)."""
+
+    mri_within: str = Field(description="an ISO 8601 duration: PT24H, P7D", examples=["PT24H", "P7D"])
+    counted_from: Name | None = Field(
+        default=None,
+        description="the criterion whose first holding starts the clock (default: the one that fires the rule): "
+        "a finding from when it was known (the later of its onset and its recorded date), `all_of` from when the "
+        "last of its parts held, `any_of` from when the first did",
+    )
+
+    def duration(self) -> timedelta | None:
+        """`mri_within` as a positive duration, or None when it is not one (the loader names the problem)."""
+        try:
+            within = _DURATION.validate_python(self.mri_within)
+        except ValidationError:
+            return None
+        return within if within > timedelta(0) else None
+
+
 class RuleVersion(StrictModel):
     """One version of one rule: `rules/<id>/<version>.yaml`."""
 
@@ -203,6 +227,9 @@ class RuleVersion(StrictModel):
     parameters: dict[Name, str | float] = Field(default_factory=dict)
     criteria: dict[Name, Criterion] = Field(min_length=1)
     when: Name = Field(description="the criterion that makes the rule fire")
+    deadline: Deadline | None = Field(
+        default=None, description="when the whole-spine MRI is due; without it the deadline hooks never card on it"
+    )
     card: CardTemplate
 
 
@@ -267,7 +294,15 @@ class ServiceEntry(StrictModel):
     """One discovery entry: a hook this rule set answers."""
 
     id: Slug
-    hook: Literal["patient-view", "order-select", "order-sign", "encounter-start"]
+    hook: Literal[
+        "patient-view",
+        "order-select",
+        "order-sign",
+        "encounter-start",
+        "appointment-book",
+        "encounter-discharge",
+        "order-dispatch",
+    ]
     title: str
     description: str
     usage_requirements: str | None = None
@@ -340,6 +375,10 @@ class RuleSetConfig(StrictModel):
         description="code: what the clinician reads, and its HL7 non-adherence category (the code cards offer)"
     )
     orders: dict[Slug, OrderTemplate]
+    whole_spine_mri: Slug = Field(
+        default="whole-spine-mri",
+        description="the value set that makes an appointment, order or study a whole-spine MRI (deadline hooks)",
+    )
     unreadable_card: NoticeCard = Field(
         description="shown when no rule fired but a possible warning sign in the record could not be read"
     )

@@ -36,6 +36,9 @@ def test_each_hook_is_its_own_discovery_entry(client: TestClient) -> None:
         "encounter-start": "mscc-encounter-start",
         "order-select": "mscc-order-select",
         "order-sign": "mscc-order-sign",
+        "appointment-book": "mscc-appointment-book",
+        "encounter-discharge": "mscc-encounter-discharge",
+        "order-dispatch": "mscc-order-dispatch",
     }
     for service in services:
         assert service["description"]
@@ -62,8 +65,9 @@ def test_the_base_queries_are_offered_for_an_ehr_that_cannot_run_filters(make_ap
 
 def test_discovery_says_which_cds_hooks_version_and_hook_versions_it_implements(client: TestClient) -> None:
     """CDS Hooks 3.0 discovery: `version` (semantic) and each service's `hookVersion`, which must be the version in
-    the hook's published definition (HL7 CDS Hooks Library 1.0.1: 1.0 for each hook served here)."""
+    the hook's published definition (HL7 CDS Hooks Library 1.0.1, and its main branch for the deadline hooks)."""
     document = client.get("/cds-services").json()
     assert re.fullmatch(r"\d+\.\d+\.\d+", document["version"])
     published = {"patient-view": "1.0", "encounter-start": "1.0", "order-select": "1.0", "order-sign": "1.0"}
+    published |= {"appointment-book": "1.0", "encounter-discharge": "1.0", "order-dispatch": "1.1"}
     assert {s["hook"]: s["hookVersion"] for s in document["services"]} == published

@@ -37,10 +37,11 @@ def test_spec_and_inferno_requests_parse(path) -> None:
     assert request.hookInstance
 
 
-@pytest.mark.parametrize("name", ["appointment_book_hook_request.json", "encounter_discharge_hook_request.json"])
-def test_hooks_we_do_not_serve_are_refused(name: str) -> None:
+def test_hooks_we_do_not_serve_are_refused() -> None:
+    body = load_json(INFERNO / "encounter_discharge_hook_request.json")
+    body["hook"] = "problem-list-item-create"
     with pytest.raises(ValidationError, match="hook"):
-        HookRequest.model_validate(load_json(INFERNO / name))
+        HookRequest.model_validate(body)
 
 
 def test_request_extensions_and_unknown_fields_pass_through() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def age_rules(tmp_path: Path, with_prefetch: bool = True) -> Path:
     new_version(rules, "mscc-suspected", "draft", over_50)
     if not with_prefetch:  # the rule set prefetches the Patient (for onsetAge): take it away
         ruleset = rules / "ruleset.yaml"
-        text = ruleset.read_text().replace("  patient: Patient/{{context.patientId}}\n", "").replace("[patient, ", "[")
+        text = re.sub(r"(?m)^ *patient: Patient/\{\{context\.patientId\}\}\n", "", ruleset.read_text())
+        text = text.replace("[patient, ", "[")
         ruleset.write_text(text)
     return rules
 
