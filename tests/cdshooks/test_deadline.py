@@ -184,3 +184,34 @@ def test_the_clock_starts_when_the_suspicion_first_held(ruleset: RuleSet) -> Non
 def test_durations_read_as_a_clinician_says_them(delta: timedelta, spoken: str, adjective: str) -> None:
     assert span(delta) == spoken
     assert deadline_name(delta) == adjective
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        "24-appointment-book-mri-five-days-late",
+        "26-encounter-discharge-retention-no-mri",
+        "28-order-dispatch-task-allows-four-days",
+    ],
+)
+def test_each_deadline_hook_checks_the_jwt_as_the_others_do(make_app, tmp_path, example: str) -> None:
+    """Production mode: the token for this service is accepted (order-dispatch names no user), another service's
+    token is a bare 401."""
+    from service.runtime import system_clock
+    from tests.jwtkit import BASE_URL, Signer, issuers_file
+
+    signer = Signer()
+    body = hook_request(example)
+    body.pop("extension")  # production mode evaluates now: the card may differ, the authentication may not
+    service = f"mscc-{body['hook']}"
+    app = make_app(
+        clock=system_clock,
+        dev_mode=False,
+        issuers_file=issuers_file(tmp_path / "issuers.yaml", signer),
+        public_base_url=BASE_URL,
+    )
+    with TestClient(app) as secure:
+        good = {"Authorization": f"Bearer {signer.token(service)}"}
+        assert secure.post(f"/cds-services/{service}", json=body, headers=good).status_code == 200
+        other = {"Authorization": f"Bearer {signer.token('mscc-patient-view')}"}
+        assert secure.post(f"/cds-services/{service}", json=body, headers=other).status_code == 401
