@@ -202,6 +202,16 @@ class FeedbackCoding(_Storable):
 
 
 class OverrideReasonChoice(_Storable):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={  # cds-fb-3: a reason, a comment, or both (a null is neither)
+            "anyOf": [
+                {"required": ["reason"], "properties": {"reason": {"type": "object"}}},
+                {"required": ["userComment"], "properties": {"userComment": {"type": "string"}}},
+            ]
+        },
+    )
+
     reason: FeedbackCoding | None = None
     userComment: str | None = Field(default=None, max_length=10_000, pattern=STORABLE)  # noqa: N815
 
@@ -217,6 +227,17 @@ class AcceptedSuggestion(_Storable):
 
 
 class FeedbackItem(_Storable):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={  # CDS Hooks: acceptedSuggestions is required when the outcome is accepted (cds-fb-2)
+            "if": {"properties": {"outcome": {"const": "accepted"}}, "required": ["outcome"]},
+            "then": {
+                "required": ["acceptedSuggestions"],
+                "properties": {"acceptedSuggestions": {"type": "array", "minItems": 1}},
+            },
+        },
+    )
+
     card: str = Field(min_length=1, max_length=64, pattern=STORABLE)
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None  # noqa: N815
