@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 from load import Connection, LoadResult, request_bytes, run_load  # noqa: E402
 
 from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file  # noqa: E402
+from tests.pgserver import server_binaries, throwaway_postgres  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # production mode evaluates at the real time: data dated from it
 SCT = "http://snomed.info/sct"
@@ -555,6 +556,47 @@ def fetch_cost(repeat: int = 30) -> dict[str, float]:
     return {"prefetched_ms": prefetched, "fetched_ms": fetched, "added_ms": fetched - prefetched}
 
 
+def replica_cost(work: Path, calls: int = 300) -> dict[str, float] | None:
+    """What writing each decision row to PostgreSQL before the answer costs (MSCC_DECISION_WRITE=database, for
+    replicas that may die at any moment) against journaling it (one machine's mode): one worker each, on one
+    throwaway PostgreSQL, 100 resources, called in turn. None without PostgreSQL's server binaries."""
+    binaries = server_binaries()
+    if binaries is None:
+        return None
+    with throwaway_postgres(binaries) as url:
+        servers = []
+        for mode in ("journal", "database"):
+            port = free_port()
+            env = {
+                "MSCC_DATABASE_URL": url,
+                "MSCC_DECISION_WRITE": mode,
+                "MSCC_SPOOL_DIR": str(work / f"journal-{mode}"),
+                "MSCC_LOG_LEVEL": "WARNING",
+                "PROMETHEUS_MULTIPROC_DIR": str(Path(tempfile.mkdtemp(dir=work))),
+            }
+            command = [sys.executable, "-m", "service", "serve", "--port", str(port), "--dev"]
+            servers.append(Server(mode, command, env, port, work / f"replica-{mode}.log"))
+        try:
+            body = json.dumps(hook_request(synthetic_resources(100))).encode()
+            connections = {s.name: Connection(s.port) for s in servers}
+            samples: dict[str, list[float]] = {s.name: [] for s in servers}
+            for round_ in range(calls + 10):
+                for server in servers[round_ % 2 :] + servers[: round_ % 2]:
+                    started = time.perf_counter()
+                    status, answer = connections[server.name].call(request_bytes(server.port, SERVICE_PATH, body, None))
+                    if status != 200:
+                        raise SystemExit(f"{server.name} answered {status}: {answer[:300]!r}")
+                    if round_ >= 10:
+                        samples[server.name].append((time.perf_counter() - started) * 1000)
+            for connection in connections.values():
+                connection.close()
+        finally:
+            for server in servers:
+                server.stop()
+    journal, database = (statistics.median(samples[m]) for m in ("journal", "database"))
+    return {"journal_ms": journal, "database_ms": database, "ratio": database / journal}
+
+
 def table(title: str, rows: list[dict[str, Any]], baseline: str) -> str:
     lines = [
         f"### {title}",
@@ -678,7 +720,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["latency", "throughput", "local", "fetch", "prefetch", "startup"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["latency", "throughput", "local", "fetch", "prefetch", "startup", "replicas"],
     )
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
@@ -699,6 +744,17 @@ def main() -> None:
         if "startup" not in args.skip:
             results["startup"] = startup(work, issuers)
             print(startup_table(results["startup"]), "\n", flush=True)
+        if "replicas" not in args.skip:
+            cost = results["replicas"] = replica_cost(work)
+            if cost is None:
+                print("replicas: no PostgreSQL server binaries here; the database-first write was not measured\n")
+            else:
+                print(
+                    "### replicas: each decision row to PostgreSQL before the answer (MSCC_DECISION_WRITE=database)\n\n"
+                    f"p50 at 100 resources, one worker each, called in turn: journal {cost['journal_ms']:.2f} ms, "
+                    f"database first {cost['database_ms']:.2f} ms ({cost['ratio']:.2f}x)\n",
+                    flush=True,
+                )
     if "local" not in args.skip:
         results["in_process"] = in_process(args.sizes)
         print(

@@ -99,7 +99,14 @@ def create_app(
     options = CallOptions(
         settings.strict_fhir, settings.shadow_drafts, settings.allow_clock_override, ZoneInfo(settings.timezone)
     )
-    decisions = DecisionLog(store, spool, metrics, breaker)
+    decisions = DecisionLog(
+        store,
+        spool,
+        metrics,
+        breaker,
+        database_first=settings.decision_write == "database",
+        shared_root=settings.spool_shared_root,
+    )
     rules = RuleSource(ruleset, settings.rules_dir, settings.site_dir, metrics, clock)
     hook_calls = HookCalls(
         rules,

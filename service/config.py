@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         description="how often each worker moves its journaled decision rows to the database (one batch): how far "
         "the decision log may fall behind the answers",
     )
+    decision_write: Literal["journal", "database"] = Field(
+        default="journal",
+        description="journal: each decision row goes to this worker's journal before the answer, and to the database "
+        "in batches (fastest; one machine). database: the row is written to the database before the answer leaves, "
+        "so any replica can die at once and every other replica already knows the card (several replicas on "
+        "PostgreSQL); while the database refuses, rows go to the journal as in journal mode",
+    )
+    spool_shared_root: Path | None = Field(
+        default=None,
+        description="replicas: the folder on storage they share (a ReadWriteMany volume) that holds each replica's "
+        "journal folder (MSCC_SPOOL_DIR below it); each replica drains the journals of replicas gone for a minute",
+    )
     decision_fsync: bool = Field(
         default=False,
         description="fsync each journaled decision row before the answer leaves (survives a power cut, costs a "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -79,14 +80,20 @@ def folders_written(env: dict[str, str], workdir: PurePosixPath, monkeypatch: py
     return folders
 
 
+FIELD_STAND_INS = {"metadata.name": "mscc-cds-7d9c5b-x2k4q"}  # what the downward API gives a pod
+
+
 def container_env(container: dict[str, Any]) -> dict[str, str]:
-    """The image's environment overlaid with the container's; a Secret's value by its stand-in."""
+    """The image's environment overlaid with the container's, `$(NAME)` expanded as Kubernetes does; a Secret's
+    value and a pod field by their stand-ins."""
     env = dict(IMAGE.env)
     for item in container.get("env", []):
         if "value" in item:
-            env[item["name"]] = item["value"]
-        else:
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
+        elif "secretKeyRef" in item["valueFrom"]:
             env[item["name"]] = SECRET_STAND_INS[item["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            env[item["name"]] = FIELD_STAND_INS[item["valueFrom"]["fieldRef"]["fieldPath"]]
     return env
 
 
@@ -156,3 +163,35 @@ def test_every_folder_the_image_writes_to_is_a_volume(monkeypatch: pytest.Monkey
     assert set(written) == {"MSCC_SPOOL_DIR", "MSCC_DATABASE_URL", "MSCC_REPLAY_CHECK", "TMPDIR"}
     for setting, folder in written.items():
         assert any(folder.is_relative_to(volume) for volume in IMAGE.volumes), f"{setting} ({folder})"
+
+
+def kind(name: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in documents() if doc["kind"] == name]
+
+
+def test_replicas_can_die_at_any_moment_as_written() -> None:
+    """Issue 25: at least two replicas, a disruption budget, autoscaling, readiness on /readyz, each decision row in
+    PostgreSQL before the answer, and the journal on a volume every replica mounts, each in its own folder."""
+    [deployment] = kind("Deployment")
+    assert deployment["spec"]["replicas"] >= 2
+    [budget] = kind("PodDisruptionBudget")
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    assert budget["spec"]["minAvailable"] >= 1
+    [autoscaler] = kind("HorizontalPodAutoscaler")
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert autoscaler["spec"]["minReplicas"] >= 2
+    pod, container = containers()[0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = container_env(container)
+    assert env["MSCC_DECISION_WRITE"] == "database"
+    root, journal = PurePosixPath(env["MSCC_SPOOL_SHARED_ROOT"]), PurePosixPath(env["MSCC_SPOOL_DIR"])
+    assert journal.parent == root  # this pod's folder, beside the other replicas'
+    assert journal.name == FIELD_STAND_INS["metadata.name"]
+    [mount] = [m for m in container["volumeMounts"] if PurePosixPath(m["mountPath"]) == root]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    [claim] = [
+        c
+        for c in kind("PersistentVolumeClaim")
+        if c["metadata"]["name"] == volume["persistentVolumeClaim"]["claimName"]
+    ]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # outlives the pod; every replica mounts it

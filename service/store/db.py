@@ -74,7 +74,17 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=_json_text)
+    # A database that is unreachable must fail a write in seconds, not hang it: with MSCC_DECISION_WRITE=database
+    # the answer path writes, and falls back to the journal on failure.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 3},
+        json_serializer=_json_text,
+    )
 
 
 def _json_text(value: Any) -> str:

@@ -7,12 +7,20 @@ append, the row is held in memory ("at risk": logged with its decision id, count
 too, to the journal once the disk takes it again; the answer never waits on the database. A row is lost only
 when the memory bound is reached too, or when it is removed from the journal under
 the worker: each is logged with its decision id (no patient data) and counted in `mscc_decision_log_failures`.
+
+Replicas (`MSCC_DECISION_WRITE=database`) write the row to the database before the answer instead (about a
+millisecond on PostgreSQL: `make bench`), so a replica killed a moment later loses nothing and every other replica
+finds the card at once (feedback); the journal takes the row only while the database refuses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from service.logs import raised_at
 from service.metrics import Metrics
@@ -22,24 +30,44 @@ from service.store.decisionrow import DecisionRecord
 from service.store.spool import DecisionSpool
 
 log = logging.getLogger("service.decisionlog")
+ADOPT_AFTER_SECONDS = 60.0  # a replica whose journal has not beaten for this long is gone: the others drain it
+BEAT_SECONDS = 10.0  # how often a replica says its journal is alive, and looks for journals left by others
 
 
 class DecisionLog:
     """Journals decision rows on the answer path (about 10 microseconds), and moves them to storage in batches."""
 
     def __init__(
-        self, store: Store, spool: DecisionSpool, metrics: Metrics, breaker: StorageBreaker | None = None
+        self,
+        store: Store,
+        spool: DecisionSpool,
+        metrics: Metrics,
+        breaker: StorageBreaker | None = None,
+        *,
+        database_first: bool = False,
+        shared_root: Path | None = None,
     ) -> None:
         self.store = store
         self.spool = spool
         self.metrics = metrics
         self.breaker = breaker or StorageBreaker()
+        self.database_first = database_first  # MSCC_DECISION_WRITE=database: replicas that may die at any moment
+        self.shared_root = shared_root  # MSCC_SPOOL_SHARED_ROOT: the replicas' journals, each in its own folder
+        self._last_beat = -BEAT_SECONDS
         self._lost_counted = 0
 
     async def write(self, record: DecisionRecord) -> None:
-        """Journal the row; when the disk refuses it, hold it in memory for the drainer (which writes it to the
-        database within MSCC_DECISION_FLUSH_SECONDS): the answer never waits on a database that may be slow, full
-        or down. A held row is at risk until written: counted, and logged with its id."""
+        """With `database_first`, write the row to the database before the answer leaves (one attempt; storage that
+        failed a moment ago is not waited on: the breaker). Otherwise, or when that fails, journal it; when the disk
+        refuses too, hold it in memory for the drainer. A held row is at risk until written: counted and logged."""
+        if self.database_first and not self.breaker.open:
+            try:
+                await asyncio.to_thread(self.store.write_decision, record, 1)
+                return
+            except SQLAlchemyError as error:
+                self.breaker.failed()
+                fields = {"decision_id": record.id, "service": record.service_id, "error": type(error).__name__}
+                log.warning("decision row not written before the answer: journaled", extra={"fields": fields})
         try:
             self.spool.put(record)
             return
@@ -59,6 +87,11 @@ class DecisionLog:
         outage leaves them on disk (`spool.stalled`), and so does a journal the disk cannot read (logged)."""
         try:
             written = self.spool.drain(self.store)
+            if self.shared_root is not None and time.monotonic() - self._last_beat >= BEAT_SECONDS:
+                self._last_beat = time.monotonic()
+                self.spool.beat()
+                if not self.spool.stalled:
+                    written += self.spool.adopt(self.store, self.shared_root, ADOPT_AFTER_SECONDS)
             if written or not self.spool.stalled:
                 self.breaker.succeeded()  # storage takes rows again: the answer path may use it
         except OSError as error:

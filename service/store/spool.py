@@ -24,6 +24,7 @@ Storage faults under the folder are survived, and no row goes without being coun
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -47,6 +48,7 @@ from service.textsafe import without_lone_surrogates
 _PATTERN = "decisions-*.jsonl"
 _NAME = re.compile(r"^decisions-(\d+)(?:-(\d+))?\.jsonl$")
 _ID = re.compile(rb'^\{"id":"([^"\\]{1,100})"')  # orjson writes a dataclass's fields in order: `id` first
+HEARTBEAT = ".alive"  # touched by each drain: a replica's journal folder with a stale one is adopted by the others
 REJECTED = "rejected-decisions.jsonl"  # rows the database refused for good: for an operator to read
 BATCH_ROWS = 500  # rows per transaction when draining
 MAX_HELD = 100_000  # rows held in memory while both the journal and the database refuse them (about 100 MB)
@@ -244,6 +246,40 @@ class DecisionSpool:
         Raises nothing for a storage outage: the rows wait for the next drain."""
         with self._draining:
             return self._drain(store)
+
+    def beat(self) -> None:
+        """Say this replica's journal is alive (its folder's `.alive` file, touched by each drain): a replica that
+        stops beating is gone, and the others drain its journal (`adopt`)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / HEARTBEAT).touch()
+
+    def adopt(self, store: Store, root: Path, stale_seconds: float) -> int:
+        """Drain the journals other replicas left under `root` (one folder each, on storage they share): a folder
+        whose heartbeat is older than `stale_seconds` belongs to a replica that is gone. Each file is taken under
+        its exclusive lock, so two replicas never store a row twice (and insert-or-ignore would catch it if they
+        did). Returns the rows written; storage that refuses leaves the rest for the next pass."""
+        moved = 0
+        now = time.time()
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.resolve() != self.folder.resolve()):
+            beat = folder / HEARTBEAT
+            try:
+                last = beat.stat().st_mtime
+            except FileNotFoundError:
+                last = folder.stat().st_mtime
+            if now - last < stale_seconds:
+                continue
+            with self._draining:
+                for path in sorted(folder.glob(_PATTERN), key=_order):
+                    done, complete = self._drain_file(path, store)
+                    moved += done
+                    if not complete:
+                        return moved
+            if not any(folder.glob(_PATTERN)):
+                log.info("drained the journal of a replica that is gone", extra={"fields": {"folder": folder.name}})
+                beat.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # written to again (the replica came back), or other files: left
+                    folder.rmdir()
+        return moved
 
     def _drain(self, store: Store) -> int:
         self._rotate()
