@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run workbench test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak faults examples openapi schemas bench clean
+.PHONY: run workbench test install hooks lint pytest contract dockerlint rules-check rules-test rules-diff validate valuesets expand soak faults examples openapi schemas bench scale clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ faults: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+## Three replicas on PostgreSQL behind HAProxy (OS packages), load with feedback, replicas killed with SIGKILL and
+## restarted; reports losses (all must be zero). About a minute; not part of `make test`.
+scale: $(STAMP)
+	$(BIN)/python scripts/scale.py
 
 clean:
 	rm -rf $(VENV) var .ruff_cache schemathesis-report
