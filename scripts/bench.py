@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 
 from load import Connection, LoadResult, request_bytes, run_load  # noqa: E402
 
-from tests.jwtkit import BASE_URL, ISS, Signer, issuers_file  # noqa: E402
+from tests.jwtkit import BASE_URL, Signer, issuers_file, sign_many  # noqa: E402
 from tests.pgserver import server_binaries, throwaway_postgres  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # production mode evaluates at the real time: data dated from it
@@ -137,26 +137,8 @@ def free_port() -> int:
 SERVICE_PATH = "/cds-services/mscc-patient-view"
 
 
-def _sign_batch(job: tuple[dict[str, Any], int]) -> list[str]:
-    """Tokens as an EHR signs them, each with its own jti (in a pool process: signing is the slow part)."""
-    from joserfc import jwt
-    from joserfc.jwk import RSAKey
-
-    key_dict, count = job
-    key = RSAKey.import_key(key_dict)
-    now = int(time.time())
-    claims = {"iss": ISS, "aud": f"{BASE_URL}{SERVICE_PATH}", "iat": now, "exp": now + 900}
-    header = {"alg": "RS384", "typ": "JWT", "kid": key_dict["kid"]}
-    return [jwt.encode(header, {**claims, "jti": str(uuid.uuid4())}, key, algorithms=["RS384"]) for _ in range(count)]
-
-
 def sign_tokens(signer: Signer, count: int) -> list[str]:
-    import multiprocessing
-
-    key = signer.key.as_dict(private=True)
-    chunks = [(key, count // 8 + 1)] * 8
-    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 2) as pool:
-        return [t for batch in pool.map(_sign_batch, chunks) for t in batch][:count]
+    return sign_many(signer, count, SERVICE_PATH.rsplit("/", 1)[-1])
 
 
 class Server:

@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,16 +30,20 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-import bench  # noqa: E402
 
-from tests.jwtkit import BASE_URL, Signer, issuers_file  # noqa: E402
-from tests.pgserver import server_binaries, throwaway_postgres  # noqa: E402
+from tests.jwtkit import BASE_URL, Signer, issuers_file, sign_many  # noqa: E402
+from tests.pgserver import PostgresServer, postgres_server, server_binaries  # noqa: E402
 
 SERVICE = "mscc-patient-view"
 HAPROXY_TEMPLATE = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 REQUEST = json.loads((ROOT / "fhir_examples" / "requests" / "01-mscc-breast-cancer-leg-weakness.json").read_text())
 REQUEST.pop("extension", None)  # production mode: evaluated now
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Replica:
@@ -136,14 +141,18 @@ class Load:
             "outcomeTimestamp": "2026-12-06T09:05:00Z",
             "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
         }
-        for _ in range(5):  # a refusal that says "send it again" (503) is sent again, as an EHR would
+        deadline = time.monotonic() + 60  # an EHR sends again what it was told to (503), for a minute
+        while time.monotonic() < deadline:
             try:
                 answer = http.post(
                     f"{self.base}/cds-services/{SERVICE}/feedback",
                     json={"feedback": [item]},
                     headers={"Authorization": f"Bearer {self.token()}"},
                 )
+            except StopIteration:
+                return
             except httpx.HTTPError:
+                time.sleep(0.5)
                 continue
             with self.lock:
                 self.feedback_statuses[answer.status_code] += 1
@@ -156,7 +165,7 @@ class Load:
             # 503: storage could not take it, send again. 401: HAProxy re-sent the request after the replica that
             # had it died having already used the token (the shared replay check): a new token, as the EHR's next
             # call would carry.
-            time.sleep(0.2)
+            time.sleep(0.5)
 
 
 def killer(replicas: list[Replica], stop: threading.Event, rng: random.Random) -> None:
@@ -181,13 +190,14 @@ def main() -> int:
         return 2
     rng = random.Random(args.seed)  # noqa: S311 -- which replica dies when, repeatably: not a secret
     work = Path(tempfile.mkdtemp(prefix="mscc-scale-"))
-    lb_port = bench.free_port()
+    lb_port = free_port()
     base = f"http://127.0.0.1:{lb_port}"
     signer = Signer(kind="RSA")
     issuers = issuers_file(work / "issuers.yaml", signer)
-    tokens = bench.sign_tokens(signer, int(args.seconds * 1500) + 100)
+    tokens = sign_many(signer, int((args.seconds + OUTAGE_SECONDS) * 1500) + 100, SERVICE)
     print(f"signed {len(tokens)} tokens; work folder {work}", flush=True)
-    with throwaway_postgres(binaries) as url:
+    with postgres_server(binaries) as database:
+        url = database.url
         common = {
             "MSCC_DATABASE_URL": url,
             "MSCC_DECISION_WRITE": "database",
@@ -195,10 +205,12 @@ def main() -> int:
             "MSCC_ISSUERS_FILE": str(issuers),
             "MSCC_PUBLIC_BASE_URL": BASE_URL,
             "MSCC_SPOOL_SHARED_ROOT": str(work / "journal"),
+            "MSCC_SPOOL_ADOPT_SECONDS": "6",
+            "MSCC_SPOOL_DRAIN_SECONDS": "1",
             "MSCC_LOG_LEVEL": "WARNING",
         }
         replicas = [
-            Replica(i, bench.free_port(), {**common, "MSCC_SPOOL_DIR": str(work / "journal" / f"replica-{i}")}, work)
+            Replica(i, free_port(), {**common, "MSCC_SPOOL_DIR": str(work / "journal" / f"replica-{i}")}, work)
             for i in range(1, 4)
         ]
         for replica in replicas:
@@ -212,7 +224,8 @@ def main() -> int:
         )
         try:
             time.sleep(1.5)  # the health checks see every replica up
-            load = Load(base, tokens)
+            split = int(len(tokens) * args.seconds / (args.seconds + OUTAGE_SECONDS))
+            load = Load(base, tokens[:split])
             stop_killing = threading.Event()
             threads = [threading.Thread(target=load.client, daemon=True) for _ in range(args.clients)]
             murderer = threading.Thread(target=killer, args=(replicas, stop_killing, rng), daemon=True)
@@ -232,15 +245,10 @@ def main() -> int:
             for replica in replicas:
                 replica.wait_ready()
             replay = replay_refused(replicas, signer)
-            revisions = {
-                r.index: httpx.get(f"http://127.0.0.1:{r.port}/healthz").json()["rulesetRevision"] for r in replicas
-            }
+            revisions = {r.index: health(r.port)["rulesetRevision"] for r in replicas}
             time.sleep(1.0)
-            engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-            with engine.connect() as connection:
-                stored_cards = {row[0] for row in connection.execute(text("SELECT card_uuid FROM decisions"))}
-                stored_feedback = {row[0] for row in connection.execute(text("SELECT card_uuid FROM feedback"))}
-            engine.dispose()
+            stored_cards, stored_feedback = stored(url)
+            outage = outage_phase(base, replicas, database, tokens[split:], args.clients)
         finally:
             balancer.terminate()
             balancer.wait(timeout=10)
@@ -274,9 +282,74 @@ def main() -> int:
     failed = bool(lost_rows or lost_feedback or refused_feedback or five_xx or load.errors or not answered)
     failed = failed or not replay or len(set(revisions.values())) != 1
     print()
+    print(f"### PostgreSQL down {OUTAGE_DOWN:.0f} s under load; replica 3 killed during the outage, never restarted")
+    print()
+    print("| measure | value |")
+    print("| --- | ---: |")
+    for name, value in outage.items():
+        print(f"| {name} | {value} |")
+    failed = failed or bool(outage["decision rows lost"] or outage["feedback lost / refused for good"] != "0 / 0")
+    failed = failed or bool(outage["5xx answered"] or outage["connection errors at the client"])
+    print()
     print("FAIL" if failed else "PASS")
     shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
+
+
+OUTAGE_SECONDS = 20.0  # the second phase: load, PostgreSQL down, a replica lost for good, PostgreSQL back
+OUTAGE_DOWN = 8.0
+
+
+def stored(url: str) -> tuple[set[str], set[str]]:
+    """(card uuids with a decision row, card uuids with feedback) in PostgreSQL."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        cards = {row[0] for row in connection.execute(text("SELECT card_uuid FROM decisions"))}
+        feedback = {row[0] for row in connection.execute(text("SELECT card_uuid FROM feedback"))}
+    engine.dispose()
+    return cards, feedback
+
+
+def outage_phase(
+    base: str, replicas: list[Replica], database: PostgresServer, tokens: list[str], clients: int
+) -> dict[str, Any]:
+    """Load through the balancer; PostgreSQL stopped for OUTAGE_DOWN seconds; during it replica 3 is killed and
+    stays dead (its journal on the shared folder is drained by the others); then every answered card must reach
+    PostgreSQL and every feedback be stored, nothing refused for good."""
+    load = Load(base, tokens)
+    threads = [threading.Thread(target=load.client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(4)
+    database.stop()
+    time.sleep(OUTAGE_DOWN / 2)
+    replicas[2].kill()  # gone for good: nobody restarts it
+    time.sleep(OUTAGE_DOWN / 2)
+    database.start()
+    time.sleep(OUTAGE_SECONDS - 4 - OUTAGE_DOWN)
+    load.stop.set()
+    for thread in threads:
+        thread.join(timeout=120)
+    journal = replicas[2].env["MSCC_SPOOL_DIR"]
+    deadline = time.monotonic() + 60
+    cards, feedback = stored(database.url)
+    while time.monotonic() < deadline and not set(load.cards) <= cards:
+        time.sleep(1)
+        cards, feedback = stored(database.url)
+    answered = len(load.cards)
+    five_xx = sum(n for status, n in load.statuses.items() if status >= 500)
+    five_xx += sum(n for status, n in load.feedback_statuses.items() if status >= 500 and status != 503)
+    lost_feedback = len([c for c in load.feedback_accepted if c not in feedback])
+    return {
+        "hook calls answered (200, with a card)": f"{answered:,}",
+        "hook call statuses": dict(sorted(load.statuses.items())),
+        "connection errors at the client": load.errors,
+        "decision rows lost": len([c for c in load.cards if c not in cards]),
+        "feedback statuses (503: storage down, sent again)": dict(sorted(load.feedback_statuses.items())),
+        "feedback lost / refused for good": f"{lost_feedback} / {answered - len(load.feedback_accepted)}",
+        "5xx answered": five_xx,
+        "the lost replica's journal drained by the others": not Path(journal).exists(),
+    }
 
 
 def health(port: int) -> dict[str, Any]:

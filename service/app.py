@@ -106,6 +106,7 @@ def create_app(
         breaker,
         database_first=settings.decision_write == "database",
         shared_root=settings.spool_shared_root,
+        adopt_after=settings.spool_adopt_seconds,
     )
     rules = RuleSource(ruleset, settings.rules_dir, settings.site_dir, metrics, clock)
     hook_calls = HookCalls(

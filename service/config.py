@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="replicas: the folder on storage they share (a ReadWriteMany volume) that holds each replica's "
         "journal folder (MSCC_SPOOL_DIR below it); each replica drains the journals of replicas gone for a minute",
     )
+    spool_adopt_seconds: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="replicas: a journal folder under MSCC_SPOOL_SHARED_ROOT whose heartbeat is this old belongs to a "
+        "replica that is gone, and is drained by the others (each replica beats every sixth of it)",
+    )
     decision_fsync: bool = Field(
         default=False,
         description="fsync each journaled decision row before the answer leaves (survives a power cut, costs a "

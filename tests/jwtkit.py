@@ -77,3 +77,26 @@ def issuers_file(
         issuer["jwks_url"] = jwks_url
     path.write_text(yaml.safe_dump({"issuers": [issuer]}))
     return path
+
+
+def _sign_batch(job: tuple[dict[str, Any], int, str]) -> list[str]:
+    """Tokens as an EHR signs them, each with its own jti (in a pool process: signing is the slow part)."""
+    from joserfc.jwk import RSAKey
+
+    key_dict, count, service_id = job
+    key = RSAKey.import_key(key_dict)
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": f"{BASE_URL}/cds-services/{service_id}", "iat": now, "exp": now + 900}
+    header = {"alg": "RS384", "typ": "JWT", "kid": key_dict["kid"]}
+    return [jwt.encode(header, {**claims, "jti": str(uuid.uuid4())}, key, algorithms=["RS384"]) for _ in range(count)]
+
+
+def sign_many(signer: Signer, count: int, service_id: str = "mscc-patient-view") -> list[str]:
+    """`count` RS384 tokens for one service, signed in a process pool (the bench and `make scale` need thousands)."""
+    import multiprocessing
+    import os
+
+    key = signer.key.as_dict(private=True)
+    chunks = [(key, count // 8 + 1, service_id)] * 8
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 2) as pool:
+        return [t for batch in pool.map(_sign_batch, chunks) for t in batch][:count]

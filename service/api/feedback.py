@@ -94,7 +94,9 @@ async def send_feedback(
     try:
         stored = await _record_when_known(store, clock, settings.feedback_wait_seconds, service.id, items)
     except UnknownCards as error:
-        if spool.at_risk or await asyncio.to_thread(spool.pending):
+        shared = settings.spool_shared_root
+        waiting = await asyncio.to_thread(lambda: spool.pending() or (shared and spool.journals_waiting(shared)))
+        if spool.at_risk or waiting:
             raise ServiceUnavailable(
                 "feedback names cards whose decisions are not stored yet (storage is catching up); "
                 "nothing was stored, send it again",

@@ -42,9 +42,16 @@ async def readyz(
     writable = await asyncio.to_thread(lambda: store.ping() and store.can_write())
     checks = {"rules": "ok", "database": "ok" if writable else "failing"}
     ready = all(v == "ok" for v in checks.values())
+    # Replicas (MSCC_DECISION_WRITE=database) keep answering while the database is down: their rows wait in the
+    # journal on shared storage, which another replica drains if this one dies. A load balancer or Kubernetes that
+    # took every replica out for the database's outage would stop decision support for nothing.
+    journal_holds = not writable and runtime.settings.decision_write == "database" and spool.writable()
+    ready = ready or journal_holds
     # Informative, not a readiness failure: hook calls are answered meanwhile.
     checks["decisionSpool"] = f"{await asyncio.to_thread(spool.pending)} rows waiting"
     degraded = runtime.hooks.decisions.degraded
+    if journal_holds:
+        degraded = [*degraded, "the database refuses writes: decision rows wait in the journal (MSCC_SPOOL_DIR)"]
     checks["decisionDurability"] = "; ".join(degraded) if degraded else "ok"
     refused = rules.last_refusal
     if refused is not None:  # still ready: the previous, valid rule set is serving

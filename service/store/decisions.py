@@ -31,7 +31,6 @@ from service.store.spool import DecisionSpool
 
 log = logging.getLogger("service.decisionlog")
 ADOPT_AFTER_SECONDS = 60.0  # a replica whose journal has not beaten for this long is gone: the others drain it
-BEAT_SECONDS = 10.0  # how often a replica says its journal is alive, and looks for journals left by others
 
 
 class DecisionLog:
@@ -46,6 +45,7 @@ class DecisionLog:
         *,
         database_first: bool = False,
         shared_root: Path | None = None,
+        adopt_after: float = ADOPT_AFTER_SECONDS,
     ) -> None:
         self.store = store
         self.spool = spool
@@ -53,7 +53,9 @@ class DecisionLog:
         self.breaker = breaker or StorageBreaker()
         self.database_first = database_first  # MSCC_DECISION_WRITE=database: replicas that may die at any moment
         self.shared_root = shared_root  # MSCC_SPOOL_SHARED_ROOT: the replicas' journals, each in its own folder
-        self._last_beat = -BEAT_SECONDS
+        self.adopt_after = adopt_after  # a journal folder whose heartbeat is this old belongs to a replica gone
+        self.beat_every = adopt_after / 6  # every 10 s at the default minute: a live replica is never taken for gone
+        self._last_beat = -adopt_after
         self._lost_counted = 0
 
     async def write(self, record: DecisionRecord) -> None:
@@ -87,11 +89,11 @@ class DecisionLog:
         outage leaves them on disk (`spool.stalled`), and so does a journal the disk cannot read (logged)."""
         try:
             written = self.spool.drain(self.store)
-            if self.shared_root is not None and time.monotonic() - self._last_beat >= BEAT_SECONDS:
+            if self.shared_root is not None and time.monotonic() - self._last_beat >= self.beat_every:
                 self._last_beat = time.monotonic()
                 self.spool.beat()
                 if not self.spool.stalled:
-                    written += self.spool.adopt(self.store, self.shared_root, ADOPT_AFTER_SECONDS)
+                    written += self.spool.adopt(self.store, self.shared_root, self.adopt_after)
             if written or not self.spool.stalled:
                 self.breaker.succeeded()  # storage takes rows again: the answer path may use it
         except OSError as error:

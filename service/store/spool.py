@@ -218,6 +218,11 @@ class DecisionSpool:
             extra={"fields": {"decision_id": decision_id}},
         )
 
+    def journals_waiting(self, root: Path) -> bool:
+        """Whether any replica's journal under the shared `root` holds rows the database does not have yet (a card
+        answered during an outage, by this replica or one that is gone and will be drained)."""
+        return root.is_dir() and any(_size(path) for path in root.glob(f"*/{_PATTERN}"))
+
     def pending(self) -> int:
         """Rows on disk not yet in the database, in every worker's files (reads them: not for the answer path)."""
         if not self.folder.is_dir():
@@ -461,6 +466,13 @@ def _still_named(path: Path, fd: int) -> bool:
 def _next_sequence(folder: Path, pid: int) -> int:
     taken = [_order(p)[1] for p in folder.glob(f"decisions-{pid}-*.jsonl")] if folder.is_dir() else []
     return max(taken, default=-1) + 1
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # drained and removed meanwhile
+        return 0
 
 
 def _owner(path: Path) -> int | None:

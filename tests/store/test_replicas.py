@@ -186,3 +186,35 @@ def test_the_decision_log_beats_and_adopts_on_its_drain(make_app, tmp_path: Path
         assert not (root / "replica-gone").exists()
         with runtime.store.sessions.begin() as session:
             assert runtime.store.decision_by_card(session, "card-orphan") is not None
+
+
+def test_feedback_for_a_card_still_in_a_gone_replicas_journal_is_send_again_not_unknown(
+    make_app, tmp_path: Path
+) -> None:
+    """Nothing is refused for good: while the card's row waits in another replica's journal on the shared storage,
+    feedback for it is a 503 (send it again), never a 404."""
+    root = tmp_path / "journal"
+    DecisionSpool(root / "replica-gone").put(decision_record("card-in-a-journal"))
+    app = make_app(
+        decision_write="database", spool_dir=root / "replica-b", spool_shared_root=root, feedback_wait_seconds=0
+    )
+    with TestClient(app) as client:
+        item = {"card": "card-in-a-journal", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T09:05:00Z"}
+        answer = client.post(f"{URL}/feedback", json={"feedback": [item]})
+    assert answer.status_code == 503
+
+
+def test_replicas_stay_ready_while_the_database_is_down_and_the_journal_holds(make_app, monkeypatch) -> None:
+    """A load balancer or Kubernetes takes out replicas that are not ready: with the decision rows safe in the
+    journal, a database outage must not stop decision support. One machine's mode keeps the strict 503."""
+    for write, status in (("database", 200), ("journal", 503)):
+        with TestClient(make_app(decision_write=write)) as client:
+            store = runtime_of(client.app).store
+            monkeypatch.setattr(store, "ping", lambda: False)
+            ready = client.get("/readyz")
+            monkeypatch.undo()
+        assert ready.status_code == status, write
+        assert ready.json()["checks"]["database"] == "failing"
+        if write == "database":
+            assert ready.json()["status"] == "degraded"
+            assert "decision rows wait in the journal" in ready.json()["checks"]["decisionDurability"]
