@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from authoring.ruletests import deadline_check
-from service.cdshooks.deadline import binding_clock
+from service.cdshooks.deadline import binding_clock, check_deadline
 from service.engine.evaluation import Evaluation, evaluate_record
 from service.engine.ruleset import RuleSet
 from service.fhir.record import PatientRecord, coding_keys
@@ -112,8 +111,8 @@ def check_case(case: DeadlineCase, build: Build, ruleset: RuleSet, tally: Deadli
         clock = binding_clock(evaluation)
         due = clock.due if clock else case.now
         late_at = None if hook == "encounter-discharge" else due + timedelta(days=1)
-        late = deadline_check(hook, evaluation, *_inputs(hook, late_at)).late is not None
-        in_time = deadline_check(hook, evaluation, *_inputs(hook, due - timedelta(hours=1))).late is not None
+        late = check_deadline(hook, evaluation, *_inputs(hook, late_at)).late is not None
+        in_time = check_deadline(hook, evaluation, *_inputs(hook, due - timedelta(hours=1))).late is not None
         if must_card:
             tally.must_card[hook] += 1
             tally.carded[hook] += late

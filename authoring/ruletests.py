@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.cdshooks.deadline import DeadlineCheck, check_appointments, check_discharge, check_dispatch
+from service.cdshooks.deadline import check_deadline
 from service.config import PROJECT_ROOT
-from service.engine.evaluation import Evaluation, evaluate_record
+from service.engine.evaluation import evaluate_record
 from service.engine.ruleset import RuleSet
 from service.engine.yamlfile import load_yaml
 from service.errors import InvalidFhir
@@ -148,7 +148,7 @@ def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFil
     if decision.fired != case.expect.fires:
         failures.append(f"expected fires={case.expect.fires}, got {decision.fired}")
     if case.hook is not None:
-        checked = deadline_check(
+        checked = check_deadline(
             case.hook, evaluation, case.appointments or [], case.dispatched or [], case.tasks or []
         )
         if (checked.late is not None) != case.expect.deadline_card:
@@ -176,22 +176,6 @@ def _check(case: RuleTestCase, ruleset: RuleSet, rule_id: str, defaults: CaseFil
         case.hook,
         case.expect.deadline_card,
     )
-
-
-def deadline_check(
-    hook: str,
-    evaluation: Evaluation,
-    appointments: list[dict[str, Any]],
-    dispatched: list[str],
-    tasks: list[dict[str, Any]],
-) -> DeadlineCheck:
-    """The deadline hook's check, as the service runs it, on the case's appointments or dispatch."""
-    codes, mri = evaluation.ruleset.codes, evaluation.ruleset.config.whole_spine_mri
-    if hook == "appointment-book":
-        return check_appointments(evaluation, codes, mri, appointments)
-    if hook == "encounter-discharge":
-        return check_discharge(evaluation, codes, mri, appointments)
-    return check_dispatch(evaluation, codes, mri, dispatched, tasks)
 
 
 def load_case_file(path: Path) -> CaseFile:

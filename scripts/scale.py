@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.jwtkit import BASE_URL, Signer, issuers_file, sign_many  # noqa: E402
-from tests.pgserver import PostgresServer, postgres_server, server_binaries  # noqa: E402
+from tests.pgserver import PostgresServer, free_port, postgres_server, server_binaries  # noqa: E402
 
 SERVICE = "mscc-patient-view"
 HAPROXY_TEMPLATE = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 REQUEST = json.loads((ROOT / "fhir_examples" / "requests" / "01-mscc-breast-cancer-leg-weakness.json").read_text())
 REQUEST.pop("extension", None)  # production mode: evaluated now
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Replica:

@@ -27,7 +27,8 @@ def server_binaries() -> Path | None:
     return Path(found).parent if found and shutil.which("initdb") else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port no one listens on now (for a server a test starts)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -43,7 +44,7 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
             self.as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
-        self.data, self.port = self.folder / "data", _free_port()
+        self.data, self.port = self.folder / "data", free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, check: bool = True) -> None:

@@ -164,60 +164,74 @@ def appointment_start(appointment: dict[str, Any]) -> tuple[datetime | None, Inp
     return start.latest, None
 
 
-def _first_late(
-    bookings: list[tuple[dict[str, Any], datetime | None]], clock: Clock, event: str
-) -> tuple[Late | None, bool]:
-    """(the late booking, whether any booking is in time). The earliest start decides; no start is late."""
+Booking = tuple[dict[str, Any], datetime | None]  # what is booked (for its name) and when: None, no time given
+
+
+def _first_late(bookings: list[Booking], clock: Clock, event: str) -> Late | None:
+    """The late booking, or None when one is in time. The earliest start decides; no start is late."""
     timed = sorted((when, b) for b, when in bookings if when is not None)
     if timed and timed[0][0] <= clock.due:
-        return None, True
+        return None
     untimed = [b for b, when in bookings if when is None]
     chosen, when = (untimed[0], None) if untimed else (timed[0][1], timed[0][0])
-    return Late(clock, event, when, _label(chosen, "the MRI"), clock.now), False
+    return Late(clock, event, when, _label(chosen, "the MRI"), clock.now)
+
+
+def _clock_to_keep(evaluation: Evaluation, codes: CodeIndex, valueset: str) -> Clock | None:
+    """The binding clock, unless no rule with a deadline fires or a whole-spine MRI was done since it started."""
+    clock = binding_clock(evaluation)
+    if clock is None or mri_done_since(evaluation, codes, valueset, clock.started):
+        return None
+    return clock
+
+
+def _mri_bookings(
+    evaluation: Evaluation,
+    codes: CodeIndex,
+    valueset: str,
+    appointments: list[dict[str, Any]],
+    statuses: frozenset[str] | None = None,
+) -> tuple[list[Booking], list[InputIssue]]:
+    """The whole-spine MRI appointments (of these statuses, when given) with their starts, and the issues of those
+    with no readable start."""
+    orders = _mri_orders(evaluation, codes, valueset)
+    issues: list[InputIssue] = []
+    bookings: list[Booking] = []
+    for appointment in appointments:
+        if statuses is not None and appointment.get("status") not in statuses:
+            continue
+        if not is_mri_appointment(appointment, codes, valueset, orders):
+            continue
+        when, issue = appointment_start(appointment)
+        issues += [issue] if issue else []
+        bookings.append((appointment, when))
+    return bookings, issues
 
 
 def check_appointments(
     evaluation: Evaluation, codes: CodeIndex, valueset: str, appointments: list[dict[str, Any]]
 ) -> DeadlineCheck:
     """appointment-book: a proposed whole-spine MRI appointment that starts after the rule's deadline."""
-    clock = binding_clock(evaluation)
-    if clock is None or mri_done_since(evaluation, codes, valueset, clock.started):
+    clock = _clock_to_keep(evaluation, codes, valueset)
+    if clock is None:
         return DeadlineCheck()
-    orders = _mri_orders(evaluation, codes, valueset)
-    issues: list[InputIssue] = []
-    bookings: list[tuple[dict[str, Any], datetime | None]] = []
-    for appointment in appointments:
-        if not is_mri_appointment(appointment, codes, valueset, orders):
-            continue
-        when, issue = appointment_start(appointment)
-        issues += [issue] if issue else []
-        bookings.append((appointment, when))
+    bookings, issues = _mri_bookings(evaluation, codes, valueset, appointments)
     if not bookings:
         return DeadlineCheck(issues=issues)  # not an MRI being booked: patient-view and the order hooks speak
-    late, _ = _first_late(bookings, clock, "booked")
-    return DeadlineCheck(late, issues)
+    return DeadlineCheck(_first_late(bookings, clock, "booked"), issues)
 
 
 def check_discharge(
     evaluation: Evaluation, codes: CodeIndex, valueset: str, appointments: list[dict[str, Any]]
 ) -> DeadlineCheck:
     """encounter-discharge: the rule fires and no whole-spine MRI was done since the sign, nor booked in time."""
-    clock = binding_clock(evaluation)
-    if clock is None or mri_done_since(evaluation, codes, valueset, clock.started):
+    clock = _clock_to_keep(evaluation, codes, valueset)
+    if clock is None:
         return DeadlineCheck()
-    orders = _mri_orders(evaluation, codes, valueset)
-    issues: list[InputIssue] = []
-    bookings: list[tuple[dict[str, Any], datetime | None]] = []
-    for appointment in appointments:
-        if appointment.get("status") not in _BOOKED or not is_mri_appointment(appointment, codes, valueset, orders):
-            continue
-        when, issue = appointment_start(appointment)
-        issues += [issue] if issue else []
-        bookings.append((appointment, when))
+    bookings, issues = _mri_bookings(evaluation, codes, valueset, appointments, _BOOKED)
     if not bookings:
         return DeadlineCheck(Late(clock, "discharged", None, "no whole-spine MRI done or booked", clock.now), issues)
-    late, _ = _first_late(bookings, clock, "booked")
-    return DeadlineCheck(late, issues)
+    return DeadlineCheck(_first_late(bookings, clock, "booked"), issues)
 
 
 def _task_end(task: dict[str, Any]) -> datetime | None:
@@ -247,12 +261,12 @@ def check_dispatch(
     evaluation: Evaluation, codes: CodeIndex, valueset: str, dispatched: list[str], tasks: list[dict[str, Any]]
 ) -> DeadlineCheck:
     """order-dispatch: a whole-spine MRI order sent to a performer whose fulfilment Task ends after the deadline."""
-    clock = binding_clock(evaluation)
-    if clock is None or mri_done_since(evaluation, codes, valueset, clock.started):
+    clock = _clock_to_keep(evaluation, codes, valueset)
+    if clock is None:
         return DeadlineCheck()
     orders = _mri_orders(evaluation, codes, valueset)
     issues: list[InputIssue] = []
-    bookings: list[tuple[dict[str, Any], datetime | None]] = []
+    bookings: list[Booking] = []
     for reference in dispatched:
         if reference not in orders:
             if reference.startswith("ServiceRequest/"):
@@ -269,5 +283,21 @@ def check_dispatch(
         bookings += [(named, end) for _, end in ends] or [(named, None)]
     if not bookings:
         return DeadlineCheck(issues=issues)
-    late, _ = _first_late(bookings, clock, "dispatched")
-    return DeadlineCheck(late, issues)
+    return DeadlineCheck(_first_late(bookings, clock, "dispatched"), issues)
+
+
+def check_deadline(
+    hook: str,
+    evaluation: Evaluation,
+    appointments: list[dict[str, Any]],
+    dispatched: list[str],
+    tasks: list[dict[str, Any]],
+) -> DeadlineCheck:
+    """The deadline hook's check on its inputs (the service, the rule tests and the clinical validation all ask
+    here): appointment-book's proposed Appointments, encounter-discharge's booked ones, order-dispatch's orders."""
+    codes, valueset = evaluation.ruleset.codes, evaluation.ruleset.config.whole_spine_mri
+    if hook == "appointment-book":
+        return check_appointments(evaluation, codes, valueset, appointments)
+    if hook == "encounter-discharge":
+        return check_discharge(evaluation, codes, valueset, appointments)
+    return check_dispatch(evaluation, codes, valueset, dispatched, tasks)

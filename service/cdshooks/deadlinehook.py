@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.cdshooks.deadline import DeadlineCheck, check_appointments, check_discharge, check_dispatch
+from service.cdshooks.deadline import DeadlineCheck, check_deadline
 from service.cdshooks.models import HookContext
 from service.cdshooks.prefetch import Unreadable, resources_of
 from service.engine.evaluation import Evaluation
@@ -36,17 +36,12 @@ def check_hook_deadline(
     hook: str, evaluation: Evaluation, context: HookContext, prefetched: list[dict[str, Any]]
 ) -> DeadlineCheck:
     """The deadline check of this hook, with the issues of reading its inputs."""
-    ruleset = evaluation.ruleset
-    codes, mri = ruleset.codes, ruleset.config.whole_spine_mri
+    issues: list[InputIssue] = []
     if hook == "appointment-book":
         appointments, issues = _appointments(getattr(context, "appointments", None))
-        checked = check_appointments(evaluation, codes, mri, appointments)
-    elif hook == "encounter-discharge":
-        issues = []
-        booked = [r for r in prefetched if r.get("resourceType") == "Appointment"]
-        checked = check_discharge(evaluation, codes, mri, booked)
     else:
-        issues = []
-        tasks = [t for t in getattr(context, "fulfillmentTasks", None) or [] if isinstance(t, dict)]
-        checked = check_dispatch(evaluation, codes, mri, list(getattr(context, "dispatchedOrders", [])), tasks)
+        appointments = [r for r in prefetched if r.get("resourceType") == "Appointment"]
+    tasks = [t for t in getattr(context, "fulfillmentTasks", None) or [] if isinstance(t, dict)]
+    dispatched = list(getattr(context, "dispatchedOrders", None) or [])
+    checked = check_deadline(hook, evaluation, appointments, dispatched, tasks)
     return DeadlineCheck(checked.late, [*issues, *checked.issues])

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 from pydantic_core import PydanticSerializationError
 
+from service.engine.model import Hook
 from service.textsafe import without_lone_surrogates
 
 T = TypeVar("T")
@@ -66,15 +67,7 @@ class HookRequest(Tolerant):
         extra="allow", json_schema_extra={"dependentRequired": {"fhirAuthorization": ["fhirServer"]}}
     )
 
-    hook: Literal[
-        "patient-view",
-        "order-select",
-        "order-sign",
-        "encounter-start",
-        "appointment-book",
-        "encounter-discharge",
-        "order-dispatch",
-    ] = Field(description="the hooks this service answers; each service id answers one of them")
+    hook: Hook = Field(description="the hooks this service answers; each service id answers one of them")
     hookInstance: str = Field(pattern=UUID_PATTERN, description="a UUID for this hook call")  # noqa: N815
     fhirServer: HttpUrl | None = None  # noqa: N815
     fhirAuthorization: FhirAuthorization | None = None  # noqa: N815

@@ -107,9 +107,9 @@ def _unknown_code(codes: CodeIndex, resource: dict[str, Any]) -> InputIssue | No
     """An order no trigger took whose code no value set knows: it was not checked, and the answer says so, so that a
     spine image or an analgesic under a local or new code is noticed and added (a site folder) rather than missed."""
     for field in _CONCEPTS:
-        keys = coding_keys(resource.get(field))
         if resource.get(field) is None:
             continue
+        keys = coding_keys(resource.get(field))
         if any(codes.lookup(key) for key in keys):
             return None
         named = ", ".join(f"{system_name(s)} {c}" for s, c in keys) or "no coded value"

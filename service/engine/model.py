@@ -22,6 +22,16 @@ Window = Annotated[
     ),
 ]
 _DURATION = TypeAdapter(timedelta)
+# The CDS hooks a service of this rule set may answer (the protocol layer accepts the same list).
+Hook = Literal[
+    "patient-view",
+    "order-select",
+    "order-sign",
+    "encounter-start",
+    "appointment-book",
+    "encounter-discharge",
+    "order-dispatch",
+]
 Priority = Literal["routine", "urgent", "asap", "stat"]
 
 
@@ -294,15 +304,7 @@ class ServiceEntry(StrictModel):
     """One discovery entry: a hook this rule set answers."""
 
     id: Slug
-    hook: Literal[
-        "patient-view",
-        "order-select",
-        "order-sign",
-        "encounter-start",
-        "appointment-book",
-        "encounter-discharge",
-        "order-dispatch",
-    ]
+    hook: Hook
     title: str
     description: str
     usage_requirements: str | None = None

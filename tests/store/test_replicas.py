@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,9 @@ from service.config import PROJECT_ROOT
 from service.store.db import Store, make_engine, migrate
 from service.store.spool import HEARTBEAT, DecisionSpool
 from tests.helpers import decision_record, hook_request, runtime_of
+from tests.pgserver import free_port
 
 URL = "/cds-services/mscc-patient-view"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fresh(url: str) -> None:
@@ -45,7 +39,7 @@ def _fresh(url: str) -> None:
 def replica(url: str, folder: Path, write: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`python -m service serve` as its own process group, its journal flushed only every 5 s (so only a write
     before the answer can save a row)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MSCC_")}
     env |= {
         "MSCC_DEV_MODE": "true",
