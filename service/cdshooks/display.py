@@ -82,7 +82,7 @@ def finding(fact: Fact, *, with_status: bool = True) -> str:
     label = fact.label
     if not label or label == NO_DISPLAY:  # a coding without a display: name the code, so it can be looked up
         system, code = fact.keys[0] if fact.keys else ("", "")
-        label = f"{_SYSTEM_NAMES.get(system, system)} {code}".strip() or fact.resource_type
+        label = f"{system_name(system)} {code}".strip() or fact.resource_type
     if with_status and fact.status == "history":
         label += " (past history)"
     elif with_status and fact.resource_type == "Condition" and fact.status and fact.status != "active":
